@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test, twice: a g++ 12 release build (warnings as errors), and a
+# clang 14 build with AddressSanitizer + UndefinedBehaviorSanitizer that also builds the libFuzzer
+# targets. Installs its own dependencies from Debian first. Usage: scripts/test.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+scripts/install-dependencies.sh
+
+jobs=$(nproc)
+run_build() {
+  local name=$1
+  shift
+  echo "==> configure $name"
+  cmake -S . -B "build/$name" -G Ninja "$@" >/dev/null
+  echo "==> build $name"
+  cmake --build "build/$name" -j "$jobs"
+  echo "==> test $name"
+  (cd "build/$name" && ctest --output-on-failure -j "$jobs" --timeout 600)
+}
+
+run_build gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++-12 -DTETHER_WARNINGS_AS_ERRORS=ON
+run_build clang-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 -DTETHER_SANITIZE=ON \
+  -DTETHER_FUZZ=ON -DTETHER_BENCHMARKS=OFF -DTETHER_WARNINGS_AS_ERRORS=ON
+echo "==> all tests passed in both builds"

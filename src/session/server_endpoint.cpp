@@ -1,0 +1,197 @@
+#include "session/server_endpoint.hpp"
+
+#include <cassert>
+
+#include "wire/codec.hpp"
+
+namespace tether::session {
+
+ServerEndpoint::ServerEndpoint(SessionConfig config, const Secret& static_key, RandomSource& random)
+    : config_(config), static_key_(static_key), random_(random) {}
+
+void ServerEndpoint::accept(PathId connection, std::span<const std::byte> keying_material, Time now) {
+  assert(!pending_.contains(connection) && !connection_sessions_.contains(connection));
+  ++stats_.connections_accepted;
+  PendingConnection pending;
+  pending.keying_material.assign(keying_material.begin(), keying_material.end());
+  pending.deadline = now + config_.handshake_timeout;
+  pending_.emplace(connection, std::move(pending));
+}
+
+void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes, Time now) {
+  if (auto routed = connection_sessions_.find(connection); routed != connection_sessions_.end()) {
+    if (Session* session = find(routed->second)) session->receive(connection, bytes, now);
+    return;
+  }
+  auto it = pending_.find(connection);
+  if (it == pending_.end() || it->second.done) return;
+  PendingConnection& pending = it->second;
+  wire::DecodeLimits limits;
+  limits.max_payload = config_.max_frame_payload;
+  limits.max_list_entries = std::max<std::size_t>(4096, 2 * config_.max_streams + 1);
+  bool first_frame_seen = false;
+  auto result = pending.inbound.feed(bytes, limits, [&](const wire::Frame& frame) {
+    first_frame_seen = true;
+    handle_first_frame(connection, pending, frame, now);
+    return false;  // whatever follows belongs to the session (or is dropped)
+  });
+  if (!result) {
+    ++stats_.handshake_failures;
+    refuse(connection, pending, Reason::kProtocolError, false);
+    return;
+  }
+  if (!first_frame_seen) return;
+  std::vector<std::byte> rest = pending.inbound.release();
+  if (auto routed = connection_sessions_.find(connection); routed != connection_sessions_.end()) {
+    pending_.erase(it);
+    if (Session* session = find(routed->second); session != nullptr && !rest.empty()) {
+      session->receive(connection, rest, now);
+    }
+  }
+}
+
+void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pending, const wire::Frame& frame,
+                                        Time now) {
+  if (const auto* hello = std::get_if<wire::Hello>(&frame)) {
+    if (hello->version != wire::kProtocolVersion) {
+      ++stats_.handshake_failures;
+      refuse(connection, pending, Reason::kProtocolError, false);
+      return;
+    }
+    const SessionId session_id = new_session_id();
+    const Secret token = stateless_reset_token(static_key_, session_id);
+    auto session = std::unique_ptr<Session>(new Session(config_, random_, now, session_id, connection,
+                                                        pending.keying_material, *hello, token, events_));
+    sessions_.emplace(session_id, std::move(session));
+    connection_sessions_.emplace(connection, session_id);
+    ++stats_.sessions_created;
+    return;
+  }
+  if (const auto* resume = std::get_if<wire::Resume>(&frame)) {
+    Session* session = find(resume->session_id);
+    if (session == nullptr || session->phase() != Phase::kOpen) {
+      // We have no such session (any more): say so with a token only we can make, so the client stops.
+      wire::encode_frame(
+          wire::StatelessReset{resume->session_id, stateless_reset_token(static_key_, resume->session_id)},
+          pending.outgoing);
+      ++stats_.stateless_resets_sent;
+      finish_pending(connection, pending);
+      return;
+    }
+    auto accepted = session->accept_resume(connection, pending.keying_material, *resume, now);
+    if (!accepted) {
+      ++stats_.resumes_rejected;
+      refuse(connection, pending, accepted.error(), false);
+      return;
+    }
+    ++stats_.resumes_accepted;
+    connection_sessions_.emplace(connection, resume->session_id);
+    return;
+  }
+  if (const auto* close = std::get_if<wire::FastClose>(&frame)) {
+    Session* session = find(close->session_id);
+    if (session != nullptr && session->accept_fast_close(*close, now)) {
+      ++stats_.fast_closes_accepted;
+    } else {
+      ++stats_.fast_closes_rejected;
+    }
+    finish_pending(connection, pending);
+    return;
+  }
+  ++stats_.handshake_failures;
+  refuse(connection, pending, Reason::kProtocolError, false);
+}
+
+void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reason reason, bool transient) {
+  wire::encode_frame(wire::Refuse{reason, transient}, pending.outgoing);
+  finish_pending(connection, pending);
+}
+
+void ServerEndpoint::finish_pending(PathId connection, PendingConnection& pending) {
+  if (pending.done) return;
+  pending.done = true;
+  events_.push_back(SessionEvent{SessionId{}, events::PathDone{connection}});
+}
+
+void ServerEndpoint::on_connection_closed(PathId connection, Time now) {
+  if (pending_.erase(connection) > 0) return;
+  auto routed = connection_sessions_.find(connection);
+  if (routed == connection_sessions_.end()) return;
+  const SessionId session_id = routed->second;
+  connection_sessions_.erase(routed);
+  if (Session* session = find(session_id)) session->on_path_closed(connection, now);
+  collect_closed_sessions();
+}
+
+std::size_t ServerEndpoint::take_outgoing(PathId connection, std::vector<std::byte>& out, std::size_t max_bytes,
+                                          Time now) {
+  if (auto it = pending_.find(connection); it != pending_.end()) {
+    const std::size_t count = it->second.outgoing.size();
+    out.insert(out.end(), it->second.outgoing.begin(), it->second.outgoing.end());
+    it->second.outgoing.clear();
+    return count;
+  }
+  auto routed = connection_sessions_.find(connection);
+  if (routed == connection_sessions_.end()) return 0;
+  Session* session = find(routed->second);
+  return session == nullptr ? 0 : session->take_outgoing(connection, out, max_bytes, now);
+}
+
+std::optional<Time> ServerEndpoint::next_deadline() const {
+  // Linear in sessions; a timer wheel replaces this when sessions number in the hundreds of thousands.
+  std::optional<Time> earliest;
+  for (const auto& [id, pending] : pending_) {
+    if (!pending.done && (!earliest || pending.deadline < *earliest)) earliest = pending.deadline;
+  }
+  for (const auto& [id, session] : sessions_) {
+    const auto deadline = session->next_deadline();
+    if (deadline && (!earliest || *deadline < *earliest)) earliest = deadline;
+  }
+  return earliest;
+}
+
+void ServerEndpoint::on_timeout(Time now) {
+  for (auto& [connection, pending] : pending_) {
+    if (!pending.done && now >= pending.deadline) {
+      ++stats_.handshake_failures;
+      finish_pending(connection, pending);
+    }
+  }
+  for (auto& [id, session] : sessions_) {
+    const auto deadline = session->next_deadline();
+    if (deadline && now >= *deadline) session->on_timeout(now);
+  }
+  collect_closed_sessions();
+}
+
+void ServerEndpoint::collect_closed_sessions() {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second->phase() == Phase::kClosed && it->second->path_count() == 0) {
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<SessionEvent> ServerEndpoint::poll_event() {
+  if (events_.empty()) return std::nullopt;
+  SessionEvent event = std::move(events_.front());
+  events_.pop_front();
+  return event;
+}
+
+Session* ServerEndpoint::find(const SessionId& session_id) {
+  auto it = sessions_.find(session_id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+SessionId ServerEndpoint::new_session_id() {
+  SessionId id{};
+  do {
+    random_.fill(id);
+  } while (sessions_.contains(id) || id == SessionId{});
+  return id;
+}
+
+}  // namespace tether::session

@@ -1,0 +1,1155 @@
+#include "session/session.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <type_traits>
+
+#include "crypto/primitives.hpp"
+#include "wire/codec.hpp"
+
+namespace tether::session {
+namespace {
+
+// Both sides assume this window for a new stream until the receiver advertises its own.
+constexpr std::uint64_t kInitialStreamWindow = 256u << 10;
+// Control-stream messages are tiny; anything larger is a protocol error.
+constexpr std::size_t kMaxControlMessage = 256;
+
+template <typename... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <typename... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+std::uint64_t to_milliseconds(Duration duration) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<milliseconds>(duration).count());
+}
+
+}  // namespace
+
+const char* to_string(SuspendCause cause) {
+  switch (cause) {
+    case SuspendCause::kHeartbeatTimeout: return "heartbeat-timeout";
+    case SuspendCause::kAcknowledgementStall: return "acknowledgement-stall";
+    case SuspendCause::kTransportClosed: return "transport-closed";
+  }
+  return "unknown";
+}
+
+const char* to_string(StreamError error) {
+  switch (error) {
+    case StreamError::kWouldBlock: return "would block: unacknowledged-bytes bound reached";
+    case StreamError::kUnknownStream: return "unknown or ended stream";
+    case StreamError::kStreamFinished: return "stream already finished for writing";
+    case StreamError::kNotOpen: return "session not open for writing";
+    case StreamError::kTooManyStreams: return "too many streams";
+  }
+  return "unknown";
+}
+
+// ---- Construction ---------------------------------------------------------------------------------
+
+Session::Session(SessionConfig config, RandomSource& random, Time now)
+    : role_(Role::kClient),
+      config_(config),
+      random_(random),
+      heartbeat_{config.heartbeat_interval, config.missing_heartbeats_allowed},
+      backoff_(config.reconnect_initial_backoff, config.reconnect_max_backoff) {
+  next_local_stream_ = 1;
+  create_stream(kControlStream, 0);
+  give_up_deadline_ = now + config_.reconnect_limit;
+  request_path(now);
+}
+
+Session::Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id, PathId path,
+                 std::span<const std::byte> keying_material, const wire::Hello& hello, const Secret& reset_token,
+                 std::deque<SessionEvent>& queue)
+    : role_(Role::kServer),
+      config_(config),
+      random_(random),
+      queue_(&queue),
+      phase_(Phase::kOpen),
+      session_id_(session_id),
+      keys_(derive_session_keys(session_id, keying_material)),
+      capabilities_(hello.capabilities & config.capabilities),
+      backoff_(config.reconnect_initial_backoff, config.reconnect_max_backoff) {
+  // Negotiate liveness: the client proposes, the server clamps into its policy.
+  const Duration proposed = milliseconds(hello.heartbeat_interval_ms);
+  heartbeat_.interval = std::clamp(proposed, config_.min_heartbeat_interval, config_.max_heartbeat_interval);
+  heartbeat_.missing_allowed =
+      std::clamp<std::uint64_t>(hello.missing_heartbeats_allowed, 1, config_.max_missing_heartbeats_allowed);
+  next_local_stream_ = 2;
+  create_stream(kControlStream, 0);
+  auto [it, inserted] = paths_.try_emplace(path, path, PathState::kActive, keying_material, heartbeat_, now);
+  assert(inserted);
+  data_path_ = path;
+  ++stats_.paths_opened;
+  wire::Welcome welcome;
+  welcome.capabilities = capabilities_;
+  welcome.session_id = session_id_;
+  welcome.heartbeat_interval_ms = to_milliseconds(heartbeat_.interval);
+  welcome.missing_heartbeats_allowed = heartbeat_.missing_allowed;
+  welcome.linger_ms = to_milliseconds(config_.linger);
+  welcome.reset_token = reset_token;
+  queue_frame(it->second, welcome);
+  emit(events::Established{session_id_});
+}
+
+// ---- Transport ------------------------------------------------------------------------------------
+
+void Session::add_path(PathId path_id, std::span<const std::byte> keying_material, Time now) {
+  assert(role_ == Role::kClient);
+  attempt_in_flight_ = false;
+  if (phase_ == Phase::kClosed || paths_.contains(path_id)) {
+    emit(events::PathDone{path_id});
+    return;
+  }
+  ++stats_.paths_opened;
+  const PathState state = phase_ == Phase::kConnecting ? PathState::kHelloSent : PathState::kResumeSent;
+  auto [it, inserted] = paths_.try_emplace(path_id, path_id, state, keying_material, heartbeat_, now);
+  Path& path = it->second;
+  path.handshake_deadline = now + config_.handshake_timeout;
+  if (state == PathState::kHelloSent) {
+    wire::Hello hello;
+    hello.capabilities = config_.capabilities;
+    hello.heartbeat_interval_ms = to_milliseconds(config_.heartbeat_interval);
+    hello.missing_heartbeats_allowed = config_.missing_heartbeats_allowed;
+    queue_frame(path, hello);
+    return;
+  }
+  wire::Resume resume;
+  resume.session_id = session_id_;
+  resume.proof = resume_proof(keys_.resume_secret, Role::kClient, session_id_, keying_material);
+  resume.received = receive_positions();
+  queue_frame(path, resume);
+  // Optimistic replay: send what the server has not acknowledged right behind the Resume, so resuming
+  // costs no round trip; the server discards what it already has.
+  switch_data_path(path_id, now);
+}
+
+void Session::on_path_failed(Time now) {
+  attempt_in_flight_ = false;
+  if (phase_ == Phase::kClosed) return;
+  request_path(now);
+}
+
+void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now) {
+  auto it = paths_.find(path_id);
+  if (it == paths_.end() || phase_ == Phase::kClosed) return;
+  Path& path = it->second;
+  if (path.state == PathState::kDone) return;
+  path.liveness.on_inbound(now);
+  path.suspect = false;
+  if (role_ == Role::kServer && suspended_ && data_path_ == path_id) mark_resumed(now);
+
+  const std::uint64_t unacknowledged_before = unacknowledged_bytes_;
+  auto result = path.inbound.feed(bytes, decode_limits(),
+                                  [&](const wire::Frame& frame) { return handle_frame(path, frame, now); });
+  if (!result && path.state != PathState::kDone && phase_ != Phase::kClosed) {
+    if (path.state == PathState::kActive) {
+      protocol_error(now);
+    } else {
+      attempt_failed(path, now);
+    }
+  }
+  if (phase_ != Phase::kOpen) return;
+  for (auto stream_it = streams_.begin(); stream_it != streams_.end();) {
+    const StreamId id = stream_it->first;
+    ++stream_it;
+    release_stream_if_finished(id);
+  }
+  maybe_send_close(now);
+  check_graceful_completion(now);
+  if (write_blocked_ && unacknowledged_bytes_ < unacknowledged_before) {
+    write_blocked_ = false;
+    emit(events::Writable{});
+  }
+}
+
+void Session::on_path_closed(PathId path_id, Time now) {
+  auto it = paths_.find(path_id);
+  if (it == paths_.end()) return;
+  const bool was_data_path = data_path_ == path_id;
+  const bool was_handshake = it->second.state == PathState::kHelloSent || it->second.state == PathState::kResumeSent;
+  const bool already_done = it->second.state == PathState::kDone;
+  paths_.erase(it);
+  if (was_data_path) data_path_.reset();
+  if (phase_ == Phase::kClosed || already_done) return;
+  if (close_sent_ && peer_close_received_) {
+    finish_session(events::Closed{Reason::kShutdown, !close_initiated_locally_, false, 0});
+    return;
+  }
+  if (was_handshake) {
+    if (role_ == Role::kClient) {
+      // A failed attempt: fall back to a still-active path if the failed one carried the data.
+      if (was_data_path) {
+        for (auto& [id, path] : paths_) {
+          if (path.state == PathState::kActive) {
+            switch_data_path(id, now);
+            break;
+          }
+        }
+      }
+      request_path(now);
+    }
+    return;
+  }
+  if (!was_data_path) return;
+  for (auto& [id, path] : paths_) {
+    if (path.state == PathState::kActive && !path.suspect) {
+      switch_data_path(id, now);
+      return;
+    }
+  }
+  on_data_path_lost(SuspendCause::kTransportClosed, now);
+}
+
+std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out, std::size_t max_bytes, Time now) {
+  auto it = paths_.find(path_id);
+  if (it == paths_.end()) return 0;
+  Path& path = it->second;
+  const std::size_t start = out.size();
+  out.insert(out.end(), path.outgoing.begin(), path.outgoing.end());
+  path.outgoing.clear();
+  const bool carries_data = path.state == PathState::kActive ||
+                            (role_ == Role::kClient && path.state == PathState::kResumeSent);
+  if (phase_ == Phase::kOpen && data_path_ == path_id && carries_data) {
+    write_ack_frame(out);
+    const std::size_t used = out.size() - start;
+    if (used < max_bytes) write_stream_frames(out, max_bytes - used);
+    update_ack_progress(false, now);
+  }
+  return out.size() - start;
+}
+
+bool Session::has_outgoing(PathId path_id) const {
+  auto it = paths_.find(path_id);
+  if (it == paths_.end()) return false;
+  if (!it->second.outgoing.empty()) return true;
+  if (phase_ != Phase::kOpen || data_path_ != path_id) return false;
+  if (!final_acks_.empty()) return true;
+  return std::any_of(streams_.begin(), streams_.end(), [&](const auto& entry) {
+    return entry.second.acknowledgement_pending || stream_sendable(entry.second);
+  });
+}
+
+// ---- Frames ---------------------------------------------------------------------------------------
+
+bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
+  if (path.state == PathState::kDone || phase_ == Phase::kClosed) return false;
+  if (path.state == PathState::kHelloSent || path.state == PathState::kResumeSent) {
+    return handle_handshake_frame(path, frame, now);
+  }
+  std::visit(Overloaded{
+                 [&](const wire::Ping& ping) { queue_frame(path, wire::Pong{ping.sequence}); },
+                 [&](const wire::Pong& pong) {
+                   if (path.outstanding_ping && path.outstanding_ping->first == pong.sequence) {
+                     rtt_.add_sample(now - path.outstanding_ping->second);
+                     path.outstanding_ping.reset();
+                     if (data_path_ == path.id) update_ack_progress(true, now);
+                   }
+                 },
+                 [&](const wire::Ack& ack) { handle_ack(ack, now); },
+                 [&](const wire::StreamData& data) { handle_stream_data(data, now); },
+                 [&](const wire::Abort& abort) { fail_session(abort.reason, true, abort.transient, now, false); },
+                 [&](const wire::FastClose& close) {
+                   const Secret& own_key = role_ == Role::kClient ? keys_.client_close_key : keys_.server_close_key;
+                   if (has(capabilities_, wire::Capability::kFastClose) &&
+                       crypto::constant_time_equal(close.session_id, session_id_) &&
+                       crypto::constant_time_equal(close.key, own_key)) {
+                     fail_session(close.reason, true, false, now, false);
+                   } else {
+                     ++stats_.forged_frames_ignored;
+                   }
+                 },
+                 [&](const wire::StatelessReset& reset) {
+                   if (role_ == Role::kClient && crypto::constant_time_equal(reset.session_id, session_id_) &&
+                       crypto::constant_time_equal(reset.token, reset_token_)) {
+                     fail_session(Reason::kUnknownSession, true, false, now, false);
+                   } else {
+                     ++stats_.forged_frames_ignored;
+                   }
+                 },
+                 [&](const wire::Ignored&) {},
+                 [&](const auto&) { protocol_error(now); },
+             },
+             frame);
+  return phase_ == Phase::kOpen && path.state == PathState::kActive;
+}
+
+bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time now) {
+  if (const auto* refuse = std::get_if<wire::Refuse>(&frame)) {
+    if (refuse->transient) {
+      attempt_failed(path, now);
+    } else {
+      fail_session(refuse->reason, true, false, now, false);
+    }
+    return false;
+  }
+  if (const auto* reset = std::get_if<wire::StatelessReset>(&frame)) {
+    if (phase_ == Phase::kOpen && crypto::constant_time_equal(reset->session_id, session_id_) &&
+        crypto::constant_time_equal(reset->token, reset_token_)) {
+      fail_session(Reason::kUnknownSession, true, false, now, false);
+    } else {
+      ++stats_.forged_frames_ignored;
+      attempt_failed(path, now);
+    }
+    return false;
+  }
+  if (path.state == PathState::kHelloSent) {
+    const auto* welcome = std::get_if<wire::Welcome>(&frame);
+    if (welcome == nullptr || welcome->version != wire::kProtocolVersion || welcome->heartbeat_interval_ms == 0 ||
+        welcome->missing_heartbeats_allowed == 0) {
+      attempt_failed(path, now);
+      return false;
+    }
+    session_id_ = welcome->session_id;
+    keys_ = derive_session_keys(session_id_, path.keying_material);
+    reset_token_ = welcome->reset_token;
+    capabilities_ = welcome->capabilities & config_.capabilities;
+    heartbeat_.interval = milliseconds(welcome->heartbeat_interval_ms);
+    heartbeat_.missing_allowed = welcome->missing_heartbeats_allowed;
+    path.liveness = LivenessDetector(heartbeat_, now);
+    path.heartbeat_schedule = HeartbeatSchedule(heartbeat_.interval, now);
+    path.state = PathState::kActive;
+    path.handshake_deadline.reset();
+    phase_ = Phase::kOpen;
+    give_up_deadline_.reset();
+    backoff_.on_success();
+    switch_data_path(path.id, now);
+    emit(events::Established{session_id_});
+    return true;
+  }
+  // kResumeSent: only a ResumeAccept with the server's proof moves the session here.
+  const auto* accept = std::get_if<wire::ResumeAccept>(&frame);
+  if (accept == nullptr) {
+    attempt_failed(path, now);
+    return false;
+  }
+  const Secret expected = resume_proof(keys_.resume_secret, Role::kServer, session_id_, path.keying_material);
+  if (!crypto::constant_time_equal(expected, accept->proof)) {
+    ++stats_.forged_frames_ignored;
+    attempt_failed(path, now);
+    return false;
+  }
+  keys_.resume_secret = ratchet_resume_secret(keys_.resume_secret, path.keying_material);
+  path.state = PathState::kActive;
+  path.handshake_deadline.reset();
+  path.liveness = LivenessDetector(heartbeat_, now);
+  path.heartbeat_schedule = HeartbeatSchedule(heartbeat_.interval, now);
+  if (!apply_peer_positions(accept->received)) {
+    protocol_error(now);
+    return false;
+  }
+  for (auto& [id, other] : paths_) {
+    if (id != path.id && other.state != PathState::kDone) retire_path(other);
+  }
+  if (data_path_ != path.id) switch_data_path(path.id, now);
+  ++stats_.resumes;
+  backoff_.on_success();
+  next_attempt_at_.reset();
+  mark_resumed(now);
+  return true;
+}
+
+Expected<void, Reason> Session::accept_resume(PathId path_id, std::span<const std::byte> keying_material,
+                                              const wire::Resume& resume, Time now) {
+  assert(role_ == Role::kServer);
+  if (phase_ != Phase::kOpen) return make_unexpected(Reason::kUnknownSession);
+  if (resume.version != wire::kProtocolVersion) return make_unexpected(Reason::kProtocolError);
+  // The proof must be bound to this connection; accept the previous secret too, for a client that
+  // never saw our last ResumeAccept. Anything older is stale.
+  const Secret* base = nullptr;
+  const Secret current = resume_proof(keys_.resume_secret, Role::kClient, session_id_, keying_material);
+  if (crypto::constant_time_equal(current, resume.proof)) {
+    base = &keys_.resume_secret;
+  } else if (previous_resume_secret_) {
+    const Secret previous = resume_proof(*previous_resume_secret_, Role::kClient, session_id_, keying_material);
+    if (crypto::constant_time_equal(previous, resume.proof)) base = &*previous_resume_secret_;
+  }
+  if (base == nullptr) {
+    ++stats_.rejected_resume_attempts;
+    return make_unexpected(Reason::kAuthFailed);
+  }
+  const Secret base_secret = *base;
+  // Validate the client's positions before touching anything.
+  for (const auto& position : resume.received) {
+    const Stream* stream = find_stream(position.stream_id);
+    if (stream != nullptr &&
+        position.offset > stream->send.written + (stream->send.fin_written ? 1 : 0)) {
+      ++stats_.rejected_resume_attempts;
+      return make_unexpected(Reason::kProtocolError);
+    }
+  }
+  wire::ResumeAccept accept;
+  accept.proof = resume_proof(base_secret, Role::kServer, session_id_, keying_material);
+  accept.received = receive_positions();
+  previous_resume_secret_ = base_secret;
+  keys_.resume_secret = ratchet_resume_secret(base_secret, keying_material);
+
+  for (auto& [id, other] : paths_) {
+    if (other.state != PathState::kDone) retire_path(other);
+  }
+  auto [it, inserted] = paths_.try_emplace(path_id, path_id, PathState::kActive, keying_material, heartbeat_, now);
+  assert(inserted);
+  ++stats_.paths_opened;
+  queue_frame(it->second, accept);
+  const bool positions_valid = apply_peer_positions(resume.received);
+  assert(positions_valid);
+  (void)positions_valid;
+  switch_data_path(path_id, now);
+  ++stats_.resumes;
+  linger_deadline_.reset();
+  mark_resumed(now);
+  return {};
+}
+
+bool Session::accept_fast_close(const wire::FastClose& frame, Time now) {
+  if (phase_ != Phase::kOpen || !has(capabilities_, wire::Capability::kFastClose) ||
+      !crypto::constant_time_equal(frame.key, keys_.server_close_key)) {
+    ++stats_.forged_frames_ignored;
+    return false;
+  }
+  fail_session(frame.reason, true, false, now, false);
+  return true;
+}
+
+void Session::handle_stream_data(const wire::StreamData& frame, Time now) {
+  if (phase_ != Phase::kOpen) return;
+  const StreamId id = frame.stream_id;
+  Stream* stream = find_stream(id);
+  if (stream == nullptr) {
+    if (is_local_stream(id)) {
+      if (id < next_local_stream_) {
+        final_acks_.push_back(wire::AckEntry{id, kClosedStreamAck, 0});
+        return;
+      }
+      protocol_error(now);  // data on a stream of ours that we never opened
+      return;
+    }
+    if (closed_peer_streams_.contains(id)) {
+      final_acks_.push_back(wire::AckEntry{id, kClosedStreamAck, 0});
+      return;
+    }
+    if (id >= closed_peer_streams_.horizon(2 * config_.max_streams) || !frame.open || frame.offset != 0) {
+      protocol_error(now);
+      return;
+    }
+    const auto peer_streams = static_cast<std::size_t>(std::count_if(
+        streams_.begin(), streams_.end(), [&](const auto& entry) { return entry.first != 0 && !is_local_stream(entry.first); }));
+    if (peer_streams >= config_.max_streams) {
+      queue_control_message(wire::ResetStream{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
+      closed_peer_streams_.insert(id);
+      return;
+    }
+    stream = &create_stream(id, frame.priority);
+    emit(events::StreamOpened{id});
+  }
+  ReceiveHalf& receive = stream->receive;
+  const std::uint64_t end = frame.offset + frame.data.size();
+  const bool control = id == kControlStream;
+  if ((control && frame.fin) || (receive.final_size && end > *receive.final_size) ||
+      (frame.fin && receive.final_size && *receive.final_size != end) || frame.offset > receive.received ||
+      (!control && end > std::max(receive.advertised_window_limit, kInitialStreamWindow))) {
+    protocol_error(now);
+    return;
+  }
+  stream->acknowledgement_pending = true;
+  if (end > receive.received) {
+    const std::uint64_t skip = receive.received - frame.offset;
+    const auto fresh = frame.data.subspan(static_cast<std::size_t>(skip));
+    stats_.duplicate_bytes_received += skip;
+    stats_.bytes_received += fresh.size();
+    receive.received = end;
+    if (control) {
+      deliver_control_bytes(fresh, now);
+      return;
+    }
+    receive.buffer.append(fresh);
+  } else {
+    stats_.duplicate_bytes_received += frame.data.size();
+  }
+  if (frame.fin) receive.final_size = end;
+  if (control) return;
+  if (!stream->readable_reported && !receive.buffer.empty()) {
+    stream->readable_reported = true;
+    emit(events::StreamReadable{id});
+  }
+  if (receive.fin_received() && !receive.fin_reported) {
+    receive.fin_reported = true;
+    emit(events::StreamFinished{id});
+  }
+}
+
+void Session::handle_ack(const wire::Ack& ack, Time now) {
+  bool progressed = false;
+  for (const auto& entry : ack.entries) {
+    Stream* stream = find_stream(entry.stream_id);
+    if (stream == nullptr) continue;
+    if (entry.stream_id != kControlStream) {
+      stream->send.peer_window_limit = std::max(stream->send.peer_window_limit, entry.window_limit);
+    }
+    if (!acknowledge(*stream, entry.received_offset, progressed)) {
+      protocol_error(now);
+      return;
+    }
+  }
+  update_ack_progress(progressed, now);
+  if (progressed && suspended_ && role_ == Role::kClient && !attempt_in_flight_) {
+    const bool resuming = std::any_of(paths_.begin(), paths_.end(),
+                                      [](const auto& entry) { return entry.second.state == PathState::kResumeSent; });
+    if (!resuming) {
+      next_attempt_at_.reset();
+      mark_resumed(now);
+    }
+  }
+}
+
+bool Session::acknowledge(Stream& stream, std::uint64_t acknowledgement, bool& progressed) {
+  SendHalf& send = stream.send;
+  if (acknowledgement == kClosedStreamAck) {
+    // The peer released the stream: it has everything it will ever want from us.
+    acknowledgement = send.written + 1;
+    send.fin_written = true;
+  }
+  if (acknowledgement <= send.acknowledged) return true;
+  if (acknowledgement > send.written + (send.fin_written ? 1 : 0)) return false;
+  const std::uint64_t before = send.acknowledged_bytes();
+  send.acknowledged = acknowledgement;
+  const std::uint64_t after = send.acknowledged_bytes();
+  send.buffer.consume(static_cast<std::size_t>(after - before));
+  if (stream.id != kControlStream) {
+    unacknowledged_bytes_ -= after - before;
+    stats_.bytes_acknowledged += after - before;
+  }
+  if (send.next_to_send < after) send.next_to_send = after;
+  if (send.acknowledged == send.written + 1) send.fin_sent = true;
+  if (send.acknowledged > 0) send.open_sent = true;
+  progressed = true;
+  return true;
+}
+
+void Session::deliver_control_bytes(std::span<const std::byte> bytes, Time now) {
+  control_inbound_.insert(control_inbound_.end(), bytes.begin(), bytes.end());
+  std::size_t offset = 0;
+  wire::DecodeLimits limits;
+  limits.max_payload = kMaxControlMessage;
+  while (offset < control_inbound_.size() && phase_ == Phase::kOpen) {
+    auto decoded = wire::decode_frame(std::span(control_inbound_).subspan(offset), limits);
+    if (!decoded) {
+      protocol_error(now);
+      return;
+    }
+    if (!decoded->has_value()) break;
+    offset += (*decoded)->consumed;
+    handle_control_message((*decoded)->frame, now);
+  }
+  if (phase_ == Phase::kOpen) {
+    control_inbound_.erase(control_inbound_.begin(), control_inbound_.begin() + static_cast<std::ptrdiff_t>(offset));
+  }
+}
+
+void Session::handle_control_message(const wire::Frame& frame, Time now) {
+  if (const auto* reset = std::get_if<wire::ResetStream>(&frame)) {
+    if (reset->stream_id == kControlStream) {
+      protocol_error(now);
+      return;
+    }
+    if (find_stream(reset->stream_id) != nullptr) {
+      emit(events::StreamReset{reset->stream_id, reset->error_code});
+      drop_stream(reset->stream_id);
+    } else if (!is_local_stream(reset->stream_id) &&
+               reset->stream_id < closed_peer_streams_.horizon(2 * config_.max_streams)) {
+      closed_peer_streams_.insert(reset->stream_id);
+    }
+    return;
+  }
+  if (std::holds_alternative<wire::Close>(frame)) {
+    peer_close_received_ = true;
+    close_requested_ = true;
+    maybe_send_close(now);
+    return;
+  }
+  if (std::holds_alternative<wire::Ignored>(frame)) return;
+  protocol_error(now);
+}
+
+bool Session::apply_peer_positions(const std::vector<wire::StreamPosition>& positions) {
+  std::vector<StreamId> listed;
+  listed.reserve(positions.size());
+  for (const auto& position : positions) {
+    Stream* stream = find_stream(position.stream_id);
+    if (stream == nullptr) continue;
+    bool progressed = false;
+    if (!acknowledge(*stream, position.offset, progressed)) return false;
+    listed.push_back(position.stream_id);
+  }
+  std::sort(listed.begin(), listed.end());
+  for (auto& [id, stream] : streams_) {
+    if (std::binary_search(listed.begin(), listed.end(), id)) continue;
+    // The peer no longer has a stream it acknowledged before: it released it after receiving all.
+    if (stream.send.acknowledged > 0 && stream.send.fin_written) {
+      bool progressed = false;
+      acknowledge(stream, stream.send.written + 1, progressed);
+    }
+  }
+  return true;
+}
+
+std::vector<wire::StreamPosition> Session::receive_positions() const {
+  std::vector<wire::StreamPosition> positions;
+  positions.reserve(streams_.size());
+  for (const auto& [id, stream] : streams_) positions.push_back({id, stream.receive.acknowledgement()});
+  return positions;
+}
+
+// ---- Streams --------------------------------------------------------------------------------------
+
+Stream& Session::create_stream(StreamId id, std::uint8_t priority) {
+  auto [it, inserted] = streams_.try_emplace(id);
+  assert(inserted);
+  Stream& stream = it->second;
+  stream.id = id;
+  stream.priority = priority;
+  const bool control = id == kControlStream;
+  stream.send.peer_window_limit = control ? wire::kMaxVarint : kInitialStreamWindow;
+  stream.receive.advertised_window_limit = control ? wire::kMaxVarint : kInitialStreamWindow;
+  if (control) stream.send.open_sent = true;
+  return stream;
+}
+
+Stream* Session::find_stream(StreamId id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+const Stream* Session::find_stream(StreamId id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+bool Session::is_local_stream(StreamId id) const {
+  if (id == kControlStream) return false;
+  return (id % 2 == 1) == (role_ == Role::kClient);
+}
+
+void Session::release_stream_if_finished(StreamId id) {
+  const Stream* stream = find_stream(id);
+  if (stream != nullptr && id != kControlStream && stream->finished()) drop_stream(id);
+}
+
+void Session::drop_stream(StreamId id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  Stream& stream = it->second;
+  // Bytes of a reset stream that the peer never acknowledged are abandoned, not lost: count them apart.
+  unacknowledged_bytes_ -= stream.send.unacknowledged_bytes();
+  stats_.bytes_abandoned += stream.send.unacknowledged_bytes();
+  if (stream.acknowledgement_pending) {
+    final_acks_.push_back(wire::AckEntry{id, stream.receive.acknowledgement(), 0});
+  }
+  if (!is_local_stream(id)) closed_peer_streams_.insert(id);
+  streams_.erase(it);
+}
+
+std::vector<StreamId> Session::stream_ids() const {
+  std::vector<StreamId> ids;
+  for (const auto& [id, stream] : streams_) {
+    if (id != kControlStream) ids.push_back(id);
+  }
+  return ids;
+}
+
+Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time) {
+  if (phase_ != Phase::kOpen || close_requested_) return make_unexpected(StreamError::kNotOpen);
+  const auto local_streams = static_cast<std::size_t>(
+      std::count_if(streams_.begin(), streams_.end(), [&](const auto& entry) { return is_local_stream(entry.first); }));
+  if (local_streams >= config_.max_streams) return make_unexpected(StreamError::kTooManyStreams);
+  const StreamId id = next_local_stream_;
+  next_local_stream_ += 2;
+  create_stream(id, priority);
+  return id;
+}
+
+Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const std::byte> bytes, Time) {
+  if (phase_ != Phase::kOpen || close_requested_) return make_unexpected(StreamError::kNotOpen);
+  Stream* stream = id == kControlStream ? nullptr : find_stream(id);
+  if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
+  if (stream->send.fin_written) return make_unexpected(StreamError::kStreamFinished);
+  const std::size_t room = config_.max_unacknowledged_bytes - std::min<std::size_t>(
+                                                                  unacknowledged_bytes_, config_.max_unacknowledged_bytes);
+  const std::size_t count = std::min(room, bytes.size());
+  if (count < bytes.size()) write_blocked_ = true;
+  if (count == 0) return make_unexpected(StreamError::kWouldBlock);
+  stream->send.buffer.append(bytes.first(count));
+  stream->send.written += count;
+  unacknowledged_bytes_ += count;
+  stats_.bytes_written += count;
+  return count;
+}
+
+Expected<void, StreamError> Session::finish(StreamId id, Time) {
+  if (phase_ != Phase::kOpen) return make_unexpected(StreamError::kNotOpen);
+  Stream* stream = id == kControlStream ? nullptr : find_stream(id);
+  if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
+  if (stream->send.fin_written) return make_unexpected(StreamError::kStreamFinished);
+  stream->send.fin_written = true;
+  return {};
+}
+
+Expected<ReadResult, StreamError> Session::read(StreamId id, std::span<std::byte> out, Time) {
+  Stream* stream = id == kControlStream ? nullptr : find_stream(id);
+  if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
+  const std::size_t count = stream->receive.buffer.read(out);
+  const bool finished = note_consumed(*stream, count);
+  release_stream_if_finished(id);
+  return ReadResult{count, finished};
+}
+
+std::span<const std::byte> Session::peek(StreamId id) const {
+  const Stream* stream = id == kControlStream ? nullptr : find_stream(id);
+  if (stream == nullptr) return {};
+  return stream->receive.buffer.view(0, stream->receive.buffer.size());
+}
+
+void Session::consume(StreamId id, std::size_t count, Time) {
+  Stream* stream = id == kControlStream ? nullptr : find_stream(id);
+  if (stream == nullptr) return;
+  count = std::min(count, stream->receive.buffer.size());
+  stream->receive.buffer.consume(count);
+  note_consumed(*stream, count);
+  release_stream_if_finished(id);
+}
+
+bool Session::note_consumed(Stream& stream, std::size_t count) {
+  ReceiveHalf& receive = stream.receive;
+  receive.consumed += count;
+  if (receive.buffer.empty()) stream.readable_reported = false;
+  // Advertise more credit once a quarter of the window has been read.
+  if (receive.consumed + config_.stream_receive_window >=
+      receive.advertised_window_limit + config_.stream_receive_window / 4) {
+    stream.acknowledgement_pending = true;
+  }
+  if (receive.fin_received() && receive.consumed == *receive.final_size) {
+    receive.fin_delivered = true;
+    return true;
+  }
+  return false;
+}
+
+void Session::reset_stream(StreamId id, std::uint64_t error_code, Time) {
+  if (phase_ != Phase::kOpen || id == kControlStream || find_stream(id) == nullptr) return;
+  queue_control_message(wire::ResetStream{id, error_code});
+  drop_stream(id);
+}
+
+void Session::queue_control_message(const wire::Frame& frame) {
+  Stream& control = streams_.at(kControlStream);
+  std::vector<std::byte> encoded;
+  wire::encode_frame(frame, encoded);
+  control.send.buffer.append(encoded);
+  control.send.written += encoded.size();
+}
+
+void Session::queue_frame(Path& path, const wire::Frame& frame) { wire::encode_frame(frame, path.outgoing); }
+
+// ---- Sending --------------------------------------------------------------------------------------
+
+bool Session::stream_sendable(const Stream& stream) const {
+  const SendHalf& send = stream.send;
+  const std::uint64_t limit = std::min(send.written, send.peer_window_limit);
+  if (send.next_to_send < limit) return true;
+  if (send.fin_written && !send.fin_sent && send.next_to_send == send.written) return true;
+  return stream.id != kControlStream && !send.open_sent && send.next_to_send == 0;
+}
+
+std::size_t Session::write_stream_frames(std::vector<std::byte>& out, std::size_t budget) {
+  std::size_t written = 0;
+  while (written < budget) {
+    Stream* chosen = nullptr;
+    Stream* control = find_stream(kControlStream);
+    if (control != nullptr && stream_sendable(*control)) {
+      chosen = control;
+    } else {
+      // Most urgent priority first; round-robin by id within it, starting after the last one served.
+      int best_priority = 256;
+      Stream* first_at_best = nullptr;
+      Stream* next_at_best = nullptr;
+      for (auto& [id, stream] : streams_) {
+        if (id == kControlStream || !stream_sendable(stream)) continue;
+        if (stream.priority < best_priority) {
+          best_priority = stream.priority;
+          first_at_best = &stream;
+          next_at_best = id > last_served_stream_ ? &stream : nullptr;
+        } else if (stream.priority == best_priority && next_at_best == nullptr && id > last_served_stream_) {
+          next_at_best = &stream;
+        }
+      }
+      chosen = next_at_best != nullptr ? next_at_best : first_at_best;
+    }
+    if (chosen == nullptr) break;
+    const std::size_t before = out.size();
+    if (!write_one_stream_frame(*chosen, out, budget - written)) break;
+    written += out.size() - before;
+    if (chosen->id != kControlStream) last_served_stream_ = chosen->id;
+  }
+  return written;
+}
+
+bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out, std::size_t budget) {
+  SendHalf& send = stream.send;
+  const std::uint64_t limit = std::min(send.written, send.peer_window_limit);
+  const std::uint64_t available = limit > send.next_to_send ? limit - send.next_to_send : 0;
+  std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(available, config_.max_data_frame_payload));
+  count = std::min(count, budget);
+  const auto view = send.buffer.view(static_cast<std::size_t>(send.next_to_send - send.acknowledged_bytes()), count);
+  count = view.size();
+  wire::StreamData frame;
+  frame.stream_id = stream.id;
+  frame.offset = send.next_to_send;
+  frame.open = send.next_to_send == 0 && stream.id != kControlStream;
+  frame.priority = stream.priority;
+  frame.fin = send.fin_written && !send.fin_sent && send.next_to_send + count == send.written;
+  if (count == 0 && !frame.fin && !(frame.open && !send.open_sent)) return false;
+  wire::encode_stream_header(frame, count, out);
+  out.insert(out.end(), view.begin(), view.end());
+  if (stream.id != kControlStream) {
+    stats_.bytes_sent += count;
+    if (send.next_to_send < send.highest_sent) {
+      stats_.bytes_replayed += std::min<std::uint64_t>(send.highest_sent, send.next_to_send + count) - send.next_to_send;
+    }
+  }
+  send.next_to_send += count;
+  send.highest_sent = std::max(send.highest_sent, send.next_to_send);
+  if (frame.fin) send.fin_sent = true;
+  if (frame.open) send.open_sent = true;
+  return true;
+}
+
+void Session::write_ack_frame(std::vector<std::byte>& out) {
+  wire::Ack ack;
+  ack.entries = std::move(final_acks_);
+  final_acks_.clear();
+  for (auto& [id, stream] : streams_) {
+    if (!stream.acknowledgement_pending) continue;
+    stream.acknowledgement_pending = false;
+    ReceiveHalf& receive = stream.receive;
+    const std::uint64_t window_limit =
+        id == kControlStream ? wire::kMaxVarint
+                             : std::max(receive.advertised_window_limit, receive.consumed + config_.stream_receive_window);
+    receive.advertised_window_limit = window_limit;
+    ack.entries.push_back(wire::AckEntry{id, receive.acknowledgement(), window_limit});
+  }
+  if (ack.entries.empty()) return;
+  constexpr std::size_t kEntriesPerFrame = 1024;
+  for (std::size_t start = 0; start < ack.entries.size(); start += kEntriesPerFrame) {
+    wire::Ack part;
+    const auto first = ack.entries.begin() + static_cast<std::ptrdiff_t>(start);
+    const auto last = ack.entries.begin() +
+                      static_cast<std::ptrdiff_t>(std::min(ack.entries.size(), start + kEntriesPerFrame));
+    part.entries.assign(first, last);
+    wire::encode_frame(part, out);
+  }
+}
+
+// ---- Paths and liveness ---------------------------------------------------------------------------
+
+void Session::switch_data_path(PathId path_id, Time now) {
+  data_path_ = path_id;
+  for (auto& [id, stream] : streams_) {
+    stream.send.rewind();
+    stream.acknowledgement_pending = true;  // the new path gets the full acknowledgement state
+  }
+  ack_progress_.reset();
+  update_ack_progress(false, now);
+}
+
+void Session::retire_path(Path& path) {
+  if (path.state == PathState::kDone) return;
+  path.state = PathState::kDone;
+  path.handshake_deadline.reset();
+  if (data_path_ == path.id) data_path_.reset();
+  emit(events::PathDone{path.id});
+}
+
+void Session::attempt_failed(Path& path, Time now) {
+  const bool was_data_path = data_path_ == path.id;
+  retire_path(path);
+  if (phase_ == Phase::kClosed) return;
+  if (was_data_path) {
+    for (auto& [id, other] : paths_) {
+      if (other.state == PathState::kActive) {
+        switch_data_path(id, now);
+        break;
+      }
+    }
+  }
+  request_path(now);
+}
+
+void Session::on_data_path_lost(SuspendCause cause, Time now) {
+  if (close_sent_ && peer_close_received_) {
+    // Both Close messages crossed; only the last acknowledgement is missing. Nothing is left to deliver.
+    finish_session(events::Closed{Reason::kShutdown, !close_initiated_locally_, false, 0});
+    return;
+  }
+  suspend(cause, now);
+  if (role_ == Role::kClient) request_path(now);
+}
+
+void Session::suspend(SuspendCause cause, Time now) {
+  if (suspended_ || phase_ != Phase::kOpen) return;
+  suspended_ = true;
+  suspended_since_ = now;
+  emit(events::Suspended{cause});
+  if (role_ == Role::kServer) {
+    linger_deadline_ = now + config_.linger;
+  } else {
+    give_up_deadline_ = now + config_.reconnect_limit;
+  }
+}
+
+std::uint64_t Session::planned_replay() const {
+  std::uint64_t total = 0;
+  for (const auto& [id, stream] : streams_) {
+    if (id == kControlStream) continue;
+    const std::uint64_t acknowledged = stream.send.acknowledged_bytes();
+    if (stream.send.replay_end > acknowledged) total += stream.send.replay_end - acknowledged;
+  }
+  return total;
+}
+
+void Session::mark_resumed(Time now) {
+  events::Resumed resumed;
+  resumed.bytes_replayed = planned_replay();
+  if (suspended_) {
+    resumed.downtime = now - suspended_since_;
+    stats_.total_downtime += resumed.downtime;
+    suspended_ = false;
+  }
+  linger_deadline_.reset();
+  if (role_ == Role::kClient) give_up_deadline_.reset();
+  emit(resumed);
+}
+
+void Session::request_path(Time now) {
+  if (role_ != Role::kClient || phase_ == Phase::kClosed || attempt_in_flight_ || next_attempt_at_) return;
+  const bool handshaking = std::any_of(paths_.begin(), paths_.end(), [](const auto& entry) {
+    return entry.second.state == PathState::kHelloSent || entry.second.state == PathState::kResumeSent;
+  });
+  if (handshaking) return;
+  const Duration delay = backoff_.next_delay(random_);
+  if (delay == Duration::zero()) {
+    attempt_in_flight_ = true;
+    emit(events::PathWanted{});
+  } else {
+    next_attempt_at_ = now + delay;
+  }
+}
+
+Duration Session::budget() const { return heartbeat_.budget(rtt_.retransmission_timeout()); }
+
+wire::DecodeLimits Session::decode_limits() const {
+  wire::DecodeLimits limits;
+  limits.max_payload = config_.max_frame_payload;
+  limits.max_list_entries = std::max<std::size_t>(4096, 2 * config_.max_streams + 1);
+  return limits;
+}
+
+bool Session::has_outstanding() const {
+  if (!data_path_) return false;
+  auto path = paths_.find(*data_path_);
+  if (path != paths_.end() && path->second.outstanding_ping) return true;
+  return std::any_of(streams_.begin(), streams_.end(), [](const auto& entry) {
+    const SendHalf& send = entry.second.send;
+    return send.next_to_send > send.acknowledged_bytes() || (send.fin_sent && send.acknowledged <= send.written);
+  });
+}
+
+void Session::update_ack_progress(bool progressed, Time now) { ack_progress_.update(has_outstanding(), progressed, now); }
+
+std::optional<Time> Session::next_deadline() const {
+  if (phase_ == Phase::kClosed) return std::nullopt;
+  std::optional<Time> earliest;
+  auto consider = [&](std::optional<Time> candidate) {
+    if (candidate && (!earliest || *candidate < *earliest)) earliest = candidate;
+  };
+  const Duration rto = rtt_.retransmission_timeout();
+  for (const auto& [id, path] : paths_) {
+    if (path.state == PathState::kDone) continue;
+    consider(path.handshake_deadline);
+    if (path.state != PathState::kActive) continue;
+    consider(path.heartbeat_schedule.deadline());
+    consider(path.suspect ? path.liveness.last_inbound() + 2 * budget() : path.liveness.deadline(rto));
+  }
+  if (data_path_ && !suspended_) consider(ack_progress_.deadline(budget()));
+  consider(linger_deadline_);
+  consider(give_up_deadline_);
+  consider(next_attempt_at_);
+  return earliest;
+}
+
+void Session::on_timeout(Time now) {
+  if (phase_ == Phase::kClosed) return;
+  const Duration rto = rtt_.retransmission_timeout();
+  for (auto& [id, path] : paths_) {
+    if (path.state == PathState::kDone) continue;
+    if (path.handshake_deadline && now >= *path.handshake_deadline) {
+      attempt_failed(path, now);
+      if (phase_ == Phase::kClosed) return;
+      continue;
+    }
+    if (path.state != PathState::kActive) continue;
+    if (path.suspect) {
+      if (now >= path.liveness.last_inbound() + 2 * budget()) {
+        // Silent for twice the budget: the path is dead, not just slow.
+        const bool was_data_path = data_path_ == id;
+        retire_path(path);
+        if (was_data_path) on_data_path_lost(SuspendCause::kHeartbeatTimeout, now);
+      }
+    } else {
+      while (now >= path.liveness.deadline(rto)) {
+        const auto verdict = path.liveness.on_timeout(now, rto);
+        if (verdict == LivenessDetector::Verdict::kMissedHeartbeat) {
+          ++stats_.heartbeats_missed;
+          continue;
+        }
+        if (verdict == LivenessDetector::Verdict::kSuspect) {
+          path.suspect = true;
+          if (data_path_ == id) on_data_path_lost(SuspendCause::kHeartbeatTimeout, now);
+        }
+        break;
+      }
+    }
+    if (path.state == PathState::kActive && path.heartbeat_schedule.due(now)) {
+      const std::uint64_t sequence = path.next_ping_sequence++;
+      queue_frame(path, wire::Ping{sequence});
+      if (!path.outstanding_ping) path.outstanding_ping = {sequence, now};
+      path.heartbeat_schedule.on_ping_sent(now);
+      if (data_path_ == id) update_ack_progress(false, now);
+    }
+  }
+  if (data_path_ && !suspended_) {
+    const auto stall = ack_progress_.deadline(budget());
+    if (stall && now >= *stall) {
+      ack_progress_.reset();
+      on_data_path_lost(SuspendCause::kAcknowledgementStall, now);
+    }
+  }
+  if (linger_deadline_ && now >= *linger_deadline_) {
+    fail_session(Reason::kLingerExpired, false, false, now, false);
+    return;
+  }
+  if (give_up_deadline_ && now >= *give_up_deadline_ && (suspended_ || phase_ == Phase::kConnecting)) {
+    fail_session(Reason::kReconnectExhausted, false, true, now, false);
+    return;
+  }
+  if (next_attempt_at_ && now >= *next_attempt_at_) {
+    next_attempt_at_.reset();
+    attempt_in_flight_ = true;
+    emit(events::PathWanted{});
+  }
+}
+
+// ---- Ending ---------------------------------------------------------------------------------------
+
+void Session::protocol_error(Time now) { fail_session(Reason::kProtocolError, false, false, now, true); }
+
+void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bool send_abort) {
+  if (phase_ == Phase::kClosed) return;
+  if (send_abort && data_path_) {
+    auto it = paths_.find(*data_path_);
+    if (it != paths_.end()) queue_frame(it->second, wire::Abort{reason, transient});
+  }
+  finish_session(events::Closed{reason, by_peer, transient, unacknowledged_bytes_});
+}
+
+void Session::finish_session(const events::Closed& closed) {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  stats_.unacknowledged_bytes = unacknowledged_bytes_;
+  emit(closed);
+  for (auto& [id, path] : paths_) retire_path(path);
+  // Free everything the session held; the statistics stay readable.
+  streams_.clear();
+  final_acks_.clear();
+  control_inbound_.clear();
+  linger_deadline_.reset();
+  give_up_deadline_.reset();
+  next_attempt_at_.reset();
+  suspended_ = false;
+}
+
+void Session::close(Time now) {
+  if (phase_ == Phase::kConnecting) {
+    finish_session(events::Closed{Reason::kShutdown, false, false, unacknowledged_bytes_});
+    return;
+  }
+  if (phase_ != Phase::kOpen || close_requested_) return;
+  close_requested_ = true;
+  close_initiated_locally_ = true;
+  maybe_send_close(now);
+}
+
+void Session::maybe_send_close(Time now) {
+  if (!close_requested_ || close_sent_ || phase_ != Phase::kOpen || unacknowledged_bytes_ != 0) return;
+  queue_control_message(wire::Close{Reason::kShutdown});
+  close_sent_ = true;
+  close_acknowledgement_ = streams_.at(kControlStream).send.written;
+  check_graceful_completion(now);
+}
+
+void Session::check_graceful_completion(Time) {
+  if (phase_ != Phase::kOpen || !close_sent_ || !peer_close_received_) return;
+  if (streams_.at(kControlStream).send.acknowledged < close_acknowledgement_) return;
+  // Both Close messages are exchanged and ours is acknowledged: acknowledge the peer's on the way out.
+  if (data_path_) {
+    auto it = paths_.find(*data_path_);
+    if (it != paths_.end() && it->second.state == PathState::kActive) write_ack_frame(it->second.outgoing);
+  }
+  finish_session(events::Closed{Reason::kShutdown, !close_initiated_locally_, false, 0});
+}
+
+events::Closed Session::abort(Reason reason, Time now) {
+  events::Closed closed{reason, false, false, unacknowledged_bytes_};
+  fail_session(reason, false, false, now, true);
+  return closed;
+}
+
+std::vector<std::byte> Session::fast_close(Reason reason, Time now) {
+  std::vector<std::byte> encoded;
+  if (phase_ != Phase::kOpen) return encoded;
+  if (!has(capabilities_, wire::Capability::kFastClose)) {
+    abort(reason, now);
+    return encoded;
+  }
+  const Secret& peer_key = role_ == Role::kClient ? keys_.server_close_key : keys_.client_close_key;
+  wire::encode_frame(wire::FastClose{session_id_, peer_key, reason}, encoded);
+  if (data_path_) {
+    auto it = paths_.find(*data_path_);
+    if (it != paths_.end()) it->second.outgoing.insert(it->second.outgoing.end(), encoded.begin(), encoded.end());
+  }
+  fail_session(reason, false, false, now, false);
+  return encoded;
+}
+
+// ---- Events and inspection ------------------------------------------------------------------------
+
+std::optional<Event> Session::poll_event() {
+  if (own_events_.empty()) return std::nullopt;
+  Event event = std::move(own_events_.front().event);
+  own_events_.pop_front();
+  return event;
+}
+
+SessionStats Session::stats() const {
+  SessionStats stats = stats_;
+  stats.smoothed_rtt = rtt_.smoothed();
+  stats.rtt_variation = rtt_.variation();
+  stats.unacknowledged_bytes = unacknowledged_bytes_;
+  stats.open_streams = streams_.empty() ? 0 : streams_.size() - 1;
+  return stats;
+}
+
+}  // namespace tether::session

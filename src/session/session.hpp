@@ -1,0 +1,258 @@
+// Session is the sans-I/O protocol core of one tether session, client or server: it takes bytes,
+// transport notices and the current time, and returns bytes, deadlines and events.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "session/events.hpp"
+#include "session/inbound_buffer.hpp"
+#include "session/key_schedule.hpp"
+#include "session/liveness.hpp"
+#include "session/reconnect_backoff.hpp"
+#include "session/rtt_estimator.hpp"
+#include "session/stream.hpp"
+#include "session/types.hpp"
+#include "tether/expected.hpp"
+#include "wire/frame.hpp"
+
+namespace tether::session {
+
+enum class StreamError : std::uint8_t {
+  kWouldBlock,      // the session-wide bound on unacknowledged bytes is reached; wait for Writable
+  kUnknownStream,   // no such stream, or it has ended
+  kStreamFinished,  // finish() was already called on this stream
+  kNotOpen,         // the session is not established yet, or it is closing or closed
+  kTooManyStreams,  // SessionConfig::max_streams streams are open
+};
+[[nodiscard]] const char* to_string(StreamError error);
+
+struct ReadResult {
+  std::size_t bytes = 0;
+  bool finished = false;  // the peer's FIN was reached: no byte will follow
+};
+
+struct SessionStats {
+  std::optional<Duration> smoothed_rtt;
+  Duration rtt_variation{};
+  std::uint64_t bytes_written = 0;         // by the application, over all streams
+  std::uint64_t bytes_acknowledged = 0;    // of those, acknowledged by the peer
+  std::uint64_t bytes_abandoned = 0;       // of those, discarded unacknowledged by a stream reset
+  std::uint64_t bytes_sent = 0;            // stream payload put on the wire, replays included
+  std::uint64_t bytes_replayed = 0;        // stream payload sent again after a path change
+  std::uint64_t bytes_received = 0;        // stream payload delivered (each byte once)
+  std::uint64_t duplicate_bytes_received = 0;  // received again after a path change and discarded
+  std::uint64_t resumes = 0;
+  std::uint64_t heartbeats_missed = 0;
+  std::uint64_t paths_opened = 0;
+  std::uint64_t rejected_resume_attempts = 0;  // server: forged, replayed or stale proofs
+  std::uint64_t forged_frames_ignored = 0;     // fast closes and resets whose key or token was wrong
+  std::uint64_t unacknowledged_bytes = 0;      // now: written - acknowledged - abandoned
+  std::size_t open_streams = 0;
+  Duration total_downtime{};
+};
+
+enum class Phase : std::uint8_t { kConnecting, kOpen, kClosed };
+
+class ServerEndpoint;
+
+class Session {
+ public:
+  // A client session: it asks for its first path at once (PathWanted).
+  Session(SessionConfig config, RandomSource& random, Time now);
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // ---- Transport --------------------------------------------------------------------------------
+  // Client: a transport connection for the session is up; `keying_material` is its exporter value.
+  // The core writes a Hello (new session) or a Resume (existing session) on it.
+  void add_path(PathId path, std::span<const std::byte> keying_material, Time now);
+  // Client: a connection attempt requested by PathWanted failed before add_path().
+  void on_path_failed(Time now);
+  // Bytes that arrived on `path`.
+  void receive(PathId path, std::span<const std::byte> bytes, Time now);
+  // The transport connection is gone (after PathDone, or on its own).
+  void on_path_closed(PathId path, Time now);
+  // Appends bytes to send on `path` to `out`: all pending control frames, then stream data up to about
+  // `max_bytes` in priority order. Returns how many bytes were appended.
+  std::size_t take_outgoing(PathId path, std::vector<std::byte>& out, std::size_t max_bytes, Time now);
+  [[nodiscard]] bool has_outgoing(PathId path) const;
+
+  // ---- Time -------------------------------------------------------------------------------------
+  [[nodiscard]] std::optional<Time> next_deadline() const;
+  void on_timeout(Time now);
+
+  // ---- Events -----------------------------------------------------------------------------------
+  std::optional<Event> poll_event();
+
+  // ---- Streams ----------------------------------------------------------------------------------
+  Expected<StreamId, StreamError> open_stream(std::uint8_t priority, Time now);
+  // Accepts as many bytes as the session-wide bound allows (possibly fewer than given); WouldBlock when
+  // it can accept none. Accepted bytes are delivered exactly once or counted in Closed.
+  Expected<std::size_t, StreamError> write(StreamId stream, std::span<const std::byte> bytes, Time now);
+  // Half-close: no more writes; the peer sees the end after the last byte.
+  Expected<void, StreamError> finish(StreamId stream, Time now);
+  Expected<ReadResult, StreamError> read(StreamId stream, std::span<std::byte> out, Time now);
+  // Zero-copy read: a view of the next received bytes (empty when none), then consume() them.
+  [[nodiscard]] std::span<const std::byte> peek(StreamId stream) const;
+  void consume(StreamId stream, std::size_t count, Time now);
+  // Abandons the stream in both directions; the peer gets StreamReset.
+  void reset_stream(StreamId stream, std::uint64_t error_code, Time now);
+
+  // ---- Ending -----------------------------------------------------------------------------------
+  // Graceful: refuse new writes, deliver everything written, exchange Close; Closed(shutdown) follows.
+  void close(Time now);
+  // Immediate: sends Abort on the live path; the session is Closed when the call returns.
+  events::Closed abort(Reason reason, Time now);
+  // Immediate and authenticated by the peer's fast-close key. The frame is queued on the live path and
+  // also returned encoded, so a client without a live path can send it on a fresh connection.
+  std::vector<std::byte> fast_close(Reason reason, Time now);
+
+  // ---- Inspection -------------------------------------------------------------------------------
+  [[nodiscard]] Phase phase() const { return phase_; }
+  [[nodiscard]] bool suspended() const { return suspended_; }
+  [[nodiscard]] Role role() const { return role_; }
+  [[nodiscard]] const SessionId& id() const { return session_id_; }
+  [[nodiscard]] SessionStats stats() const;
+  [[nodiscard]] HeartbeatParameters heartbeat() const { return heartbeat_; }
+  [[nodiscard]] wire::CapabilitySet capabilities() const { return capabilities_; }
+  [[nodiscard]] std::size_t path_count() const { return paths_.size(); }
+  [[nodiscard]] std::optional<PathId> data_path() const { return data_path_; }
+  [[nodiscard]] std::vector<StreamId> stream_ids() const;
+
+ private:
+  friend class ServerEndpoint;
+
+  enum class PathState : std::uint8_t { kHelloSent, kResumeSent, kActive, kDone };
+  struct Path {
+    Path(PathId path_id, PathState path_state, std::span<const std::byte> keying, HeartbeatParameters heartbeat,
+         Time now)
+        : id(path_id),
+          state(path_state),
+          keying_material(keying.begin(), keying.end()),
+          liveness(heartbeat, now),
+          heartbeat_schedule(heartbeat.interval, now) {}
+    PathId id;
+    PathState state;
+    std::vector<std::byte> keying_material;
+    InboundBuffer inbound;
+    std::vector<std::byte> outgoing;
+    LivenessDetector liveness;
+    HeartbeatSchedule heartbeat_schedule;
+    std::optional<Time> handshake_deadline;
+    std::uint64_t next_ping_sequence = 1;
+    std::optional<std::pair<std::uint64_t, Time>> outstanding_ping;
+    bool suspect = false;
+  };
+
+  // Server session created by ServerEndpoint from a Hello on `path`.
+  Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id, PathId path,
+          std::span<const std::byte> keying_material, const wire::Hello& hello, const Secret& reset_token,
+          std::deque<SessionEvent>& queue);
+
+  // Server: verifies a Resume arriving as the first frame of `path`. On success the path becomes the
+  // data path and the old one is retired; on failure nothing about the session changes.
+  Expected<void, Reason> accept_resume(PathId path, std::span<const std::byte> keying_material,
+                                       const wire::Resume& resume, Time now);
+  // Server: a FastClose arrived as the first frame of a new connection.
+  bool accept_fast_close(const wire::FastClose& frame, Time now);
+
+  bool handle_frame(Path& path, const wire::Frame& frame, Time now);
+  bool handle_handshake_frame(Path& path, const wire::Frame& frame, Time now);
+  void handle_stream_data(const wire::StreamData& frame, Time now);
+  void handle_ack(const wire::Ack& ack, Time now);
+  void handle_control_message(const wire::Frame& frame, Time now);
+  void deliver_control_bytes(std::span<const std::byte> bytes, Time now);
+  bool apply_peer_positions(const std::vector<wire::StreamPosition>& positions);
+  // Advances what the peer acknowledged on `stream`; false when the value is impossible.
+  bool acknowledge(Stream& stream, std::uint64_t acknowledgement, bool& progressed);
+  void attempt_failed(Path& path, Time now);
+  [[nodiscard]] std::uint64_t planned_replay() const;
+  void protocol_error(Time now);
+  [[nodiscard]] std::vector<wire::StreamPosition> receive_positions() const;
+
+  Stream& create_stream(StreamId id, std::uint8_t priority);
+  Stream* find_stream(StreamId id);
+  [[nodiscard]] const Stream* find_stream(StreamId id) const;
+  [[nodiscard]] bool is_local_stream(StreamId id) const;
+  void release_stream_if_finished(StreamId id);
+  // Bookkeeping after the application took `count` bytes; true once it has read to the end.
+  bool note_consumed(Stream& stream, std::size_t count);
+  void drop_stream(StreamId id);
+  void queue_control_message(const wire::Frame& frame);
+  void queue_frame(Path& path, const wire::Frame& frame);
+  void emit(Event event) { queue_->push_back(SessionEvent{session_id_, std::move(event)}); }
+
+  void switch_data_path(PathId path, Time now);
+  void retire_path(Path& path);
+  void on_data_path_lost(SuspendCause cause, Time now);
+  void suspend(SuspendCause cause, Time now);
+  void mark_resumed(Time now);
+  void request_path(Time now);
+  void fail_session(Reason reason, bool by_peer, bool transient, Time now, bool send_abort);
+  void finish_session(const events::Closed& closed);
+  void maybe_send_close(Time now);
+  void check_graceful_completion(Time now);
+  void update_ack_progress(bool progressed, Time now);
+  [[nodiscard]] bool has_outstanding() const;
+  [[nodiscard]] Duration budget() const;
+  [[nodiscard]] wire::DecodeLimits decode_limits() const;
+  std::size_t write_stream_frames(std::vector<std::byte>& out, std::size_t budget);
+  bool write_one_stream_frame(Stream& stream, std::vector<std::byte>& out, std::size_t budget);
+  [[nodiscard]] bool stream_sendable(const Stream& stream) const;
+  void write_ack_frame(std::vector<std::byte>& out);
+
+  Role role_;
+  SessionConfig config_;
+  RandomSource& random_;
+  std::deque<SessionEvent> own_events_;  // a client's queue; a server session uses its endpoint's
+  std::deque<SessionEvent>* queue_ = &own_events_;
+  Phase phase_ = Phase::kConnecting;
+
+  SessionId session_id_{};
+  SessionKeys keys_{};
+  std::optional<Secret> previous_resume_secret_;  // server: the client may not have seen the last ratchet
+  Secret reset_token_{};                          // client: from Welcome
+  wire::CapabilitySet capabilities_ = 0;          // negotiated
+  HeartbeatParameters heartbeat_;
+
+  std::map<PathId, Path> paths_;
+  std::optional<PathId> data_path_;
+
+  std::map<StreamId, Stream> streams_;
+  ClosedStreamSet closed_peer_streams_;
+  std::vector<wire::AckEntry> final_acks_;  // for streams already released (or unknown: kClosedStreamAck)
+  StreamId next_local_stream_ = 0;
+  StreamId last_served_stream_ = 0;
+  std::vector<std::byte> control_inbound_;
+
+  std::uint64_t unacknowledged_bytes_ = 0;
+  bool write_blocked_ = false;
+
+  RttEstimator rtt_;
+  AckProgressDetector ack_progress_;
+
+  bool suspended_ = false;
+  Time suspended_since_{};
+  std::uint64_t replayed_at_suspension_ = 0;
+  std::optional<Time> linger_deadline_;      // server
+  std::optional<Time> give_up_deadline_;     // client
+  std::optional<Time> next_attempt_at_;      // client: when to emit PathWanted
+  bool attempt_in_flight_ = false;           // client: PathWanted emitted, no add_path/on_path_failed yet
+  ReconnectBackoff backoff_;
+
+  bool close_requested_ = false;   // no new writes; Close goes out once everything is acknowledged
+  bool close_initiated_locally_ = false;
+  bool close_sent_ = false;
+  std::uint64_t close_acknowledgement_ = 0;  // control-stream position that acknowledges our Close
+  bool peer_close_received_ = false;
+
+  SessionStats stats_;
+};
+
+}  // namespace tether::session

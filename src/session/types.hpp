@@ -1,0 +1,81 @@
+// The vocabulary shared by the session core: time, identifiers, injected randomness and configuration.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "wire/frame.hpp"
+
+namespace tether::session {
+
+// The core never reads a clock: every call that may depend on time takes `now`. The runtime passes
+// std::chrono::steady_clock::now(); tests and the simulator pass a virtual time.
+using Clock = std::chrono::steady_clock;
+using Time = Clock::time_point;
+using Duration = std::chrono::nanoseconds;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+using PathId = std::uint64_t;    // one transport connection, named by whoever owns the session
+using StreamId = std::uint64_t;  // 0 is the control stream; clients open odd ids, servers even ids
+using wire::Reason;
+using wire::Secret;
+using wire::SessionId;
+
+inline constexpr StreamId kControlStream = 0;
+
+enum class Role : std::uint8_t { kClient, kServer };
+
+// The only source of randomness the core uses (session ids, reconnect jitter). The runtime backs it
+// with a CSPRNG; tests back it with a seeded generator so that every run can be replayed.
+class RandomSource {
+ public:
+  virtual ~RandomSource() = default;
+  virtual void fill(std::span<std::byte> out) = 0;
+  std::uint64_t next_u64() {
+    std::uint64_t value = 0;
+    fill(std::as_writable_bytes(std::span<std::uint64_t>(&value, 1)));
+    return value;
+  }
+};
+
+// Everything either side may tune. Defaults are the "normal" profile; tests use their own.
+struct SessionConfig {
+  // Liveness (DOTS names). The client proposes; the server clamps into its own bounds.
+  Duration heartbeat_interval = seconds(15);
+  std::uint64_t missing_heartbeats_allowed = 3;
+  Duration min_heartbeat_interval = milliseconds(100);  // server-side clamp
+  Duration max_heartbeat_interval = seconds(300);       // server-side clamp
+  std::uint64_t max_missing_heartbeats_allowed = 20;    // server-side clamp
+
+  // Bytes written by the application and not yet acknowledged by the peer, over all streams. A write
+  // beyond it is refused with WouldBlock.
+  std::size_t max_unacknowledged_bytes = 4u << 20;
+  // Per-stream receive window: bytes the peer may send beyond what the application has read.
+  std::size_t stream_receive_window = 1u << 20;
+  // Largest data payload put in one frame, and so the scheduling quantum between streams.
+  std::size_t max_data_frame_payload = 16u << 10;
+  // Largest frame payload accepted from the peer.
+  std::size_t max_frame_payload = 1u << 20;
+  std::size_t max_streams = 4096;  // concurrent streams per session, each direction
+
+  // Server: how long a disconnected session is kept before it is freed.
+  Duration linger = seconds(600);
+  // Pre-session handshake: a connection must send its first frame within this time (server), a
+  // resume or hello must be answered within this time (client).
+  Duration handshake_timeout = seconds(10);
+
+  // Client reconnection: immediate first attempt, then exponential backoff with jitter to a cap; give
+  // up after `reconnect_limit` without a working path.
+  Duration reconnect_initial_backoff = milliseconds(200);
+  Duration reconnect_max_backoff = seconds(30);
+  Duration reconnect_limit = std::chrono::hours(24);
+
+  wire::CapabilitySet capabilities = static_cast<std::uint64_t>(wire::Capability::kResume) |
+                                     static_cast<std::uint64_t>(wire::Capability::kFastClose) |
+                                     static_cast<std::uint64_t>(wire::Capability::kStatelessReset);
+};
+
+}  // namespace tether::session

@@ -175,7 +175,11 @@ void ServerEndpoint::collect_closed_sessions() {
 }
 
 std::optional<SessionEvent> ServerEndpoint::poll_event() {
-  if (events_.empty()) return std::nullopt;
+  if (events_.empty()) {
+    // A session ended by an application call (abort, fast close) with no connection left is freed here.
+    collect_closed_sessions();
+    return std::nullopt;
+  }
   SessionEvent event = std::move(events_.front());
   events_.pop_front();
   return event;

@@ -106,6 +106,11 @@ void Session::add_path(PathId path_id, std::span<const std::byte> keying_materia
     return;
   }
   ++stats_.paths_opened;
+  // One handshake at a time: a newer connection supersedes a pending attempt. Two resumes in flight
+  // could both be accepted by the server from the same secret and leave the two ratchets apart.
+  for (auto& [id, other] : paths_) {
+    if (other.state == PathState::kHelloSent || other.state == PathState::kResumeSent) retire_path(other);
+  }
   const PathState state = phase_ == Phase::kConnecting ? PathState::kHelloSent : PathState::kResumeSent;
   auto [it, inserted] = paths_.try_emplace(path_id, path_id, state, keying_material, heartbeat_, now);
   Path& path = it->second;
@@ -1071,8 +1076,16 @@ void Session::finish_session(const events::Closed& closed) {
   stats_.unacknowledged_bytes = unacknowledged_bytes_;
   emit(closed);
   for (auto& [id, path] : paths_) retire_path(path);
-  // Free everything the session held; the statistics stay readable.
-  streams_.clear();
+  // Free everything the session held; the statistics stay readable. After a graceful close, bytes
+  // received and not yet read stay readable, as after a TCP FIN; any other end discards them.
+  if (closed.reason == Reason::kShutdown && !closed.transient) {
+    for (auto it = streams_.begin(); it != streams_.end();) {
+      it->second.send.buffer = ByteQueue{};
+      it = it->second.receive.buffer.empty() ? streams_.erase(it) : std::next(it);
+    }
+  } else {
+    streams_.clear();
+  }
   final_acks_.clear();
   control_inbound_.clear();
   linger_deadline_.reset();
@@ -1148,7 +1161,7 @@ SessionStats Session::stats() const {
   stats.smoothed_rtt = rtt_.smoothed();
   stats.rtt_variation = rtt_.variation();
   stats.unacknowledged_bytes = unacknowledged_bytes_;
-  stats.open_streams = streams_.empty() ? 0 : streams_.size() - 1;
+  stats.open_streams = streams_.size() - (streams_.contains(kControlStream) ? 1 : 0);
   return stats;
 }
 

@@ -34,7 +34,9 @@ struct Pair {
   std::vector<std::byte> wire;
 
   explicit Pair(SessionConfig session_config)
-      : config(session_config), server(config, Secret{}, server_random), client(config, client_random, now) {
+      : config(session_config),
+        server(config, Secret{}, server_random),
+        client(config, client_random, now) {
     wire.reserve(4u << 20);
     std::array<std::byte, 32> keying{};
     while (client.poll_event()) {
@@ -64,7 +66,8 @@ void session_throughput(benchmark::State& state) {
   config.stream_receive_window = 2u << 20;
   Pair pair(config);
   std::vector<StreamId> streams;
-  for (std::size_t index = 0; index < stream_count; ++index) streams.push_back(*pair.client.open_stream(0, pair.now));
+  for (std::size_t index = 0; index < stream_count; ++index)
+    streams.push_back(*pair.client.open_stream(0, pair.now));
   std::vector<std::byte> payload(64u << 10, std::byte{0x5a});
   std::size_t delivered = 0;
   for (auto _ : state) {
@@ -81,7 +84,11 @@ void session_throughput(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(delivered));
 }
-BENCHMARK(session_throughput)->Args({1, 16u << 10})->Args({1, 64u << 10})->Args({4, 16u << 10})->Args({4, 64u << 10});
+BENCHMARK(session_throughput)
+    ->Args({1, 16u << 10})
+    ->Args({1, 64u << 10})
+    ->Args({4, 16u << 10})
+    ->Args({4, 64u << 10});
 
 }  // namespace
 

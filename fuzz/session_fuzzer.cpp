@@ -1,6 +1,6 @@
 // Stateful fuzz target for the whole session core: a live client/server pair whose connections the
-// fuzzer drives with a mix of genuine traffic, arbitrary bytes, time jumps, cuts, new connections and
-// application calls. Checks that nothing crashes and that byte accounting stays exact.
+// fuzzer drives with a mix of genuine traffic, arbitrary bytes, time jumps, cuts, new connections
+// and application calls. Checks that nothing crashes and that byte accounting stays exact.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -51,7 +51,9 @@ class Input {
 
 void check_accounting(const Session& session) {
   const auto stats = session.stats();
-  if (session.phase() != Phase::kClosed && stats.unacknowledged_bytes != stats.bytes_written - stats.bytes_acknowledged - stats.bytes_abandoned) {
+  if (session.phase() != Phase::kClosed &&
+      stats.unacknowledged_bytes !=
+          stats.bytes_written - stats.bytes_acknowledged - stats.bytes_abandoned) {
     std::abort();
   }
 }
@@ -67,9 +69,7 @@ struct World {
   std::map<PathId, bool> live;  // connections both sides know
   PathId next_id = 1;
 
-  World() {
-    config.heartbeat_interval = std::chrono::seconds(1);
-  }
+  World() { config.heartbeat_interval = std::chrono::seconds(1); }
 
   void connect(std::span<const std::byte> first_bytes_override = {}) {
     const PathId id = next_id++;
@@ -111,7 +111,8 @@ struct World {
       if (const auto* done = std::get_if<events::PathDone>(&*event)) close_connection(done->path);
     }
     while (auto event = server.poll_event()) {
-      if (const auto* done = std::get_if<events::PathDone>(&event->event)) close_connection(done->path);
+      if (const auto* done = std::get_if<events::PathDone>(&event->event))
+        close_connection(done->path);
     }
   }
 
@@ -172,14 +173,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto ids = world.client.stream_ids();
         if (!ids.empty()) {
           const StreamId id = ids[input.u8() % ids.size()];
-          (void)world.client.write(id, std::span(scratch).first(input.u16() % scratch.size()), world.now);
+          (void)world.client.write(id, std::span(scratch).first(input.u16() % scratch.size()),
+                                   world.now);
           if (input.u8() % 8 == 0) (void)world.client.finish(id, world.now);
         }
         (void)stream;
         break;
       }
       case 6: {  // both applications read and the server answers
-        for (StreamId id : world.client.stream_ids()) (void)world.client.read(id, scratch, world.now);
+        for (StreamId id : world.client.stream_ids())
+          (void)world.client.read(id, scratch, world.now);
         if (Session* session = world.server_session()) {
           for (StreamId id : session->stream_ids()) {
             (void)session->read(id, scratch, world.now);
@@ -197,18 +200,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       case 8: {  // stream reset by either side
         const auto ids = world.client.stream_ids();
-        if (!ids.empty()) world.client.reset_stream(ids[input.u8() % ids.size()], input.u8(), world.now);
+        if (!ids.empty())
+          world.client.reset_stream(ids[input.u8() % ids.size()], input.u8(), world.now);
         break;
       }
       case 9:
         world.client.close(world.now);
         break;
       case 10:
-        if (input.u8() % 4 == 0) (void)world.client.fast_close(tether::wire::Reason::kShutdown, world.now);
+        if (input.u8() % 4 == 0)
+          (void)world.client.fast_close(tether::wire::Reason::kShutdown, world.now);
         world.drain();
         break;
       case 11:
-        if (input.u8() % 4 == 0) (void)world.client.abort(tether::wire::Reason::kApplicationAbort, world.now);
+        if (input.u8() % 4 == 0)
+          (void)world.client.abort(tether::wire::Reason::kApplicationAbort, world.now);
         world.drain();
         break;
     }

@@ -1,4 +1,5 @@
-// tether::Expected is the one result type for every operation whose failure a peer or a user can cause.
+// tether::Expected is the one result type for every operation whose failure a peer or a user can
+// cause.
 #pragma once
 
 #include <tl/expected.hpp>

@@ -12,7 +12,8 @@
 
 namespace tether::crypto {
 
-Digest hmac_sha256(std::span<const std::byte> key, std::initializer_list<std::span<const std::byte>> parts) {
+Digest hmac_sha256(std::span<const std::byte> key,
+                   std::initializer_list<std::span<const std::byte>> parts) {
   // Inputs are small (labels, ids, 32-byte secrets): one contiguous buffer and the one-shot call.
   std::array<unsigned char, 256> stack_buffer{};
   std::vector<unsigned char> heap_buffer;
@@ -37,27 +38,31 @@ Digest hmac_sha256(std::span<const std::byte> key, std::initializer_list<std::sp
   return out;
 }
 
-Digest hkdf_sha256(std::span<const std::byte> salt, std::span<const std::byte> input_key, std::string_view info) {
+Digest hkdf_sha256(std::span<const std::byte> salt, std::span<const std::byte> input_key,
+                   std::string_view info) {
   EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   if (kdf == nullptr) std::abort();
   EVP_KDF_CTX* context = EVP_KDF_CTX_new(kdf);
   EVP_KDF_free(kdf);
   if (context == nullptr) std::abort();
   char digest_name[] = "SHA256";
-  // RFC 5869: an absent salt is a string of HashLen zeros; OpenSSL wants the parameter left out then.
+  // RFC 5869: an absent salt is a string of HashLen zeros; OpenSSL wants the parameter left out
+  // then.
   OSSL_PARAM params[5];
   std::size_t count = 0;
   params[count++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0);
-  params[count++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::byte*>(input_key.data()),
-                                                      input_key.size());
+  params[count++] = OSSL_PARAM_construct_octet_string(
+      OSSL_KDF_PARAM_KEY, const_cast<std::byte*>(input_key.data()), input_key.size());
   if (!salt.empty()) {
-    params[count++] =
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<std::byte*>(salt.data()), salt.size());
+    params[count++] = OSSL_PARAM_construct_octet_string(
+        OSSL_KDF_PARAM_SALT, const_cast<std::byte*>(salt.data()), salt.size());
   }
-  params[count++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size());
+  params[count++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                                      const_cast<char*>(info.data()), info.size());
   params[count] = OSSL_PARAM_construct_end();
   Digest out{};
-  const int status = EVP_KDF_derive(context, reinterpret_cast<unsigned char*>(out.data()), out.size(), params);
+  const int status =
+      EVP_KDF_derive(context, reinterpret_cast<unsigned char*>(out.data()), out.size(), params);
   EVP_KDF_CTX_free(context);
   if (status != 1) std::abort();
   return out;

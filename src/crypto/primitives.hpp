@@ -17,11 +17,12 @@ using Digest = std::array<std::byte, 32>;
                                  std::initializer_list<std::span<const std::byte>> parts);
 
 // HKDF-SHA256 (RFC 5869) extract-then-expand producing 32 bytes, with `info` as a label.
-[[nodiscard]] Digest hkdf_sha256(std::span<const std::byte> salt, std::span<const std::byte> input_key,
-                                 std::string_view info);
+[[nodiscard]] Digest hkdf_sha256(std::span<const std::byte> salt,
+                                 std::span<const std::byte> input_key, std::string_view info);
 
 // Compares two byte strings in time that depends only on their length.
-[[nodiscard]] bool constant_time_equal(std::span<const std::byte> left, std::span<const std::byte> right);
+[[nodiscard]] bool constant_time_equal(std::span<const std::byte> left,
+                                       std::span<const std::byte> right);
 
 // A view of a label's characters as bytes.
 [[nodiscard]] inline std::span<const std::byte> label(std::string_view text) {

@@ -10,9 +10,9 @@
 
 namespace tether::session {
 
-// Used for both the replay buffer of a sending stream (bytes written and not yet acknowledged) and the
-// receive buffer of a stream (bytes received and not yet read). Memory is held in 16 KiB blocks that are
-// freed as soon as they are consumed, so an idle stream holds no block at all.
+// Used for both the replay buffer of a sending stream (bytes written and not yet acknowledged) and
+// the receive buffer of a stream (bytes received and not yet read). Memory is held in 16 KiB blocks
+// that are freed as soon as they are consumed, so an idle stream holds no block at all.
 class ByteQueue {
  public:
   static constexpr std::size_t kBlockSize = 16u << 10;
@@ -24,7 +24,8 @@ class ByteQueue {
     while (!bytes.empty()) {
       const std::size_t tail = head_ + size_;
       const std::size_t within = tail % kBlockSize;
-      if (tail / kBlockSize >= blocks_.size()) blocks_.push_back(std::make_unique<std::byte[]>(kBlockSize));
+      if (tail / kBlockSize >= blocks_.size())
+        blocks_.push_back(std::make_unique<std::byte[]>(kBlockSize));
       const std::size_t count = std::min(bytes.size(), kBlockSize - within);
       std::memcpy(blocks_[tail / kBlockSize].get() + within, bytes.data(), count);
       size_ += count;
@@ -32,8 +33,9 @@ class ByteQueue {
     }
   }
 
-  // A contiguous view of at most `max` bytes starting `offset` bytes after the front. It may be shorter
-  // than requested when it reaches a block boundary; it is valid until the next append or consume.
+  // A contiguous view of at most `max` bytes starting `offset` bytes after the front. It may be
+  // shorter than requested when it reaches a block boundary; it is valid until the next append or
+  // consume.
   [[nodiscard]] std::span<const std::byte> view(std::size_t offset, std::size_t max) const {
     assert(offset <= size_);
     const std::size_t position = head_ + offset;

@@ -10,9 +10,9 @@
 namespace tether::session {
 
 enum class SuspendCause : std::uint8_t {
-  kHeartbeatTimeout,  // no inbound byte for the heartbeat budget
+  kHeartbeatTimeout,      // no inbound byte for the heartbeat budget
   kAcknowledgementStall,  // data outstanding and acknowledgements stopped advancing
-  kTransportClosed,   // the transport reported the connection gone
+  kTransportClosed,       // the transport reported the connection gone
 };
 [[nodiscard]] const char* to_string(SuspendCause cause);
 
@@ -25,8 +25,9 @@ struct Suspended {
   SuspendCause cause = SuspendCause::kTransportClosed;
 };
 struct Resumed {
-  Duration downtime{};          // from suspension to the path being usable again
-  std::uint64_t bytes_replayed = 0;  // stream bytes this side sent again because the peer had not received them
+  Duration downtime{};  // from suspension to the path being usable again
+  std::uint64_t bytes_replayed =
+      0;  // stream bytes this side sent again because the peer had not received them
 };
 // The session is over. `unacknowledged_bytes` is the exact count of bytes this side's application
 // wrote that the peer never acknowledged (zero after a graceful close).
@@ -36,10 +37,11 @@ struct Closed {
   bool transient = false;
   std::uint64_t unacknowledged_bytes = 0;
 };
-// Client: dial a new transport connection and hand it in with add_path() (or report on_path_failed()).
+// Client: dial a new transport connection and hand it in with add_path() (or report
+// on_path_failed()).
 struct PathWanted {};
-// Flush what take_outgoing() still returns for this path, then close its transport connection and call
-// on_path_closed(). The core ignores further input on it.
+// Flush what take_outgoing() still returns for this path, then close its transport connection and
+// call on_path_closed(). The core ignores further input on it.
 struct PathDone {
   PathId path = 0;
 };
@@ -62,13 +64,13 @@ struct Writable {};
 
 }  // namespace events
 
-using Event = std::variant<events::Established, events::Suspended, events::Resumed, events::Closed,
-                           events::PathWanted, events::PathDone, events::StreamOpened,
-                           events::StreamReadable, events::StreamFinished, events::StreamReset,
-                           events::Writable>;
+using Event =
+    std::variant<events::Established, events::Suspended, events::Resumed, events::Closed,
+                 events::PathWanted, events::PathDone, events::StreamOpened, events::StreamReadable,
+                 events::StreamFinished, events::StreamReset, events::Writable>;
 
-// An event tagged with the session it belongs to (all zeros: a server connection that never joined a
-// session). A client's Session yields bare Events; a ServerEndpoint yields SessionEvents.
+// An event tagged with the session it belongs to (all zeros: a server connection that never joined
+// a session). A client's Session yields bare Events; a ServerEndpoint yields SessionEvents.
 struct SessionEvent {
   SessionId session{};
   Event event;

@@ -1,5 +1,5 @@
-// InboundBuffer reassembles frames from the byte chunks a transport delivers, without copying complete
-// frames and without buffering more than one frame's worth of bytes.
+// InboundBuffer reassembles frames from the byte chunks a transport delivers, without copying
+// complete frames and without buffering more than one frame's worth of bytes.
 #pragma once
 
 #include <cstddef>
@@ -14,13 +14,13 @@ namespace tether::session {
 
 class InboundBuffer {
  public:
-  // Decodes every complete frame of (held bytes + input), calling handle(const wire::Frame&) for each;
-  // handle returns false to stop early, and the undecoded rest is then held (release() takes it). Keeps
-  // an incomplete tail for the next call; its size is bounded by the frame limit in `limits`. Returns
-  // the first decode error (held bytes are then discarded).
+  // Decodes every complete frame of (held bytes + input), calling handle(const wire::Frame&) for
+  // each; handle returns false to stop early, and the undecoded rest is then held (release() takes
+  // it). Keeps an incomplete tail for the next call; its size is bounded by the frame limit in
+  // `limits`. Returns the first decode error (held bytes are then discarded).
   template <typename Handler>
-  Expected<void, wire::DecodeError> feed(std::span<const std::byte> input, const wire::DecodeLimits& limits,
-                                         Handler&& handle) {
+  Expected<void, wire::DecodeError> feed(std::span<const std::byte> input,
+                                         const wire::DecodeLimits& limits, Handler&& handle) {
     std::span<const std::byte> bytes = input;
     if (!held_.empty()) {
       held_.insert(held_.end(), input.begin(), input.end());

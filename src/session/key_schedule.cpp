@@ -6,9 +6,11 @@ namespace tether::session {
 
 using crypto::label;
 
-SessionKeys derive_session_keys(const SessionId& session_id, std::span<const std::byte> keying_material) {
+SessionKeys derive_session_keys(const SessionId& session_id,
+                                std::span<const std::byte> keying_material) {
   // Extract once with the session id as salt, then expand one secret per purpose.
-  const Secret master = crypto::hkdf_sha256(session_id, keying_material, "tether v1 session master");
+  const Secret master =
+      crypto::hkdf_sha256(session_id, keying_material, "tether v1 session master");
   SessionKeys keys;
   keys.resume_secret = crypto::hkdf_sha256({}, master, "tether v1 resume");
   keys.client_close_key = crypto::hkdf_sha256({}, master, "tether v1 close client");
@@ -18,11 +20,13 @@ SessionKeys derive_session_keys(const SessionId& session_id, std::span<const std
 
 Secret resume_proof(const Secret& resume_secret, Role prover, const SessionId& session_id,
                     std::span<const std::byte> keying_material) {
-  const auto role_label = label(prover == Role::kClient ? "tether v1 resume client" : "tether v1 resume server");
+  const auto role_label =
+      label(prover == Role::kClient ? "tether v1 resume client" : "tether v1 resume server");
   return crypto::hmac_sha256(resume_secret, {role_label, session_id, keying_material});
 }
 
-Secret ratchet_resume_secret(const Secret& resume_secret, std::span<const std::byte> keying_material) {
+Secret ratchet_resume_secret(const Secret& resume_secret,
+                             std::span<const std::byte> keying_material) {
   return crypto::hkdf_sha256(resume_secret, keying_material, "tether v1 resume ratchet");
 }
 

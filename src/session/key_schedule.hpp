@@ -11,26 +11,28 @@ namespace tether::session {
 // HKDF-SHA256 from the keying material the transport exported for the connection that created the
 // session (a TLS 1.3 exporter value in the runtime) and the session id.
 struct SessionKeys {
-  Secret resume_secret{};       // proves ownership on resume; ratcheted by every successful resume
-  Secret client_close_key{};    // carried by a FastClose sent to the client
-  Secret server_close_key{};    // carried by a FastClose sent to the server
+  Secret resume_secret{};     // proves ownership on resume; ratcheted by every successful resume
+  Secret client_close_key{};  // carried by a FastClose sent to the client
+  Secret server_close_key{};  // carried by a FastClose sent to the server
 };
 
 [[nodiscard]] SessionKeys derive_session_keys(const SessionId& session_id,
                                               std::span<const std::byte> keying_material);
 
-// The proof one side presents when resuming on a connection with `keying_material`. Binding it to the
-// connection's own keying material (channel binding) makes a captured proof useless on any other
-// connection.
-[[nodiscard]] Secret resume_proof(const Secret& resume_secret, Role prover, const SessionId& session_id,
+// The proof one side presents when resuming on a connection with `keying_material`. Binding it to
+// the connection's own keying material (channel binding) makes a captured proof useless on any
+// other connection.
+[[nodiscard]] Secret resume_proof(const Secret& resume_secret, Role prover,
+                                  const SessionId& session_id,
                                   std::span<const std::byte> keying_material);
 
-// The resume secret that follows `resume_secret` after a resume on a connection with `keying_material`.
+// The resume secret that follows `resume_secret` after a resume on a connection with
+// `keying_material`.
 [[nodiscard]] Secret ratchet_resume_secret(const Secret& resume_secret,
                                            std::span<const std::byte> keying_material);
 
-// The stateless-reset token for a session id: HMAC(server static key, label || session id). A server
-// can compute it with no state for the session, and no one without the static key can.
+// The stateless-reset token for a session id: HMAC(server static key, label || session id). A
+// server can compute it with no state for the session, and no one without the static key can.
 [[nodiscard]] Secret stateless_reset_token(const Secret& static_key, const SessionId& session_id);
 
 }  // namespace tether::session

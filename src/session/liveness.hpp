@@ -1,5 +1,5 @@
-// The liveness rules of one path: when to send a heartbeat, when silence means a missed heartbeat or a
-// dead path, and when unacknowledged data that stopped making progress means a stalled path.
+// The liveness rules of one path: when to send a heartbeat, when silence means a missed heartbeat
+// or a dead path, and when unacknowledged data that stopped making progress means a stalled path.
 #pragma once
 
 #include <algorithm>
@@ -15,10 +15,11 @@ struct HeartbeatParameters {
   Duration interval = seconds(15);
   std::uint64_t missing_allowed = 3;
 
-  // How long a path may stay silent (or stall) before it is suspect: the allowed misses plus one RTO of
-  // slack for a heartbeat in flight, the slack capped at one interval.
+  // How long a path may stay silent (or stall) before it is suspect: the allowed misses plus one
+  // RTO of slack for a heartbeat in flight, the slack capped at one interval.
   [[nodiscard]] Duration budget(Duration retransmission_timeout) const {
-    return interval * static_cast<std::int64_t>(missing_allowed) + std::min(retransmission_timeout, interval);
+    return interval * static_cast<std::int64_t>(missing_allowed) +
+           std::min(retransmission_timeout, interval);
   }
 };
 
@@ -35,13 +36,14 @@ class HeartbeatSchedule {
   Time next_;
 };
 
-// LivenessDetector counts heartbeat intervals that pass with no inbound byte at all (any byte is proof
-// of life) and declares the path suspect once the budget is spent.
+// LivenessDetector counts heartbeat intervals that pass with no inbound byte at all (any byte is
+// proof of life) and declares the path suspect once the budget is spent.
 class LivenessDetector {
  public:
   enum class Verdict : std::uint8_t { kAlive, kMissedHeartbeat, kSuspect };
 
-  LivenessDetector(HeartbeatParameters parameters, Time now) : parameters_(parameters), last_inbound_(now) {}
+  LivenessDetector(HeartbeatParameters parameters, Time now)
+      : parameters_(parameters), last_inbound_(now) {}
 
   void on_inbound(Time now) {
     last_inbound_ = now;
@@ -74,9 +76,9 @@ class LivenessDetector {
   std::uint64_t missed_ = 0;
 };
 
-// AckProgressDetector notices a stalled path while data is queued behind it: when this side has bytes
-// (or a Ping) outstanding and acknowledgements stop advancing for the budget, the path is suspect even
-// if the peer's own heartbeats still arrive (the DOTS head-of-line problem).
+// AckProgressDetector notices a stalled path while data is queued behind it: when this side has
+// bytes (or a Ping) outstanding and acknowledgements stop advancing for the budget, the path is
+// suspect even if the peer's own heartbeats still arrive (the DOTS head-of-line problem).
 class AckProgressDetector {
  public:
   // `outstanding` says whether anything sent is still unacknowledged; `progressed` whether the

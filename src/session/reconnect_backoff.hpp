@@ -1,5 +1,5 @@
-// ReconnectBackoff spaces the client's reconnection attempts: immediate first, then exponential with
-// jitter up to a cap.
+// ReconnectBackoff spaces the client's reconnection attempts: immediate first, then exponential
+// with jitter up to a cap.
 #pragma once
 
 #include <algorithm>
@@ -13,8 +13,8 @@ class ReconnectBackoff {
  public:
   ReconnectBackoff(Duration initial, Duration cap) : initial_(initial), cap_(cap) {}
 
-  // Delay before the next attempt: zero for the first after a success, then initial * 2^(n-1) capped,
-  // scaled by a uniform factor in [0.5, 1.0) drawn from `random` ("equal jitter").
+  // Delay before the next attempt: zero for the first after a success, then initial * 2^(n-1)
+  // capped, scaled by a uniform factor in [0.5, 1.0) drawn from `random` ("equal jitter").
   Duration next_delay(RandomSource& random) {
     const std::uint64_t failures = failures_++;
     if (failures == 0) return Duration::zero();

@@ -1,4 +1,5 @@
-// RttEstimator keeps the smoothed round-trip time and its variation (RFC 6298) from heartbeat echoes.
+// RttEstimator keeps the smoothed round-trip time and its variation (RFC 6298) from heartbeat
+// echoes.
 #pragma once
 
 #include <algorithm>
@@ -14,7 +15,8 @@ class RttEstimator {
   static constexpr Duration kMinimumRetransmissionTimeout = milliseconds(200);
   static constexpr Duration kMaximumRetransmissionTimeout = seconds(60);
 
-  // Feeds one measured round trip. Negative samples (impossible with a monotonic clock) are ignored.
+  // Feeds one measured round trip. Negative samples (impossible with a monotonic clock) are
+  // ignored.
   void add_sample(Duration sample) {
     if (sample < Duration::zero()) return;
     if (!smoothed_) {
@@ -22,7 +24,7 @@ class RttEstimator {
       variation_ = sample / 2;
     } else {
       const Duration error = *smoothed_ > sample ? *smoothed_ - sample : sample - *smoothed_;
-      variation_ = (3 * variation_ + error) / 4;  // beta = 1/4 (2.3)
+      variation_ = (3 * variation_ + error) / 4;   // beta = 1/4 (2.3)
       *smoothed_ = (7 * *smoothed_ + sample) / 8;  // alpha = 1/8
     }
     latest_ = sample;

@@ -9,7 +9,8 @@ namespace tether::session {
 ServerEndpoint::ServerEndpoint(SessionConfig config, const Secret& static_key, RandomSource& random)
     : config_(config), static_key_(static_key), random_(random) {}
 
-void ServerEndpoint::accept(PathId connection, std::span<const std::byte> keying_material, Time now) {
+void ServerEndpoint::accept(PathId connection, std::span<const std::byte> keying_material,
+                            Time now) {
   assert(!pending_.contains(connection) && !connection_sessions_.contains(connection));
   ++stats_.connections_accepted;
   PendingConnection pending;
@@ -50,8 +51,8 @@ void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes
   }
 }
 
-void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pending, const wire::Frame& frame,
-                                        Time now) {
+void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pending,
+                                        const wire::Frame& frame, Time now) {
   if (const auto* hello = std::get_if<wire::Hello>(&frame)) {
     if (hello->version != wire::kProtocolVersion) {
       ++stats_.handshake_failures;
@@ -60,8 +61,9 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
     }
     const SessionId session_id = new_session_id();
     const Secret token = stateless_reset_token(static_key_, session_id);
-    auto session = std::unique_ptr<Session>(new Session(config_, random_, now, session_id, connection,
-                                                        pending.keying_material, *hello, token, events_));
+    auto session =
+        std::unique_ptr<Session>(new Session(config_, random_, now, session_id, connection,
+                                             pending.keying_material, *hello, token, events_));
     sessions_.emplace(session_id, std::move(session));
     connection_sessions_.emplace(connection, session_id);
     ++stats_.sessions_created;
@@ -70,9 +72,11 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
   if (const auto* resume = std::get_if<wire::Resume>(&frame)) {
     Session* session = find(resume->session_id);
     if (session == nullptr || session->phase() != Phase::kOpen) {
-      // We have no such session (any more): say so with a token only we can make, so the client stops.
+      // We have no such session (any more): say so with a token only we can make, so the client
+      // stops.
       wire::encode_frame(
-          wire::StatelessReset{resume->session_id, stateless_reset_token(static_key_, resume->session_id)},
+          wire::StatelessReset{resume->session_id,
+                               stateless_reset_token(static_key_, resume->session_id)},
           pending.outgoing);
       ++stats_.stateless_resets_sent;
       finish_pending(connection, pending);
@@ -102,7 +106,8 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
   refuse(connection, pending, Reason::kProtocolError, false);
 }
 
-void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reason reason, bool transient) {
+void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reason reason,
+                            bool transient) {
   wire::encode_frame(wire::Refuse{reason, transient}, pending.outgoing);
   finish_pending(connection, pending);
 }
@@ -123,8 +128,8 @@ void ServerEndpoint::on_connection_closed(PathId connection, Time now) {
   collect_closed_sessions();
 }
 
-std::size_t ServerEndpoint::take_outgoing(PathId connection, std::vector<std::byte>& out, std::size_t max_bytes,
-                                          Time now) {
+std::size_t ServerEndpoint::take_outgoing(PathId connection, std::vector<std::byte>& out,
+                                          std::size_t max_bytes, Time now) {
   if (auto it = pending_.find(connection); it != pending_.end()) {
     const std::size_t count = it->second.outgoing.size();
     out.insert(out.end(), it->second.outgoing.begin(), it->second.outgoing.end());
@@ -138,7 +143,8 @@ std::size_t ServerEndpoint::take_outgoing(PathId connection, std::vector<std::by
 }
 
 std::optional<Time> ServerEndpoint::next_deadline() const {
-  // Linear in sessions; a timer wheel replaces this when sessions number in the hundreds of thousands.
+  // Linear in sessions; a timer wheel replaces this when sessions number in the hundreds of
+  // thousands.
   std::optional<Time> earliest;
   for (const auto& [id, pending] : pending_) {
     if (!pending.done && (!earliest || pending.deadline < *earliest)) earliest = pending.deadline;
@@ -176,7 +182,8 @@ void ServerEndpoint::collect_closed_sessions() {
 
 std::optional<SessionEvent> ServerEndpoint::poll_event() {
   if (events_.empty()) {
-    // A session ended by an application call (abort, fast close) with no connection left is freed here.
+    // A session ended by an application call (abort, fast close) with no connection left is freed
+    // here.
     collect_closed_sessions();
     return std::nullopt;
   }

@@ -30,25 +30,34 @@ std::uint64_t to_milliseconds(Duration duration) {
 
 const char* to_string(SuspendCause cause) {
   switch (cause) {
-    case SuspendCause::kHeartbeatTimeout: return "heartbeat-timeout";
-    case SuspendCause::kAcknowledgementStall: return "acknowledgement-stall";
-    case SuspendCause::kTransportClosed: return "transport-closed";
+    case SuspendCause::kHeartbeatTimeout:
+      return "heartbeat-timeout";
+    case SuspendCause::kAcknowledgementStall:
+      return "acknowledgement-stall";
+    case SuspendCause::kTransportClosed:
+      return "transport-closed";
   }
   return "unknown";
 }
 
 const char* to_string(StreamError error) {
   switch (error) {
-    case StreamError::kWouldBlock: return "would block: unacknowledged-bytes bound reached";
-    case StreamError::kUnknownStream: return "unknown or ended stream";
-    case StreamError::kStreamFinished: return "stream already finished for writing";
-    case StreamError::kNotOpen: return "session not open for writing";
-    case StreamError::kTooManyStreams: return "too many streams";
+    case StreamError::kWouldBlock:
+      return "would block: unacknowledged-bytes bound reached";
+    case StreamError::kUnknownStream:
+      return "unknown or ended stream";
+    case StreamError::kStreamFinished:
+      return "stream already finished for writing";
+    case StreamError::kNotOpen:
+      return "session not open for writing";
+    case StreamError::kTooManyStreams:
+      return "too many streams";
   }
   return "unknown";
 }
 
-// ---- Construction ---------------------------------------------------------------------------------
+// ---- Construction
+// ---------------------------------------------------------------------------------
 
 Session::Session(SessionConfig config, RandomSource& random, Time now)
     : role_(Role::kClient),
@@ -62,9 +71,9 @@ Session::Session(SessionConfig config, RandomSource& random, Time now)
   request_path(now);
 }
 
-Session::Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id, PathId path,
-                 std::span<const std::byte> keying_material, const wire::Hello& hello, const Secret& reset_token,
-                 std::deque<SessionEvent>& queue)
+Session::Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
+                 PathId path, std::span<const std::byte> keying_material, const wire::Hello& hello,
+                 const Secret& reset_token, std::deque<SessionEvent>& queue)
     : role_(Role::kServer),
       config_(config),
       random_(random),
@@ -76,12 +85,14 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
       backoff_(config.reconnect_initial_backoff, config.reconnect_max_backoff) {
   // Negotiate liveness: the client proposes, the server clamps into its policy.
   const Duration proposed = milliseconds(hello.heartbeat_interval_ms);
-  heartbeat_.interval = std::clamp(proposed, config_.min_heartbeat_interval, config_.max_heartbeat_interval);
-  heartbeat_.missing_allowed =
-      std::clamp<std::uint64_t>(hello.missing_heartbeats_allowed, 1, config_.max_missing_heartbeats_allowed);
+  heartbeat_.interval =
+      std::clamp(proposed, config_.min_heartbeat_interval, config_.max_heartbeat_interval);
+  heartbeat_.missing_allowed = std::clamp<std::uint64_t>(hello.missing_heartbeats_allowed, 1,
+                                                         config_.max_missing_heartbeats_allowed);
   next_local_stream_ = 2;
   create_stream(kControlStream, 0);
-  auto [it, inserted] = paths_.try_emplace(path, path, PathState::kActive, keying_material, heartbeat_, now);
+  auto [it, inserted] =
+      paths_.try_emplace(path, path, PathState::kActive, keying_material, heartbeat_, now);
   assert(inserted);
   data_path_ = path;
   ++stats_.paths_opened;
@@ -96,7 +107,8 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
   emit(events::Established{session_id_});
 }
 
-// ---- Transport ------------------------------------------------------------------------------------
+// ---- Transport
+// ------------------------------------------------------------------------------------
 
 void Session::add_path(PathId path_id, std::span<const std::byte> keying_material, Time now) {
   assert(role_ == Role::kClient);
@@ -109,10 +121,13 @@ void Session::add_path(PathId path_id, std::span<const std::byte> keying_materia
   // One handshake at a time: a newer connection supersedes a pending attempt. Two resumes in flight
   // could both be accepted by the server from the same secret and leave the two ratchets apart.
   for (auto& [id, other] : paths_) {
-    if (other.state == PathState::kHelloSent || other.state == PathState::kResumeSent) retire_path(other);
+    if (other.state == PathState::kHelloSent || other.state == PathState::kResumeSent)
+      retire_path(other);
   }
-  const PathState state = phase_ == Phase::kConnecting ? PathState::kHelloSent : PathState::kResumeSent;
-  auto [it, inserted] = paths_.try_emplace(path_id, path_id, state, keying_material, heartbeat_, now);
+  const PathState state =
+      phase_ == Phase::kConnecting ? PathState::kHelloSent : PathState::kResumeSent;
+  auto [it, inserted] =
+      paths_.try_emplace(path_id, path_id, state, keying_material, heartbeat_, now);
   Path& path = it->second;
   path.handshake_deadline = now + config_.handshake_timeout;
   if (state == PathState::kHelloSent) {
@@ -128,8 +143,8 @@ void Session::add_path(PathId path_id, std::span<const std::byte> keying_materia
   resume.proof = resume_proof(keys_.resume_secret, Role::kClient, session_id_, keying_material);
   resume.received = receive_positions();
   queue_frame(path, resume);
-  // Optimistic replay: send what the server has not acknowledged right behind the Resume, so resuming
-  // costs no round trip; the server discards what it already has.
+  // Optimistic replay: send what the server has not acknowledged right behind the Resume, so
+  // resuming costs no round trip; the server discards what it already has.
   switch_data_path(path_id, now);
 }
 
@@ -149,8 +164,9 @@ void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now
   if (role_ == Role::kServer && suspended_ && data_path_ == path_id) mark_resumed(now);
 
   const std::uint64_t unacknowledged_before = unacknowledged_bytes_;
-  auto result = path.inbound.feed(bytes, decode_limits(),
-                                  [&](const wire::Frame& frame) { return handle_frame(path, frame, now); });
+  auto result = path.inbound.feed(bytes, decode_limits(), [&](const wire::Frame& frame) {
+    return handle_frame(path, frame, now);
+  });
   if (!result && path.state != PathState::kDone && phase_ != Phase::kClosed) {
     if (path.state == PathState::kActive) {
       protocol_error(now);
@@ -176,7 +192,8 @@ void Session::on_path_closed(PathId path_id, Time now) {
   auto it = paths_.find(path_id);
   if (it == paths_.end()) return;
   const bool was_data_path = data_path_ == path_id;
-  const bool was_handshake = it->second.state == PathState::kHelloSent || it->second.state == PathState::kResumeSent;
+  const bool was_handshake =
+      it->second.state == PathState::kHelloSent || it->second.state == PathState::kResumeSent;
   const bool already_done = it->second.state == PathState::kDone;
   paths_.erase(it);
   if (was_data_path) data_path_.reset();
@@ -210,7 +227,8 @@ void Session::on_path_closed(PathId path_id, Time now) {
   on_data_path_lost(SuspendCause::kTransportClosed, now);
 }
 
-std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out, std::size_t max_bytes, Time now) {
+std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out,
+                                   std::size_t max_bytes, Time now) {
   auto it = paths_.find(path_id);
   if (it == paths_.end()) return 0;
   Path& path = it->second;
@@ -239,7 +257,8 @@ bool Session::has_outgoing(PathId path_id) const {
   });
 }
 
-// ---- Frames ---------------------------------------------------------------------------------------
+// ---- Frames
+// ---------------------------------------------------------------------------------------
 
 bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
   if (path.state == PathState::kDone || phase_ == Phase::kClosed) return false;
@@ -257,9 +276,12 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
                  },
                  [&](const wire::Ack& ack) { handle_ack(ack, now); },
                  [&](const wire::StreamData& data) { handle_stream_data(data, now); },
-                 [&](const wire::Abort& abort) { fail_session(abort.reason, true, abort.transient, now, false); },
+                 [&](const wire::Abort& abort) {
+                   fail_session(abort.reason, true, abort.transient, now, false);
+                 },
                  [&](const wire::FastClose& close) {
-                   const Secret& own_key = role_ == Role::kClient ? keys_.client_close_key : keys_.server_close_key;
+                   const Secret& own_key =
+                       role_ == Role::kClient ? keys_.client_close_key : keys_.server_close_key;
                    if (has(capabilities_, wire::Capability::kFastClose) &&
                        crypto::constant_time_equal(close.session_id, session_id_) &&
                        crypto::constant_time_equal(close.key, own_key)) {
@@ -269,7 +291,8 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
                    }
                  },
                  [&](const wire::StatelessReset& reset) {
-                   if (role_ == Role::kClient && crypto::constant_time_equal(reset.session_id, session_id_) &&
+                   if (role_ == Role::kClient &&
+                       crypto::constant_time_equal(reset.session_id, session_id_) &&
                        crypto::constant_time_equal(reset.token, reset_token_)) {
                      fail_session(Reason::kUnknownSession, true, false, now, false);
                    } else {
@@ -304,8 +327,8 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
   }
   if (path.state == PathState::kHelloSent) {
     const auto* welcome = std::get_if<wire::Welcome>(&frame);
-    if (welcome == nullptr || welcome->version != wire::kProtocolVersion || welcome->heartbeat_interval_ms == 0 ||
-        welcome->missing_heartbeats_allowed == 0) {
+    if (welcome == nullptr || welcome->version != wire::kProtocolVersion ||
+        welcome->heartbeat_interval_ms == 0 || welcome->missing_heartbeats_allowed == 0) {
       attempt_failed(path, now);
       return false;
     }
@@ -332,7 +355,8 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
     attempt_failed(path, now);
     return false;
   }
-  const Secret expected = resume_proof(keys_.resume_secret, Role::kServer, session_id_, path.keying_material);
+  const Secret expected =
+      resume_proof(keys_.resume_secret, Role::kServer, session_id_, path.keying_material);
   if (!crypto::constant_time_equal(expected, accept->proof)) {
     ++stats_.forged_frames_ignored;
     attempt_failed(path, now);
@@ -358,7 +382,8 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
   return true;
 }
 
-Expected<void, Reason> Session::accept_resume(PathId path_id, std::span<const std::byte> keying_material,
+Expected<void, Reason> Session::accept_resume(PathId path_id,
+                                              std::span<const std::byte> keying_material,
                                               const wire::Resume& resume, Time now) {
   assert(role_ == Role::kServer);
   if (phase_ != Phase::kOpen) return make_unexpected(Reason::kUnknownSession);
@@ -366,11 +391,13 @@ Expected<void, Reason> Session::accept_resume(PathId path_id, std::span<const st
   // The proof must be bound to this connection; accept the previous secret too, for a client that
   // never saw our last ResumeAccept. Anything older is stale.
   const Secret* base = nullptr;
-  const Secret current = resume_proof(keys_.resume_secret, Role::kClient, session_id_, keying_material);
+  const Secret current =
+      resume_proof(keys_.resume_secret, Role::kClient, session_id_, keying_material);
   if (crypto::constant_time_equal(current, resume.proof)) {
     base = &keys_.resume_secret;
   } else if (previous_resume_secret_) {
-    const Secret previous = resume_proof(*previous_resume_secret_, Role::kClient, session_id_, keying_material);
+    const Secret previous =
+        resume_proof(*previous_resume_secret_, Role::kClient, session_id_, keying_material);
     if (crypto::constant_time_equal(previous, resume.proof)) base = &*previous_resume_secret_;
   }
   if (base == nullptr) {
@@ -396,7 +423,8 @@ Expected<void, Reason> Session::accept_resume(PathId path_id, std::span<const st
   for (auto& [id, other] : paths_) {
     if (other.state != PathState::kDone) retire_path(other);
   }
-  auto [it, inserted] = paths_.try_emplace(path_id, path_id, PathState::kActive, keying_material, heartbeat_, now);
+  auto [it, inserted] =
+      paths_.try_emplace(path_id, path_id, PathState::kActive, keying_material, heartbeat_, now);
   assert(inserted);
   ++stats_.paths_opened;
   queue_frame(it->second, accept);
@@ -437,14 +465,17 @@ void Session::handle_stream_data(const wire::StreamData& frame, Time now) {
       final_acks_.push_back(wire::AckEntry{id, kClosedStreamAck, 0});
       return;
     }
-    if (id >= closed_peer_streams_.horizon(2 * config_.max_streams) || !frame.open || frame.offset != 0) {
+    if (id >= closed_peer_streams_.horizon(2 * config_.max_streams) || !frame.open ||
+        frame.offset != 0) {
       protocol_error(now);
       return;
     }
     const auto peer_streams = static_cast<std::size_t>(std::count_if(
-        streams_.begin(), streams_.end(), [&](const auto& entry) { return entry.first != 0 && !is_local_stream(entry.first); }));
+        streams_.begin(), streams_.end(),
+        [&](const auto& entry) { return entry.first != 0 && !is_local_stream(entry.first); }));
     if (peer_streams >= config_.max_streams) {
-      queue_control_message(wire::ResetStream{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
+      queue_control_message(
+          wire::ResetStream{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
       closed_peer_streams_.insert(id);
       return;
     }
@@ -455,7 +486,8 @@ void Session::handle_stream_data(const wire::StreamData& frame, Time now) {
   const std::uint64_t end = frame.offset + frame.data.size();
   const bool control = id == kControlStream;
   if ((control && frame.fin) || (receive.final_size && end > *receive.final_size) ||
-      (frame.fin && receive.final_size && *receive.final_size != end) || frame.offset > receive.received ||
+      (frame.fin && receive.final_size && *receive.final_size != end) ||
+      frame.offset > receive.received ||
       (!control && end > std::max(receive.advertised_window_limit, kInitialStreamWindow))) {
     protocol_error(now);
     return;
@@ -502,8 +534,9 @@ void Session::handle_ack(const wire::Ack& ack, Time now) {
   }
   update_ack_progress(progressed, now);
   if (progressed && suspended_ && role_ == Role::kClient && !attempt_in_flight_) {
-    const bool resuming = std::any_of(paths_.begin(), paths_.end(),
-                                      [](const auto& entry) { return entry.second.state == PathState::kResumeSent; });
+    const bool resuming = std::any_of(paths_.begin(), paths_.end(), [](const auto& entry) {
+      return entry.second.state == PathState::kResumeSent;
+    });
     if (!resuming) {
       next_attempt_at_.reset();
       mark_resumed(now);
@@ -551,7 +584,8 @@ void Session::deliver_control_bytes(std::span<const std::byte> bytes, Time now) 
     handle_control_message((*decoded)->frame, now);
   }
   if (phase_ == Phase::kOpen) {
-    control_inbound_.erase(control_inbound_.begin(), control_inbound_.begin() + static_cast<std::ptrdiff_t>(offset));
+    control_inbound_.erase(control_inbound_.begin(),
+                           control_inbound_.begin() + static_cast<std::ptrdiff_t>(offset));
   }
 }
 
@@ -605,11 +639,13 @@ bool Session::apply_peer_positions(const std::vector<wire::StreamPosition>& posi
 std::vector<wire::StreamPosition> Session::receive_positions() const {
   std::vector<wire::StreamPosition> positions;
   positions.reserve(streams_.size());
-  for (const auto& [id, stream] : streams_) positions.push_back({id, stream.receive.acknowledgement()});
+  for (const auto& [id, stream] : streams_)
+    positions.push_back({id, stream.receive.acknowledgement()});
   return positions;
 }
 
-// ---- Streams --------------------------------------------------------------------------------------
+// ---- Streams
+// --------------------------------------------------------------------------------------
 
 Stream& Session::create_stream(StreamId id, std::uint8_t priority) {
   auto [it, inserted] = streams_.try_emplace(id);
@@ -648,7 +684,8 @@ void Session::drop_stream(StreamId id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   Stream& stream = it->second;
-  // Bytes of a reset stream that the peer never acknowledged are abandoned, not lost: count them apart.
+  // Bytes of a reset stream that the peer never acknowledged are abandoned, not lost: count them
+  // apart.
   unacknowledged_bytes_ -= stream.send.unacknowledged_bytes();
   stats_.bytes_abandoned += stream.send.unacknowledged_bytes();
   if (stream.acknowledgement_pending) {
@@ -669,7 +706,8 @@ std::vector<StreamId> Session::stream_ids() const {
 Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time) {
   if (phase_ != Phase::kOpen || close_requested_) return make_unexpected(StreamError::kNotOpen);
   const auto local_streams = static_cast<std::size_t>(
-      std::count_if(streams_.begin(), streams_.end(), [&](const auto& entry) { return is_local_stream(entry.first); }));
+      std::count_if(streams_.begin(), streams_.end(),
+                    [&](const auto& entry) { return is_local_stream(entry.first); }));
   if (local_streams >= config_.max_streams) return make_unexpected(StreamError::kTooManyStreams);
   const StreamId id = next_local_stream_;
   next_local_stream_ += 2;
@@ -677,13 +715,15 @@ Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time
   return id;
 }
 
-Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const std::byte> bytes, Time) {
+Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const std::byte> bytes,
+                                                  Time) {
   if (phase_ != Phase::kOpen || close_requested_) return make_unexpected(StreamError::kNotOpen);
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   if (stream->send.fin_written) return make_unexpected(StreamError::kStreamFinished);
-  const std::size_t room = config_.max_unacknowledged_bytes - std::min<std::size_t>(
-                                                                  unacknowledged_bytes_, config_.max_unacknowledged_bytes);
+  const std::size_t room =
+      config_.max_unacknowledged_bytes -
+      std::min<std::size_t>(unacknowledged_bytes_, config_.max_unacknowledged_bytes);
   const std::size_t count = std::min(room, bytes.size());
   if (count < bytes.size()) write_blocked_ = true;
   if (count == 0) return make_unexpected(StreamError::kWouldBlock);
@@ -757,9 +797,12 @@ void Session::queue_control_message(const wire::Frame& frame) {
   control.send.written += encoded.size();
 }
 
-void Session::queue_frame(Path& path, const wire::Frame& frame) { wire::encode_frame(frame, path.outgoing); }
+void Session::queue_frame(Path& path, const wire::Frame& frame) {
+  wire::encode_frame(frame, path.outgoing);
+}
 
-// ---- Sending --------------------------------------------------------------------------------------
+// ---- Sending
+// --------------------------------------------------------------------------------------
 
 bool Session::stream_sendable(const Stream& stream) const {
   const SendHalf& send = stream.send;
@@ -777,7 +820,8 @@ std::size_t Session::write_stream_frames(std::vector<std::byte>& out, std::size_
     if (control != nullptr && stream_sendable(*control)) {
       chosen = control;
     } else {
-      // Most urgent priority first; round-robin by id within it, starting after the last one served.
+      // Most urgent priority first; round-robin by id within it, starting after the last one
+      // served.
       int best_priority = 256;
       Stream* first_at_best = nullptr;
       Stream* next_at_best = nullptr;
@@ -787,7 +831,8 @@ std::size_t Session::write_stream_frames(std::vector<std::byte>& out, std::size_
           best_priority = stream.priority;
           first_at_best = &stream;
           next_at_best = id > last_served_stream_ ? &stream : nullptr;
-        } else if (stream.priority == best_priority && next_at_best == nullptr && id > last_served_stream_) {
+        } else if (stream.priority == best_priority && next_at_best == nullptr &&
+                   id > last_served_stream_) {
           next_at_best = &stream;
         }
       }
@@ -802,13 +847,16 @@ std::size_t Session::write_stream_frames(std::vector<std::byte>& out, std::size_
   return written;
 }
 
-bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out, std::size_t budget) {
+bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out,
+                                     std::size_t budget) {
   SendHalf& send = stream.send;
   const std::uint64_t limit = std::min(send.written, send.peer_window_limit);
   const std::uint64_t available = limit > send.next_to_send ? limit - send.next_to_send : 0;
-  std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(available, config_.max_data_frame_payload));
+  std::size_t count =
+      static_cast<std::size_t>(std::min<std::uint64_t>(available, config_.max_data_frame_payload));
   count = std::min(count, budget);
-  const auto view = send.buffer.view(static_cast<std::size_t>(send.next_to_send - send.acknowledged_bytes()), count);
+  const auto view = send.buffer.view(
+      static_cast<std::size_t>(send.next_to_send - send.acknowledged_bytes()), count);
   count = view.size();
   wire::StreamData frame;
   frame.stream_id = stream.id;
@@ -822,7 +870,8 @@ bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out
   if (stream.id != kControlStream) {
     stats_.bytes_sent += count;
     if (send.next_to_send < send.highest_sent) {
-      stats_.bytes_replayed += std::min<std::uint64_t>(send.highest_sent, send.next_to_send + count) - send.next_to_send;
+      stats_.bytes_replayed +=
+          std::min<std::uint64_t>(send.highest_sent, send.next_to_send + count) - send.next_to_send;
     }
   }
   send.next_to_send += count;
@@ -842,7 +891,8 @@ void Session::write_ack_frame(std::vector<std::byte>& out) {
     ReceiveHalf& receive = stream.receive;
     const std::uint64_t window_limit =
         id == kControlStream ? wire::kMaxVarint
-                             : std::max(receive.advertised_window_limit, receive.consumed + config_.stream_receive_window);
+                             : std::max(receive.advertised_window_limit,
+                                        receive.consumed + config_.stream_receive_window);
     receive.advertised_window_limit = window_limit;
     ack.entries.push_back(wire::AckEntry{id, receive.acknowledgement(), window_limit});
   }
@@ -851,14 +901,15 @@ void Session::write_ack_frame(std::vector<std::byte>& out) {
   for (std::size_t start = 0; start < ack.entries.size(); start += kEntriesPerFrame) {
     wire::Ack part;
     const auto first = ack.entries.begin() + static_cast<std::ptrdiff_t>(start);
-    const auto last = ack.entries.begin() +
-                      static_cast<std::ptrdiff_t>(std::min(ack.entries.size(), start + kEntriesPerFrame));
+    const auto last = ack.entries.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                ack.entries.size(), start + kEntriesPerFrame));
     part.entries.assign(first, last);
     wire::encode_frame(part, out);
   }
 }
 
-// ---- Paths and liveness ---------------------------------------------------------------------------
+// ---- Paths and liveness
+// ---------------------------------------------------------------------------
 
 void Session::switch_data_path(PathId path_id, Time now) {
   data_path_ = path_id;
@@ -895,7 +946,8 @@ void Session::attempt_failed(Path& path, Time now) {
 
 void Session::on_data_path_lost(SuspendCause cause, Time now) {
   if (close_sent_ && peer_close_received_) {
-    // Both Close messages crossed; only the last acknowledgement is missing. Nothing is left to deliver.
+    // Both Close messages crossed; only the last acknowledgement is missing. Nothing is left to
+    // deliver.
     finish_session(events::Closed{Reason::kShutdown, !close_initiated_locally_, false, 0});
     return;
   }
@@ -939,9 +991,11 @@ void Session::mark_resumed(Time now) {
 }
 
 void Session::request_path(Time now) {
-  if (role_ != Role::kClient || phase_ == Phase::kClosed || attempt_in_flight_ || next_attempt_at_) return;
+  if (role_ != Role::kClient || phase_ == Phase::kClosed || attempt_in_flight_ || next_attempt_at_)
+    return;
   const bool handshaking = std::any_of(paths_.begin(), paths_.end(), [](const auto& entry) {
-    return entry.second.state == PathState::kHelloSent || entry.second.state == PathState::kResumeSent;
+    return entry.second.state == PathState::kHelloSent ||
+           entry.second.state == PathState::kResumeSent;
   });
   if (handshaking) return;
   const Duration delay = backoff_.next_delay(random_);
@@ -953,7 +1007,9 @@ void Session::request_path(Time now) {
   }
 }
 
-Duration Session::budget() const { return heartbeat_.budget(rtt_.retransmission_timeout()); }
+Duration Session::budget() const {
+  return heartbeat_.budget(rtt_.retransmission_timeout());
+}
 
 wire::DecodeLimits Session::decode_limits() const {
   wire::DecodeLimits limits;
@@ -968,11 +1024,14 @@ bool Session::has_outstanding() const {
   if (path != paths_.end() && path->second.outstanding_ping) return true;
   return std::any_of(streams_.begin(), streams_.end(), [](const auto& entry) {
     const SendHalf& send = entry.second.send;
-    return send.next_to_send > send.acknowledged_bytes() || (send.fin_sent && send.acknowledged <= send.written);
+    return send.next_to_send > send.acknowledged_bytes() ||
+           (send.fin_sent && send.acknowledged <= send.written);
   });
 }
 
-void Session::update_ack_progress(bool progressed, Time now) { ack_progress_.update(has_outstanding(), progressed, now); }
+void Session::update_ack_progress(bool progressed, Time now) {
+  ack_progress_.update(has_outstanding(), progressed, now);
+}
 
 std::optional<Time> Session::next_deadline() const {
   if (phase_ == Phase::kClosed) return std::nullopt;
@@ -986,7 +1045,8 @@ std::optional<Time> Session::next_deadline() const {
     consider(path.handshake_deadline);
     if (path.state != PathState::kActive) continue;
     consider(path.heartbeat_schedule.deadline());
-    consider(path.suspect ? path.liveness.last_inbound() + 2 * budget() : path.liveness.deadline(rto));
+    consider(path.suspect ? path.liveness.last_inbound() + 2 * budget()
+                          : path.liveness.deadline(rto));
   }
   if (data_path_ && !suspended_) consider(ack_progress_.deadline(budget()));
   consider(linger_deadline_);
@@ -1046,7 +1106,8 @@ void Session::on_timeout(Time now) {
     fail_session(Reason::kLingerExpired, false, false, now, false);
     return;
   }
-  if (give_up_deadline_ && now >= *give_up_deadline_ && (suspended_ || phase_ == Phase::kConnecting)) {
+  if (give_up_deadline_ && now >= *give_up_deadline_ &&
+      (suspended_ || phase_ == Phase::kConnecting)) {
     fail_session(Reason::kReconnectExhausted, false, true, now, false);
     return;
   }
@@ -1057,9 +1118,12 @@ void Session::on_timeout(Time now) {
   }
 }
 
-// ---- Ending ---------------------------------------------------------------------------------------
+// ---- Ending
+// ---------------------------------------------------------------------------------------
 
-void Session::protocol_error(Time now) { fail_session(Reason::kProtocolError, false, false, now, true); }
+void Session::protocol_error(Time now) {
+  fail_session(Reason::kProtocolError, false, false, now, true);
+}
 
 void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bool send_abort) {
   if (phase_ == Phase::kClosed) return;
@@ -1106,7 +1170,8 @@ void Session::close(Time now) {
 }
 
 void Session::maybe_send_close(Time now) {
-  if (!close_requested_ || close_sent_ || phase_ != Phase::kOpen || unacknowledged_bytes_ != 0) return;
+  if (!close_requested_ || close_sent_ || phase_ != Phase::kOpen || unacknowledged_bytes_ != 0)
+    return;
   queue_control_message(wire::Close{Reason::kShutdown});
   close_sent_ = true;
   close_acknowledgement_ = streams_.at(kControlStream).send.written;
@@ -1116,10 +1181,12 @@ void Session::maybe_send_close(Time now) {
 void Session::check_graceful_completion(Time) {
   if (phase_ != Phase::kOpen || !close_sent_ || !peer_close_received_) return;
   if (streams_.at(kControlStream).send.acknowledged < close_acknowledgement_) return;
-  // Both Close messages are exchanged and ours is acknowledged: acknowledge the peer's on the way out.
+  // Both Close messages are exchanged and ours is acknowledged: acknowledge the peer's on the way
+  // out.
   if (data_path_) {
     auto it = paths_.find(*data_path_);
-    if (it != paths_.end() && it->second.state == PathState::kActive) write_ack_frame(it->second.outgoing);
+    if (it != paths_.end() && it->second.state == PathState::kActive)
+      write_ack_frame(it->second.outgoing);
   }
   finish_session(events::Closed{Reason::kShutdown, !close_initiated_locally_, false, 0});
 }
@@ -1141,13 +1208,15 @@ std::vector<std::byte> Session::fast_close(Reason reason, Time now) {
   wire::encode_frame(wire::FastClose{session_id_, peer_key, reason}, encoded);
   if (data_path_) {
     auto it = paths_.find(*data_path_);
-    if (it != paths_.end()) it->second.outgoing.insert(it->second.outgoing.end(), encoded.begin(), encoded.end());
+    if (it != paths_.end())
+      it->second.outgoing.insert(it->second.outgoing.end(), encoded.begin(), encoded.end());
   }
   fail_session(reason, false, false, now, false);
   return encoded;
 }
 
-// ---- Events and inspection ------------------------------------------------------------------------
+// ---- Events and inspection
+// ------------------------------------------------------------------------
 
 std::optional<Event> Session::poll_event() {
   if (own_events_.empty()) return std::nullopt;

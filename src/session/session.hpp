@@ -39,19 +39,19 @@ struct ReadResult {
 struct SessionStats {
   std::optional<Duration> smoothed_rtt;
   Duration rtt_variation{};
-  std::uint64_t bytes_written = 0;         // by the application, over all streams
-  std::uint64_t bytes_acknowledged = 0;    // of those, acknowledged by the peer
-  std::uint64_t bytes_abandoned = 0;       // of those, discarded unacknowledged by a stream reset
-  std::uint64_t bytes_sent = 0;            // stream payload put on the wire, replays included
-  std::uint64_t bytes_replayed = 0;        // stream payload sent again after a path change
-  std::uint64_t bytes_received = 0;        // stream payload delivered (each byte once)
+  std::uint64_t bytes_written = 0;       // by the application, over all streams
+  std::uint64_t bytes_acknowledged = 0;  // of those, acknowledged by the peer
+  std::uint64_t bytes_abandoned = 0;     // of those, discarded unacknowledged by a stream reset
+  std::uint64_t bytes_sent = 0;          // stream payload put on the wire, replays included
+  std::uint64_t bytes_replayed = 0;      // stream payload sent again after a path change
+  std::uint64_t bytes_received = 0;      // stream payload delivered (each byte once)
   std::uint64_t duplicate_bytes_received = 0;  // received again after a path change and discarded
   std::uint64_t resumes = 0;
   std::uint64_t heartbeats_missed = 0;
   std::uint64_t paths_opened = 0;
   std::uint64_t rejected_resume_attempts = 0;  // server: forged, replayed or stale proofs
-  std::uint64_t forged_frames_ignored = 0;     // fast closes and resets whose key or token was wrong
-  std::uint64_t unacknowledged_bytes = 0;      // now: written - acknowledged - abandoned
+  std::uint64_t forged_frames_ignored = 0;  // fast closes and resets whose key or token was wrong
+  std::uint64_t unacknowledged_bytes = 0;   // now: written - acknowledged - abandoned
   std::size_t open_streams = 0;
   Duration total_downtime{};
 };
@@ -78,9 +78,10 @@ class Session {
   void receive(PathId path, std::span<const std::byte> bytes, Time now);
   // The transport connection is gone (after PathDone, or on its own).
   void on_path_closed(PathId path, Time now);
-  // Appends bytes to send on `path` to `out`: all pending control frames, then stream data up to about
-  // `max_bytes` in priority order. Returns how many bytes were appended.
-  std::size_t take_outgoing(PathId path, std::vector<std::byte>& out, std::size_t max_bytes, Time now);
+  // Appends bytes to send on `path` to `out`: all pending control frames, then stream data up to
+  // about `max_bytes` in priority order. Returns how many bytes were appended.
+  std::size_t take_outgoing(PathId path, std::vector<std::byte>& out, std::size_t max_bytes,
+                            Time now);
   [[nodiscard]] bool has_outgoing(PathId path) const;
 
   // ---- Time -------------------------------------------------------------------------------------
@@ -92,9 +93,10 @@ class Session {
 
   // ---- Streams ----------------------------------------------------------------------------------
   Expected<StreamId, StreamError> open_stream(std::uint8_t priority, Time now);
-  // Accepts as many bytes as the session-wide bound allows (possibly fewer than given); WouldBlock when
-  // it can accept none. Accepted bytes are delivered exactly once or counted in Closed.
-  Expected<std::size_t, StreamError> write(StreamId stream, std::span<const std::byte> bytes, Time now);
+  // Accepts as many bytes as the session-wide bound allows (possibly fewer than given); WouldBlock
+  // when it can accept none. Accepted bytes are delivered exactly once or counted in Closed.
+  Expected<std::size_t, StreamError> write(StreamId stream, std::span<const std::byte> bytes,
+                                           Time now);
   // Half-close: no more writes; the peer sees the end after the last byte.
   Expected<void, StreamError> finish(StreamId stream, Time now);
   Expected<ReadResult, StreamError> read(StreamId stream, std::span<std::byte> out, Time now);
@@ -105,12 +107,13 @@ class Session {
   void reset_stream(StreamId stream, std::uint64_t error_code, Time now);
 
   // ---- Ending -----------------------------------------------------------------------------------
-  // Graceful: refuse new writes, deliver everything written, exchange Close; Closed(shutdown) follows.
+  // Graceful: refuse new writes, deliver everything written, exchange Close; Closed(shutdown)
+  // follows.
   void close(Time now);
   // Immediate: sends Abort on the live path; the session is Closed when the call returns.
   events::Closed abort(Reason reason, Time now);
-  // Immediate and authenticated by the peer's fast-close key. The frame is queued on the live path and
-  // also returned encoded, so a client without a live path can send it on a fresh connection.
+  // Immediate and authenticated by the peer's fast-close key. The frame is queued on the live path
+  // and also returned encoded, so a client without a live path can send it on a fresh connection.
   std::vector<std::byte> fast_close(Reason reason, Time now);
 
   // ---- Inspection -------------------------------------------------------------------------------
@@ -130,8 +133,8 @@ class Session {
 
   enum class PathState : std::uint8_t { kHelloSent, kResumeSent, kActive, kDone };
   struct Path {
-    Path(PathId path_id, PathState path_state, std::span<const std::byte> keying, HeartbeatParameters heartbeat,
-         Time now)
+    Path(PathId path_id, PathState path_state, std::span<const std::byte> keying,
+         HeartbeatParameters heartbeat, Time now)
         : id(path_id),
           state(path_state),
           keying_material(keying.begin(), keying.end()),
@@ -151,12 +154,12 @@ class Session {
   };
 
   // Server session created by ServerEndpoint from a Hello on `path`.
-  Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id, PathId path,
-          std::span<const std::byte> keying_material, const wire::Hello& hello, const Secret& reset_token,
-          std::deque<SessionEvent>& queue);
+  Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
+          PathId path, std::span<const std::byte> keying_material, const wire::Hello& hello,
+          const Secret& reset_token, std::deque<SessionEvent>& queue);
 
-  // Server: verifies a Resume arriving as the first frame of `path`. On success the path becomes the
-  // data path and the old one is retired; on failure nothing about the session changes.
+  // Server: verifies a Resume arriving as the first frame of `path`. On success the path becomes
+  // the data path and the old one is retired; on failure nothing about the session changes.
   Expected<void, Reason> accept_resume(PathId path, std::span<const std::byte> keying_material,
                                        const wire::Resume& resume, Time now);
   // Server: a FastClose arrived as the first frame of a new connection.
@@ -216,9 +219,10 @@ class Session {
 
   SessionId session_id_{};
   SessionKeys keys_{};
-  std::optional<Secret> previous_resume_secret_;  // server: the client may not have seen the last ratchet
-  Secret reset_token_{};                          // client: from Welcome
-  wire::CapabilitySet capabilities_ = 0;          // negotiated
+  std::optional<Secret>
+      previous_resume_secret_;            // server: the client may not have seen the last ratchet
+  Secret reset_token_{};                  // client: from Welcome
+  wire::CapabilitySet capabilities_ = 0;  // negotiated
   HeartbeatParameters heartbeat_;
 
   std::map<PathId, Path> paths_;
@@ -226,7 +230,8 @@ class Session {
 
   std::map<StreamId, Stream> streams_;
   ClosedStreamSet closed_peer_streams_;
-  std::vector<wire::AckEntry> final_acks_;  // for streams already released (or unknown: kClosedStreamAck)
+  std::vector<wire::AckEntry>
+      final_acks_;  // for streams already released (or unknown: kClosedStreamAck)
   StreamId next_local_stream_ = 0;
   StreamId last_served_stream_ = 0;
   std::vector<std::byte> control_inbound_;
@@ -240,13 +245,13 @@ class Session {
   bool suspended_ = false;
   Time suspended_since_{};
   std::uint64_t replayed_at_suspension_ = 0;
-  std::optional<Time> linger_deadline_;      // server
-  std::optional<Time> give_up_deadline_;     // client
-  std::optional<Time> next_attempt_at_;      // client: when to emit PathWanted
-  bool attempt_in_flight_ = false;           // client: PathWanted emitted, no add_path/on_path_failed yet
+  std::optional<Time> linger_deadline_;   // server
+  std::optional<Time> give_up_deadline_;  // client
+  std::optional<Time> next_attempt_at_;   // client: when to emit PathWanted
+  bool attempt_in_flight_ = false;  // client: PathWanted emitted, no add_path/on_path_failed yet
   ReconnectBackoff backoff_;
 
-  bool close_requested_ = false;   // no new writes; Close goes out once everything is acknowledged
+  bool close_requested_ = false;  // no new writes; Close goes out once everything is acknowledged
   bool close_initiated_locally_ = false;
   bool close_sent_ = false;
   std::uint64_t close_acknowledgement_ = 0;  // control-stream position that acknowledges our Close

@@ -8,8 +8,8 @@
 #include <set>
 
 #include "session/byte_queue.hpp"
-#include "wire/byte_writer.hpp"
 #include "session/types.hpp"
+#include "wire/byte_writer.hpp"
 
 namespace tether::session {
 
@@ -24,15 +24,19 @@ struct SendHalf {
   std::uint64_t written = 0;       // bytes the application wrote
   std::uint64_t acknowledged = 0;  // in acknowledgement space
   std::uint64_t next_to_send = 0;  // byte offset of the next byte to put on the data path
-  std::uint64_t highest_sent = 0;  // bytes below this were sent at least once: sending them again is replay
-  std::uint64_t replay_end = 0;    // highest_sent at the last rewind: [acknowledged, replay_end) is re-sent
+  std::uint64_t highest_sent =
+      0;  // bytes below this were sent at least once: sending them again is replay
+  std::uint64_t replay_end =
+      0;  // highest_sent at the last rewind: [acknowledged, replay_end) is re-sent
   std::uint64_t peer_window_limit = 0;  // may send bytes below this offset
   bool fin_written = false;
-  bool fin_sent = false;    // on the current data path
-  bool open_sent = false;   // an offset-0 frame went out on the current data path
+  bool fin_sent = false;   // on the current data path
+  bool open_sent = false;  // an offset-0 frame went out on the current data path
 
   [[nodiscard]] std::uint64_t acknowledged_bytes() const { return std::min(acknowledged, written); }
-  [[nodiscard]] std::uint64_t unacknowledged_bytes() const { return written - acknowledged_bytes(); }
+  [[nodiscard]] std::uint64_t unacknowledged_bytes() const {
+    return written - acknowledged_bytes();
+  }
   [[nodiscard]] bool finished() const { return fin_written && acknowledged == written + 1; }
   // Rewind to what the peer acknowledged, for sending on a new data path.
   void rewind() {
@@ -46,15 +50,17 @@ struct SendHalf {
 // The receiving half. Invariant: buffer holds exactly the bytes [consumed, received).
 struct ReceiveHalf {
   ByteQueue buffer;
-  std::uint64_t received = 0;  // every byte below this offset arrived
-  std::uint64_t consumed = 0;  // the application read every byte below this offset
+  std::uint64_t received = 0;                 // every byte below this offset arrived
+  std::uint64_t consumed = 0;                 // the application read every byte below this offset
   std::uint64_t advertised_window_limit = 0;  // the window limit last sent to the peer
-  std::optional<std::uint64_t> final_size;  // known once the FIN arrived
-  bool fin_reported = false;   // StreamFinished was emitted
-  bool fin_delivered = false;  // the application read to the end
+  std::optional<std::uint64_t> final_size;    // known once the FIN arrived
+  bool fin_reported = false;                  // StreamFinished was emitted
+  bool fin_delivered = false;                 // the application read to the end
 
   [[nodiscard]] bool fin_received() const { return final_size && received == *final_size; }
-  [[nodiscard]] std::uint64_t acknowledgement() const { return received + (fin_received() ? 1 : 0); }
+  [[nodiscard]] std::uint64_t acknowledgement() const {
+    return received + (fin_received() ? 1 : 0);
+  }
 };
 
 struct Stream {
@@ -69,8 +75,8 @@ struct Stream {
 };
 
 // The set of the peer's stream ids that were opened and have since ended, stored as a low watermark
-// plus the ended ids above it. Peer ids are spaced by two (one parity per role), so we store id / 2.
-// Its size is bounded because the session refuses peer ids too far above the watermark.
+// plus the ended ids above it. Peer ids are spaced by two (one parity per role), so we store id
+// / 2. Its size is bounded because the session refuses peer ids too far above the watermark.
 class ClosedStreamSet {
  public:
   [[nodiscard]] bool contains(StreamId id) const {
@@ -87,7 +93,9 @@ class ClosedStreamSet {
     }
   }
   // Peer ids at or above this are too far ahead to accept.
-  [[nodiscard]] std::uint64_t horizon(std::uint64_t spread) const { return (watermark_ + spread) * 2; }
+  [[nodiscard]] std::uint64_t horizon(std::uint64_t spread) const {
+    return (watermark_ + spread) * 2;
+  }
 
  private:
   std::uint64_t watermark_ = 0;

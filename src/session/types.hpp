@@ -1,4 +1,5 @@
-// The vocabulary shared by the session core: time, identifiers, injected randomness and configuration.
+// The vocabulary shared by the session core: time, identifiers, injected randomness and
+// configuration.
 #pragma once
 
 #include <chrono>
@@ -50,8 +51,8 @@ struct SessionConfig {
   Duration max_heartbeat_interval = seconds(300);       // server-side clamp
   std::uint64_t max_missing_heartbeats_allowed = 20;    // server-side clamp
 
-  // Bytes written by the application and not yet acknowledged by the peer, over all streams. A write
-  // beyond it is refused with WouldBlock.
+  // Bytes written by the application and not yet acknowledged by the peer, over all streams. A
+  // write beyond it is refused with WouldBlock.
   std::size_t max_unacknowledged_bytes = 4u << 20;
   // Per-stream receive window: bytes the peer may send beyond what the application has read.
   std::size_t stream_receive_window = 1u << 20;
@@ -67,8 +68,8 @@ struct SessionConfig {
   // resume or hello must be answered within this time (client).
   Duration handshake_timeout = seconds(10);
 
-  // Client reconnection: immediate first attempt, then exponential backoff with jitter to a cap; give
-  // up after `reconnect_limit` without a working path.
+  // Client reconnection: immediate first attempt, then exponential backoff with jitter to a cap;
+  // give up after `reconnect_limit` without a working path.
   Duration reconnect_initial_backoff = milliseconds(200);
   Duration reconnect_max_backoff = seconds(30);
   Duration reconnect_limit = std::chrono::hours(24);

@@ -9,8 +9,9 @@
 
 namespace tether::wire {
 
-// Every read either succeeds and advances, or fails with std::nullopt and leaves the cursor where it
-// was, so a caller can tell "truncated here" from "malformed here" and report which field it was.
+// Every read either succeeds and advances, or fails with std::nullopt and leaves the cursor where
+// it was, so a caller can tell "truncated here" from "malformed here" and report which field it
+// was.
 class ByteReader {
  public:
   explicit ByteReader(std::span<const std::byte> bytes) : bytes_(bytes) {}
@@ -24,8 +25,8 @@ class ByteReader {
     return static_cast<std::uint8_t>(bytes_[position_++]);
   }
 
-  // QUIC variable-length integer (RFC 9000 section 16): the two high bits of the first byte give the
-  // length (1, 2, 4 or 8 bytes); values up to 2^62 - 1.
+  // QUIC variable-length integer (RFC 9000 section 16): the two high bits of the first byte give
+  // the length (1, 2, 4 or 8 bytes); values up to 2^62 - 1.
   std::optional<std::uint64_t> read_varint() {
     if (remaining() < 1) return std::nullopt;
     const auto first = static_cast<std::uint8_t>(bytes_[position_]);

@@ -38,7 +38,9 @@ class ByteWriter {
     }
   }
 
-  void write_bytes(std::span<const std::byte> bytes) { out_.insert(out_.end(), bytes.begin(), bytes.end()); }
+  void write_bytes(std::span<const std::byte> bytes) {
+    out_.insert(out_.end(), bytes.begin(), bytes.end());
+  }
 
   [[nodiscard]] std::size_t size() const { return out_.size(); }
 

@@ -53,8 +53,8 @@ class PayloadReader {
   ByteReader reader_;
 };
 
-bool read_positions(PayloadReader& reader, const DecodeLimits& limits, std::vector<StreamPosition>& out,
-                    std::string_view& error) {
+bool read_positions(PayloadReader& reader, const DecodeLimits& limits,
+                    std::vector<StreamPosition>& out, std::string_view& error) {
   std::uint64_t count = 0;
   if (!reader.varint(count)) {
     error = "positions: count truncated";
@@ -90,7 +90,8 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
   PayloadReader reader(payload);
   auto finish = [&](Frame frame) -> Expected<Frame, DecodeError> {
     if (!reader.done()) {
-      return make_unexpected(DecodeError{DecodeErrorCode::kTrailingBytes, to_string(frame_type(frame))});
+      return make_unexpected(
+          DecodeError{DecodeErrorCode::kTrailingBytes, to_string(frame_type(frame))});
     }
     return frame;
   };
@@ -100,7 +101,8 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       Hello hello;
       if (!reader.varint(hello.version)) return malformed("hello: version truncated");
       if (!reader.varint(hello.capabilities)) return malformed("hello: capabilities truncated");
-      if (!reader.varint(hello.heartbeat_interval_ms)) return malformed("hello: heartbeat_interval truncated");
+      if (!reader.varint(hello.heartbeat_interval_ms))
+        return malformed("hello: heartbeat_interval truncated");
       if (!reader.varint(hello.missing_heartbeats_allowed)) {
         return malformed("hello: missing_heartbeats_allowed truncated");
       }
@@ -141,13 +143,15 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       Refuse refuse;
       std::uint8_t transient = 0;
       if (!reader.reason(refuse.reason)) return malformed("refuse: reason truncated or unknown");
-      if (!reader.u8(transient) || transient > 1) return malformed("refuse: transient flag invalid");
+      if (!reader.u8(transient) || transient > 1)
+        return malformed("refuse: transient flag invalid");
       refuse.transient = transient == 1;
       return finish(refuse);
     }
     case FrameType::kStatelessReset: {
       StatelessReset reset;
-      if (!reader.array(reset.session_id)) return malformed("stateless_reset: session_id truncated");
+      if (!reader.array(reset.session_id))
+        return malformed("stateless_reset: session_id truncated");
       if (!reader.array(reset.token)) return malformed("stateless_reset: token truncated");
       return finish(reset);
     }
@@ -172,8 +176,10 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       for (std::uint64_t index = 0; index < count; ++index) {
         AckEntry entry;
         if (!reader.varint(entry.stream_id)) return malformed("ack: entry stream_id truncated");
-        if (!reader.varint(entry.received_offset)) return malformed("ack: entry received_offset truncated");
-        if (!reader.varint(entry.window_limit)) return malformed("ack: entry window_limit truncated");
+        if (!reader.varint(entry.received_offset))
+          return malformed("ack: entry received_offset truncated");
+        if (!reader.varint(entry.window_limit))
+          return malformed("ack: entry window_limit truncated");
         ack.entries.push_back(entry);
       }
       return finish(std::move(ack));
@@ -189,9 +195,11 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       }
       stream.open = (flags & StreamData::kOpenFlag) != 0;
       stream.fin = (flags & StreamData::kFinFlag) != 0;
-      if (stream.open && !reader.u8(stream.priority)) return malformed("stream: priority truncated");
+      if (stream.open && !reader.u8(stream.priority))
+        return malformed("stream: priority truncated");
       stream.data = reader.raw().read_rest();
-      if (stream.offset > kMaxVarint - stream.data.size()) return malformed("stream: offset overflows");
+      if (stream.offset > kMaxVarint - stream.data.size())
+        return malformed("stream: offset overflows");
       return finish(stream);
     }
     case FrameType::kAbort: {
@@ -297,7 +305,8 @@ Expected<std::optional<DecodedFrame>, DecodeError> decode_frame(std::span<const 
   auto length = reader.read_varint();
   if (!length) return std::optional<DecodedFrame>{};
   if (*length > limits.max_payload) {
-    return make_unexpected(DecodeError{DecodeErrorCode::kFrameTooLarge, "frame length exceeds limit"});
+    return make_unexpected(
+        DecodeError{DecodeErrorCode::kFrameTooLarge, "frame length exceeds limit"});
   }
   auto payload = reader.read_bytes(static_cast<std::size_t>(*length));
   if (!payload) return std::optional<DecodedFrame>{};
@@ -312,8 +321,8 @@ void encode_frame(const Frame& frame, std::vector<std::byte>& out) {
     out.insert(out.end(), stream->data.begin(), stream->data.end());
     return;
   }
-  // Encode the payload into the tail of `out`, then insert the header in front of it: control frames
-  // are small, so the move is cheap and we avoid a size pre-pass per frame type.
+  // Encode the payload into the tail of `out`, then insert the header in front of it: control
+  // frames are small, so the move is cheap and we avoid a size pre-pass per frame type.
   const std::size_t start = out.size();
   ByteWriter payload_writer(out);
   encode_payload(frame, payload_writer);
@@ -325,7 +334,8 @@ void encode_frame(const Frame& frame, std::vector<std::byte>& out) {
   out.insert(out.begin() + static_cast<std::ptrdiff_t>(start), header.begin(), header.end());
 }
 
-void encode_stream_header(const StreamData& frame, std::size_t data_size, std::vector<std::byte>& out) {
+void encode_stream_header(const StreamData& frame, std::size_t data_size,
+                          std::vector<std::byte>& out) {
   ByteWriter writer(out);
   writer.write_u8(static_cast<std::uint8_t>(FrameType::kStream));
   writer.write_varint(stream_fields_size(frame) + data_size);
@@ -343,61 +353,96 @@ std::size_t stream_header_size(const StreamData& frame, std::size_t data_size) {
 
 FrameType frame_type(const Frame& frame) {
   static constexpr FrameType kTypes[] = {
-      FrameType::kHello, FrameType::kWelcome, FrameType::kResume,      FrameType::kResumeAccept,
-      FrameType::kRefuse, FrameType::kStatelessReset, FrameType::kPing, FrameType::kPong,
-      FrameType::kAck,   FrameType::kStream,  FrameType::kAbort,       FrameType::kFastClose,
-      FrameType::kResetStream, FrameType::kClose};
-  if (const auto* ignored = std::get_if<Ignored>(&frame)) return static_cast<FrameType>(ignored->type);
+      FrameType::kHello,        FrameType::kWelcome, FrameType::kResume,
+      FrameType::kResumeAccept, FrameType::kRefuse,  FrameType::kStatelessReset,
+      FrameType::kPing,         FrameType::kPong,    FrameType::kAck,
+      FrameType::kStream,       FrameType::kAbort,   FrameType::kFastClose,
+      FrameType::kResetStream,  FrameType::kClose};
+  if (const auto* ignored = std::get_if<Ignored>(&frame))
+    return static_cast<FrameType>(ignored->type);
   return kTypes[frame.index()];
 }
 
 std::string_view to_string(FrameType type) {
   switch (type) {
-    case FrameType::kHello: return "hello";
-    case FrameType::kWelcome: return "welcome";
-    case FrameType::kResume: return "resume";
-    case FrameType::kResumeAccept: return "resume_accept";
-    case FrameType::kRefuse: return "refuse";
-    case FrameType::kStatelessReset: return "stateless_reset";
-    case FrameType::kPing: return "ping";
-    case FrameType::kPong: return "pong";
-    case FrameType::kAck: return "ack";
-    case FrameType::kStream: return "stream";
-    case FrameType::kAbort: return "abort";
-    case FrameType::kFastClose: return "fast_close";
-    case FrameType::kResetStream: return "reset_stream";
-    case FrameType::kClose: return "close";
+    case FrameType::kHello:
+      return "hello";
+    case FrameType::kWelcome:
+      return "welcome";
+    case FrameType::kResume:
+      return "resume";
+    case FrameType::kResumeAccept:
+      return "resume_accept";
+    case FrameType::kRefuse:
+      return "refuse";
+    case FrameType::kStatelessReset:
+      return "stateless_reset";
+    case FrameType::kPing:
+      return "ping";
+    case FrameType::kPong:
+      return "pong";
+    case FrameType::kAck:
+      return "ack";
+    case FrameType::kStream:
+      return "stream";
+    case FrameType::kAbort:
+      return "abort";
+    case FrameType::kFastClose:
+      return "fast_close";
+    case FrameType::kResetStream:
+      return "reset_stream";
+    case FrameType::kClose:
+      return "close";
   }
   return "unknown";
 }
 
 std::string_view to_string(Reason reason) {
   switch (reason) {
-    case Reason::kUnspecified: return "unspecified";
-    case Reason::kUnknownSession: return "unknown-session";
-    case Reason::kLackOfResources: return "lack-of-resources";
-    case Reason::kAdministrativelyProhibited: return "administratively-prohibited";
-    case Reason::kTooMuchOutstandingData: return "too-much-outstanding-data";
-    case Reason::kUnacceptablePerformance: return "unacceptable-performance";
-    case Reason::kProtocolError: return "protocol-error";
-    case Reason::kAuthFailed: return "auth-failed";
-    case Reason::kCredentialsExpired: return "credentials-expired";
-    case Reason::kRevoked: return "revoked";
-    case Reason::kIdleTimeout: return "idle-timeout";
-    case Reason::kShutdown: return "shutdown";
-    case Reason::kLingerExpired: return "linger-expired";
-    case Reason::kReconnectExhausted: return "reconnect-exhausted";
-    case Reason::kApplicationAbort: return "application-abort";
+    case Reason::kUnspecified:
+      return "unspecified";
+    case Reason::kUnknownSession:
+      return "unknown-session";
+    case Reason::kLackOfResources:
+      return "lack-of-resources";
+    case Reason::kAdministrativelyProhibited:
+      return "administratively-prohibited";
+    case Reason::kTooMuchOutstandingData:
+      return "too-much-outstanding-data";
+    case Reason::kUnacceptablePerformance:
+      return "unacceptable-performance";
+    case Reason::kProtocolError:
+      return "protocol-error";
+    case Reason::kAuthFailed:
+      return "auth-failed";
+    case Reason::kCredentialsExpired:
+      return "credentials-expired";
+    case Reason::kRevoked:
+      return "revoked";
+    case Reason::kIdleTimeout:
+      return "idle-timeout";
+    case Reason::kShutdown:
+      return "shutdown";
+    case Reason::kLingerExpired:
+      return "linger-expired";
+    case Reason::kReconnectExhausted:
+      return "reconnect-exhausted";
+    case Reason::kApplicationAbort:
+      return "application-abort";
   }
   return "unknown-reason";
 }
 
 std::string_view to_string(DecodeErrorCode code) {
   switch (code) {
-    case DecodeErrorCode::kFrameTooLarge: return "frame too large";
-    case DecodeErrorCode::kMalformed: return "malformed frame";
-    case DecodeErrorCode::kUnknownFrameType: return "unknown frame type";
-    case DecodeErrorCode::kTrailingBytes: return "trailing bytes in frame";
+    case DecodeErrorCode::kFrameTooLarge:
+      return "frame too large";
+    case DecodeErrorCode::kMalformed:
+      return "malformed frame";
+    case DecodeErrorCode::kUnknownFrameType:
+      return "unknown frame type";
+    case DecodeErrorCode::kTrailingBytes:
+      return "trailing bytes in frame";
   }
   return "unknown decode error";
 }

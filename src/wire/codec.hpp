@@ -17,8 +17,8 @@ namespace tether::wire {
 inline constexpr std::size_t kMaxFrameHeaderSize = 1 + 8;
 
 struct DecodeLimits {
-  // Payloads longer than this are refused from the length field alone, before any byte is buffered or
-  // allocated for them.
+  // Payloads longer than this are refused from the length field alone, before any byte is buffered
+  // or allocated for them.
   std::size_t max_payload = 1u << 20;
   // Upper bound on entries in a list field (ack entries, resume positions).
   std::size_t max_list_entries = 4096;
@@ -33,7 +33,8 @@ enum class DecodeErrorCode : std::uint8_t {
 
 struct DecodeError {
   DecodeErrorCode code = DecodeErrorCode::kMalformed;
-  std::string_view detail;  // static text naming the field, e.g. "ack: entry window_limit truncated"
+  std::string_view
+      detail;  // static text naming the field, e.g. "ack: entry window_limit truncated"
 };
 
 struct DecodedFrame {
@@ -52,7 +53,8 @@ void encode_frame(const Frame& frame, std::vector<std::byte>& out);
 
 // Appends the header of a StreamData frame whose payload data (`data_size` bytes, `frame.data` is
 // ignored) the caller sends separately: lets the sender keep data in its own buffer (zero copy).
-void encode_stream_header(const StreamData& frame, std::size_t data_size, std::vector<std::byte>& out);
+void encode_stream_header(const StreamData& frame, std::size_t data_size,
+                          std::vector<std::byte>& out);
 
 // Size of the header encode_stream_header would write.
 [[nodiscard]] std::size_t stream_header_size(const StreamData& frame, std::size_t data_size);

@@ -18,8 +18,8 @@ inline constexpr std::uint64_t kProtocolVersion = 1;
 using SessionId = std::array<std::byte, 16>;
 using Secret = std::array<std::byte, 32>;  // proofs, keys and tokens are all 32 bytes (HMAC-SHA256)
 
-// Capability flags carried in Hello/Welcome/Resume. The session uses the intersection of both sides'
-// flags, so a peer that lacks a capability is treated as plain.
+// Capability flags carried in Hello/Welcome/Resume. The session uses the intersection of both
+// sides' flags, so a peer that lacks a capability is treated as plain.
 enum class Capability : std::uint64_t {
   kResume = 1u << 0,
   kFastClose = 1u << 1,
@@ -32,8 +32,8 @@ using CapabilitySet = std::uint64_t;
   return (set & static_cast<std::uint64_t>(capability)) != 0;
 }
 
-// Why a session, connection attempt or stream ended. The first values follow MPTCP's MP_TCPRST reason
-// codes (RFC 8684 section 3.6); the rest are tether's own.
+// Why a session, connection attempt or stream ended. The first values follow MPTCP's MP_TCPRST
+// reason codes (RFC 8684 section 3.6); the rest are tether's own.
 enum class Reason : std::uint8_t {
   kUnspecified = 0,
   kUnknownSession = 1,
@@ -47,9 +47,9 @@ enum class Reason : std::uint8_t {
   kRevoked = 9,
   kIdleTimeout = 10,
   kShutdown = 11,
-  kLingerExpired = 12,        // the server freed a session that stayed disconnected past its linger time
-  kReconnectExhausted = 13,   // the client stopped trying to reach the server
-  kApplicationAbort = 14,     // the application aborted the session
+  kLingerExpired = 12,  // the server freed a session that stayed disconnected past its linger time
+  kReconnectExhausted = 13,  // the client stopped trying to reach the server
+  kApplicationAbort = 14,    // the application aborted the session
 };
 inline constexpr std::uint8_t kMaxReason = 14;
 [[nodiscard]] std::string_view to_string(Reason reason);
@@ -78,7 +78,7 @@ inline constexpr std::uint8_t kIgnorableTypeBit = 0x80;
 struct Hello {
   std::uint64_t version = kProtocolVersion;
   CapabilitySet capabilities = 0;
-  std::uint64_t heartbeat_interval_ms = 0;  // DOTS heartbeat-interval, proposed
+  std::uint64_t heartbeat_interval_ms = 0;       // DOTS heartbeat-interval, proposed
   std::uint64_t missing_heartbeats_allowed = 0;  // DOTS missing-hb-allowed, proposed
   friend bool operator==(const Hello&, const Hello&) = default;
 };
@@ -88,10 +88,11 @@ struct Welcome {
   std::uint64_t version = kProtocolVersion;
   CapabilitySet capabilities = 0;
   SessionId session_id{};
-  std::uint64_t heartbeat_interval_ms = 0;  // negotiated
+  std::uint64_t heartbeat_interval_ms = 0;       // negotiated
   std::uint64_t missing_heartbeats_allowed = 0;  // negotiated
   std::uint64_t linger_ms = 0;  // how long the server keeps the session while disconnected
-  Secret reset_token{};  // the stateless-reset token the server will present if it loses the session
+  Secret
+      reset_token{};  // the stateless-reset token the server will present if it loses the session
   friend bool operator==(const Welcome&, const Welcome&) = default;
 };
 
@@ -106,14 +107,16 @@ struct StreamPosition {
 struct Resume {
   std::uint64_t version = kProtocolVersion;
   SessionId session_id{};
-  Secret proof{};  // HMAC(resume secret, "client" || session id || this connection's keying material)
+  Secret
+      proof{};  // HMAC(resume secret, "client" || session id || this connection's keying material)
   std::vector<StreamPosition> received;  // what the client has received, per stream
   friend bool operator==(const Resume&, const Resume&) = default;
 };
 
 // Server -> client, accepts a Resume.
 struct ResumeAccept {
-  Secret proof{};  // HMAC(resume secret, "server" || session id || this connection's keying material)
+  Secret
+      proof{};  // HMAC(resume secret, "server" || session id || this connection's keying material)
   std::vector<StreamPosition> received;  // what the server has received, per stream
   friend bool operator==(const ResumeAccept&, const ResumeAccept&) = default;
 };
@@ -146,7 +149,7 @@ struct Pong {
 struct AckEntry {
   std::uint64_t stream_id = 0;
   std::uint64_t received_offset = 0;  // every byte below has been received
-  std::uint64_t window_limit = 0;  // the sender may send bytes below this offset
+  std::uint64_t window_limit = 0;     // the sender may send bytes below this offset
   friend bool operator==(const AckEntry&, const AckEntry&) = default;
 };
 
@@ -155,21 +158,22 @@ struct Ack {
   friend bool operator==(const Ack&, const Ack&) = default;
 };
 
-// Bytes of one stream at an absolute offset. The data view points into the decoder's input buffer and
-// is valid only until that buffer changes.
+// Bytes of one stream at an absolute offset. The data view points into the decoder's input buffer
+// and is valid only until that buffer changes.
 struct StreamData {
   static constexpr std::uint8_t kOpenFlag = 0x01;
   static constexpr std::uint8_t kFinFlag = 0x02;
   std::uint64_t stream_id = 0;
   std::uint64_t offset = 0;
-  bool open = false;  // first frame of a stream: carries its priority
-  bool fin = false;   // the last byte of the stream is the last byte of this frame
+  bool open = false;          // first frame of a stream: carries its priority
+  bool fin = false;           // the last byte of the stream is the last byte of this frame
   std::uint8_t priority = 0;  // 0 is most urgent; only meaningful with `open`
   std::span<const std::byte> data;
   friend bool operator==(const StreamData& left, const StreamData& right) {
     // The priority travels only with `open`, so only then is it part of the frame's value.
-    return left.stream_id == right.stream_id && left.offset == right.offset && left.open == right.open &&
-           left.fin == right.fin && (!left.open || left.priority == right.priority) &&
+    return left.stream_id == right.stream_id && left.offset == right.offset &&
+           left.open == right.open && left.fin == right.fin &&
+           (!left.open || left.priority == right.priority) &&
            std::equal(left.data.begin(), left.data.end(), right.data.begin(), right.data.end());
   }
 };
@@ -181,8 +185,8 @@ struct Abort {
   friend bool operator==(const Abort&, const Abort&) = default;
 };
 
-// Authenticated immediate end of a session, valid on any connection (also as its first frame): the key
-// is the receiver's fast-close key, which only the two ends of the session know.
+// Authenticated immediate end of a session, valid on any connection (also as its first frame): the
+// key is the receiver's fast-close key, which only the two ends of the session know.
 struct FastClose {
   SessionId session_id{};
   Secret key{};
@@ -209,8 +213,8 @@ struct Ignored {
   friend bool operator==(const Ignored&, const Ignored&) = default;
 };
 
-using Frame = std::variant<Hello, Welcome, Resume, ResumeAccept, Refuse, StatelessReset, Ping, Pong, Ack,
-                           StreamData, Abort, FastClose, ResetStream, Close, Ignored>;
+using Frame = std::variant<Hello, Welcome, Resume, ResumeAccept, Refuse, StatelessReset, Ping, Pong,
+                           Ack, StreamData, Abort, FastClose, ResetStream, Close, Ignored>;
 
 [[nodiscard]] FrameType frame_type(const Frame& frame);
 [[nodiscard]] std::string_view to_string(FrameType type);

@@ -45,9 +45,11 @@ TEST_P(PropertyTest, ExactlyOnceOrExplicitEnd) {
     }
   }
   std::string summary;
-  for (const auto& [outcome, number] : outcomes) summary += outcome + "=" + std::to_string(number) + " ";
-  std::printf("shard %llu: %llu seeds, %llu failures; client outcomes: %s\n", static_cast<unsigned long long>(shard),
-              static_cast<unsigned long long>(count), static_cast<unsigned long long>(failures), summary.c_str());
+  for (const auto& [outcome, number] : outcomes)
+    summary += outcome + "=" + std::to_string(number) + " ";
+  std::printf("shard %llu: %llu seeds, %llu failures; client outcomes: %s\n",
+              static_cast<unsigned long long>(shard), static_cast<unsigned long long>(count),
+              static_cast<unsigned long long>(failures), summary.c_str());
   EXPECT_EQ(failures, 0u);
   // Most worlds must survive: shutdown is the outcome of every seed whose faults stop short of a
   // server restart or an outage longer than the linger time.
@@ -56,7 +58,8 @@ TEST_P(PropertyTest, ExactlyOnceOrExplicitEnd) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, PropertyTest, ::testing::Range<std::uint64_t>(0, kShards));
 
-// Replays one seed with its trace: TETHER_SIMULATION_SEED=N ./property_test --gtest_filter='Replay.*'
+// Replays one seed with its trace: TETHER_SIMULATION_SEED=N ./property_test
+// --gtest_filter='Replay.*'
 TEST(Replay, OneSeedFromTheEnvironment) {
   const char* seed_text = std::getenv("TETHER_SIMULATION_SEED");
   if (seed_text == nullptr) GTEST_SKIP() << "set TETHER_SIMULATION_SEED to replay a seed";

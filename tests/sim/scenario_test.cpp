@@ -17,11 +17,13 @@ SimulationConfig bulk_config(std::uint64_t seed = 42) {
   config.latency = milliseconds(20);
   config.bytes_per_second = 300e3;
   config.pipe_capacity = 64u << 10;
-  config.streams = {{0, 200u << 10, 150u << 10}, {3, 300u << 10, 300u << 10}, {1, 10u << 10, 90u << 10}};
+  config.streams = {
+      {0, 200u << 10, 150u << 10}, {3, 300u << 10, 300u << 10}, {1, 10u << 10, 90u << 10}};
   return config;
 }
 
-SimulationConfig with_fault(SimulationConfig config, FaultKind kind, Duration at, Duration duration = {}) {
+SimulationConfig with_fault(SimulationConfig config, FaultKind kind, Duration at,
+                            Duration duration = {}) {
   config.faults.push_back(Fault{at, kind, duration});
   return config;
 }
@@ -44,8 +46,8 @@ void expect_survived(const SimulationResult& result) {
 }
 
 bool suspended_by(const SimulationResult& result, SuspendCause cause) {
-  return std::find(result.client.suspend_causes.begin(), result.client.suspend_causes.end(), cause) !=
-         result.client.suspend_causes.end();
+  return std::find(result.client.suspend_causes.begin(), result.client.suspend_causes.end(),
+                   cause) != result.client.suspend_causes.end();
 }
 
 TEST(Scenario, NoFaultsDeliversEverythingAndClosesGracefully) {
@@ -69,32 +71,36 @@ TEST(Scenario, CutMidTransferResumesAndReplaysExactly) {
 }
 
 TEST(Scenario, ShortBlackholeBelowTheBudgetIsRiddenOut) {
-  const auto result = run_simulation(with_fault(bulk_config(), FaultKind::kBlackhole, milliseconds(500), milliseconds(1500)));
+  const auto result = run_simulation(
+      with_fault(bulk_config(), FaultKind::kBlackhole, milliseconds(500), milliseconds(1500)));
   expect_survived(result);
   EXPECT_EQ(result.client.resumes, 0u) << result.log;
   EXPECT_EQ(result.connections, 1u);
 }
 
 TEST(Scenario, SilentBlackholeBeyondTheBudgetIsDetectedAndResumed) {
-  const auto config = with_fault(bulk_config(), FaultKind::kBlackhole, milliseconds(500), seconds(8));
+  const auto config =
+      with_fault(bulk_config(), FaultKind::kBlackhole, milliseconds(500), seconds(8));
   const auto result = run_simulation(config);
   expect_survived(result);
   EXPECT_GE(result.client.resumes, 1u) << result.log;
   ASSERT_FALSE(result.client.resumed_events.empty());
-  // Detection within the heartbeat budget (3 x 1 s plus slack); downtime ends once the blackhole lifts.
+  // Detection within the heartbeat budget (3 x 1 s plus slack); downtime ends once the blackhole
+  // lifts.
   EXPECT_LE(result.client.resumed_events.front().downtime, seconds(8)) << result.log;
 }
 
 TEST(Scenario, OneWayBlackholeIsDetectedByAcknowledgementStall) {
-  const auto result =
-      run_simulation(with_fault(bulk_config(), FaultKind::kOneWayBlackhole, milliseconds(500), seconds(10)));
+  const auto result = run_simulation(
+      with_fault(bulk_config(), FaultKind::kOneWayBlackhole, milliseconds(500), seconds(10)));
   expect_survived(result);
   EXPECT_TRUE(suspended_by(result, SuspendCause::kAcknowledgementStall)) << result.log;
   EXPECT_GE(result.client.resumes, 1u);
 }
 
 TEST(Scenario, AddressChangeMovesToANewConnection) {
-  const auto result = run_simulation(with_fault(bulk_config(), FaultKind::kAddressChange, milliseconds(900)));
+  const auto result =
+      run_simulation(with_fault(bulk_config(), FaultKind::kAddressChange, milliseconds(900)));
   expect_survived(result);
   EXPECT_GE(result.client.resumes, 1u);
   EXPECT_GE(result.connections, 2u);
@@ -111,7 +117,8 @@ TEST(Scenario, FailedReconnectAttemptsBackOffAndSucceedLater) {
 }
 
 TEST(Scenario, ServerRestartEndsTheSessionWithAStatelessReset) {
-  const auto result = run_simulation(with_fault(bulk_config(), FaultKind::kServerRestart, milliseconds(800)));
+  const auto result =
+      run_simulation(with_fault(bulk_config(), FaultKind::kServerRestart, milliseconds(800)));
   expect_clean(result);
   ASSERT_TRUE(result.client.closed.has_value());
   EXPECT_EQ(result.client.closed->reason, Reason::kUnknownSession) << result.log;
@@ -121,14 +128,16 @@ TEST(Scenario, ServerRestartEndsTheSessionWithAStatelessReset) {
 }
 
 TEST(Scenario, ClientAsleepBeyondTheBudgetResumesOnWake) {
-  const auto result = run_simulation(with_fault(bulk_config(), FaultKind::kClientSleep, milliseconds(800), seconds(10)));
+  const auto result = run_simulation(
+      with_fault(bulk_config(), FaultKind::kClientSleep, milliseconds(800), seconds(10)));
   expect_survived(result);
   EXPECT_GE(result.server.suspensions, 1u) << result.log;
   EXPECT_GE(result.client.resumes, 1u) << result.log;
 }
 
 TEST(Scenario, ClientAsleepBeyondTheLingerEndsOnBothSidesWithReasons) {
-  const auto result = run_simulation(with_fault(bulk_config(), FaultKind::kClientSleep, milliseconds(800), seconds(40)));
+  const auto result = run_simulation(
+      with_fault(bulk_config(), FaultKind::kClientSleep, milliseconds(800), seconds(40)));
   expect_clean(result);
   ASSERT_TRUE(result.server.closed.has_value());
   EXPECT_EQ(result.server.closed->reason, Reason::kLingerExpired) << result.log;
@@ -149,7 +158,8 @@ TEST(Scenario, NetworkDownBeyondTheReconnectLimitEndsWithReasons) {
 
 TEST(Scenario, RepeatedCutsEveryFewHundredMilliseconds) {
   auto config = bulk_config();
-  for (int index = 1; index <= 6; ++index) config.faults.push_back(Fault{milliseconds(300 * index), FaultKind::kCut, {}});
+  for (int index = 1; index <= 6; ++index)
+    config.faults.push_back(Fault{milliseconds(300 * index), FaultKind::kCut, {}});
   const auto result = run_simulation(config);
   expect_survived(result);
   EXPECT_EQ(result.client.resumes, 6u) << result.log;

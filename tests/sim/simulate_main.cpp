@@ -1,4 +1,5 @@
-// tether-simulate: runs one simulated world and prints its trace, to watch a session survive faults.
+// tether-simulate: runs one simulated world and prints its trace, to watch a session survive
+// faults.
 //   tether-simulate                 a bulk transfer across a cut, a blackhole and an address change
 //   tether-simulate --seed N        the random world of property-test seed N
 #include <cstdio>
@@ -27,11 +28,13 @@ int main(int argc, char** argv) {
   }
   const auto result = run_simulation(config);
   std::printf("%s", result.log.c_str());
-  std::printf("client: %llu bytes written, %llu replayed, %llu resumes; server application verified %llu bytes\n",
-              static_cast<unsigned long long>(result.client.bytes_written),
-              static_cast<unsigned long long>(result.client.bytes_replayed),
-              static_cast<unsigned long long>(result.client.resumes),
-              static_cast<unsigned long long>(result.server.bytes_delivered));
+  std::printf(
+      "client: %llu bytes written, %llu replayed, %llu resumes; server application verified %llu "
+      "bytes\n",
+      static_cast<unsigned long long>(result.client.bytes_written),
+      static_cast<unsigned long long>(result.client.bytes_replayed),
+      static_cast<unsigned long long>(result.client.resumes),
+      static_cast<unsigned long long>(result.server.bytes_delivered));
   std::printf("%s\n", result.violations.empty() ? "every property held" : "PROPERTY VIOLATED");
   return result.violations.empty() ? 0 : 1;
 }

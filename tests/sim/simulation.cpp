@@ -1,8 +1,8 @@
 #include "tests/sim/simulation.hpp"
 
 #include <cassert>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -29,8 +29,9 @@ struct Chunk {
   bool close_marker = false;
 };
 
-// One direction of a transport connection: a serialising link with latency, and TCP's retransmission
-// reduced to its effect: bytes sent into a blackhole arrive, in order, once the blackhole ends.
+// One direction of a transport connection: a serialising link with latency, and TCP's
+// retransmission reduced to its effect: bytes sent into a blackhole arrive, in order, once the
+// blackhole ends.
 struct Direction {
   std::deque<Chunk> held;
   std::size_t in_flight = 0;
@@ -44,7 +45,7 @@ struct Connection {
   PathId id = 0;
   bool client_attached = true;  // the client endpoint still knows this connection
   bool server_attached = true;
-  bool broken = false;          // reset: nothing more is delivered
+  bool broken = false;  // reset: nothing more is delivered
   Direction to_server;
   Direction to_client;
 };
@@ -64,7 +65,9 @@ struct StreamState {
   bool server_finished = false;
   std::size_t server_read = 0;
   bool server_saw_end = false;
-  [[nodiscard]] bool complete() const { return client_finished && client_saw_end && server_finished && server_saw_end; }
+  [[nodiscard]] bool complete() const {
+    return client_finished && client_saw_end && server_finished && server_saw_end;
+  }
 };
 
 class World {
@@ -88,7 +91,8 @@ class World {
 
   SimulationResult run() {
     now_ = kStart;
-    server_ = std::make_unique<session::ServerEndpoint>(config_.session, static_key_, server_random_);
+    server_ =
+        std::make_unique<session::ServerEndpoint>(config_.session, static_key_, server_random_);
     client_ = std::make_unique<session::Session>(config_.session, client_random_, now_);
     for (const auto& fault : config_.faults) {
       schedule(kStart + fault.at, [this, fault] { inject(fault); });
@@ -135,7 +139,8 @@ class World {
   [[nodiscard]] bool client_asleep() const { return now_ < client_asleep_until_; }
 
   [[nodiscard]] bool done() const {
-    return client_->phase() == session::Phase::kClosed && server_->session_count() == 0 && server_closed_pending_ == 0;
+    return client_->phase() == session::Phase::kClosed && server_->session_count() == 0 &&
+           server_closed_pending_ == 0;
   }
 
   // ---- Faults ---------------------------------------------------------------------------------
@@ -153,10 +158,12 @@ class World {
           blackhole(connection.id, connection.to_server, fault.duration, true);
           blackhole(connection.id, connection.to_client, fault.duration, false);
         }
-        if (fault.kind == FaultKind::kNetworkDown) network_down_until_ = std::max(network_down_until_, now_ + fault.duration);
+        if (fault.kind == FaultKind::kNetworkDown)
+          network_down_until_ = std::max(network_down_until_, now_ + fault.duration);
         break;
       case FaultKind::kOneWayBlackhole:
-        for (auto& [id, connection] : connections_) blackhole(connection.id, connection.to_server, fault.duration, true);
+        for (auto& [id, connection] : connections_)
+          blackhole(connection.id, connection.to_server, fault.duration, true);
         break;
       case FaultKind::kAddressChange:
         for (auto& [id, connection] : connections_) {
@@ -171,7 +178,8 @@ class World {
         }
         server_lost_sessions_ += server_->session_count();
         for (auto& stream : streams_) stream.server_known = false;
-        server_ = std::make_unique<session::ServerEndpoint>(config_.session, static_key_, server_random_);
+        server_ =
+            std::make_unique<session::ServerEndpoint>(config_.session, static_key_, server_random_);
         server_closed_pending_ = 0;
         break;
       case FaultKind::kClientSleep:
@@ -263,7 +271,8 @@ class World {
     if (connection.broken) return;
     Direction& direction = to_server ? connection.to_server : connection.to_client;
     direction.in_flight += chunk.bytes.size();
-    if (direction.blackhole_forever || now_ < direction.blackhole_until || !direction.held.empty()) {
+    if (direction.blackhole_forever || now_ < direction.blackhole_until ||
+        !direction.held.empty()) {
       direction.held.push_back(std::move(chunk));
       return;
     }
@@ -286,9 +295,10 @@ class World {
           std::chrono::duration<double>(static_cast<double>(size) / config_.bytes_per_second));
       const Time depart = std::max(now_, direction.link_free_at) + serialisation;
       direction.link_free_at = depart;
-      schedule(depart + config_.latency, [this, id, to_server, segment = std::move(segment)]() mutable {
-        deliver(id, to_server, std::move(segment));
-      });
+      schedule(depart + config_.latency,
+               [this, id, to_server, segment = std::move(segment)]() mutable {
+                 deliver(id, to_server, std::move(segment));
+               });
     } while (offset < chunk.bytes.size());
   }
 
@@ -337,8 +347,10 @@ class World {
   void close_side(PathId id, bool client_side) {
     auto it = connections_.find(id);
     if (it == connections_.end()) {
-      if (client_side) client_->on_path_closed(id, now_);
-      else server_->on_connection_closed(id, now_);
+      if (client_side)
+        client_->on_path_closed(id, now_);
+      else
+        server_->on_connection_closed(id, now_);
       return;
     }
     Connection& connection = it->second;
@@ -382,8 +394,8 @@ class World {
               ++result_.client.resumes;
               result_.client.resumed_events.push_back(value);
               log("client resumed after " +
-                  std::to_string(std::chrono::duration_cast<milliseconds>(value.downtime).count()) + "ms, replay " +
-                  std::to_string(value.bytes_replayed));
+                  std::to_string(std::chrono::duration_cast<milliseconds>(value.downtime).count()) +
+                  "ms, replay " + std::to_string(value.bytes_replayed));
             } else if constexpr (std::is_same_v<T, events::Closed>) {
               result_.client.closed = value;
               log(std::string("client closed: ") + std::string(wire::to_string(value.reason)) +
@@ -397,7 +409,8 @@ class World {
             } else if constexpr (std::is_same_v<T, events::StreamReset>) {
               violation("client saw an unexpected stream reset on " + std::to_string(value.stream));
             } else if constexpr (std::is_same_v<T, events::StreamOpened>) {
-              violation("client saw an unexpected server-opened stream " + std::to_string(value.stream));
+              violation("client saw an unexpected server-opened stream " +
+                        std::to_string(value.stream));
             }
           },
           *event);
@@ -452,13 +465,16 @@ class World {
     return any;
   }
 
-  void check_closed_accounting(const events::Closed& closed, const session::SessionStats& stats, const char* side) {
-    if (closed.unacknowledged_bytes != stats.bytes_written - stats.bytes_acknowledged - stats.bytes_abandoned) {
+  void check_closed_accounting(const events::Closed& closed, const session::SessionStats& stats,
+                               const char* side) {
+    if (closed.unacknowledged_bytes !=
+        stats.bytes_written - stats.bytes_acknowledged - stats.bytes_abandoned) {
       violation(std::string(side) + " reported " + std::to_string(closed.unacknowledged_bytes) +
-                " unacknowledged bytes but wrote " + std::to_string(stats.bytes_written) + " and had " +
-                std::to_string(stats.bytes_acknowledged) + " acknowledged");
+                " unacknowledged bytes but wrote " + std::to_string(stats.bytes_written) +
+                " and had " + std::to_string(stats.bytes_acknowledged) + " acknowledged");
     }
-    if (closed.reason == wire::Reason::kProtocolError || closed.reason == wire::Reason::kAuthFailed) {
+    if (closed.reason == wire::Reason::kProtocolError ||
+        closed.reason == wire::Reason::kAuthFailed) {
       violation(std::string(side) + " closed with " + std::string(wire::to_string(closed.reason)));
     }
   }
@@ -472,13 +488,16 @@ class World {
       if (!stream.opened) {
         auto id = client_->open_stream(stream.plan.priority, now_);
         if (!id) break;
-        if (*id != stream.id) violation("client stream id " + std::to_string(*id) + " != " + std::to_string(stream.id));
+        if (*id != stream.id)
+          violation("client stream id " + std::to_string(*id) + " != " + std::to_string(stream.id));
         stream.opened = true;
         any = true;
       }
       while (stream.client_written < stream.client_data.size()) {
-        const std::size_t count = std::min(config_.app_write_chunk, stream.client_data.size() - stream.client_written);
-        auto written = client_->write(stream.id, std::span(stream.client_data).subspan(stream.client_written, count), now_);
+        const std::size_t count =
+            std::min(config_.app_write_chunk, stream.client_data.size() - stream.client_written);
+        auto written = client_->write(
+            stream.id, std::span(stream.client_data).subspan(stream.client_written, count), now_);
         if (!written) break;
         stream.client_written += *written;
         any = true;
@@ -489,10 +508,12 @@ class World {
           any = true;
         }
       }
-      any |= read_stream(*client_, stream.id, stream.server_data, stream.client_read, stream.client_saw_end, "client");
+      any |= read_stream(*client_, stream.id, stream.server_data, stream.client_read,
+                         stream.client_saw_end, "client");
     }
     if (config_.close_when_done && !close_requested_ &&
-        std::all_of(streams_.begin(), streams_.end(), [](const StreamState& stream) { return stream.complete(); })) {
+        std::all_of(streams_.begin(), streams_.end(),
+                    [](const StreamState& stream) { return stream.complete(); })) {
       close_requested_ = true;
       result_.all_streams_complete = true;
       log("all streams verified; client closes");
@@ -509,8 +530,10 @@ class World {
     for (auto& stream : streams_) {
       if (!stream.server_known) continue;
       while (stream.server_written < stream.server_data.size()) {
-        const std::size_t count = std::min(config_.app_write_chunk, stream.server_data.size() - stream.server_written);
-        auto written = session->write(stream.id, std::span(stream.server_data).subspan(stream.server_written, count), now_);
+        const std::size_t count =
+            std::min(config_.app_write_chunk, stream.server_data.size() - stream.server_written);
+        auto written = session->write(
+            stream.id, std::span(stream.server_data).subspan(stream.server_written, count), now_);
         if (!written) break;
         stream.server_written += *written;
         any = true;
@@ -521,13 +544,14 @@ class World {
           any = true;
         }
       }
-      any |= read_stream(*session, stream.id, stream.client_data, stream.server_read, stream.server_saw_end, "server");
+      any |= read_stream(*session, stream.id, stream.client_data, stream.server_read,
+                         stream.server_saw_end, "server");
     }
     return any;
   }
 
-  bool read_stream(session::Session& session, StreamId id, const std::vector<std::byte>& expected, std::size_t& position,
-                   bool& saw_end, const char* side) {
+  bool read_stream(session::Session& session, StreamId id, const std::vector<std::byte>& expected,
+                   std::size_t& position, bool& saw_end, const char* side) {
     if (saw_end) return false;
     bool any = false;
     std::array<std::byte, 16384> buffer{};
@@ -538,18 +562,19 @@ class World {
         any = true;
         if (position + result->bytes > expected.size() ||
             std::memcmp(buffer.data(), expected.data() + position, result->bytes) != 0) {
-          violation(std::string(side) + " read wrong bytes on stream " + std::to_string(id) + " at offset " +
-                    std::to_string(position));
+          violation(std::string(side) + " read wrong bytes on stream " + std::to_string(id) +
+                    " at offset " + std::to_string(position));
           saw_end = true;
           return true;
         }
         position += result->bytes;
-        (std::string_view(side) == "client" ? result_.client : result_.server).bytes_delivered += result->bytes;
+        (std::string_view(side) == "client" ? result_.client : result_.server).bytes_delivered +=
+            result->bytes;
       }
       if (result->finished) {
         if (position != expected.size()) {
-          violation(std::string(side) + " saw the end of stream " + std::to_string(id) + " early at " +
-                    std::to_string(position));
+          violation(std::string(side) + " saw the end of stream " + std::to_string(id) +
+                    " early at " + std::to_string(position));
         }
         saw_end = true;
         return true;
@@ -585,7 +610,8 @@ class World {
       Connection& connection = it->second;
       if (connection.broken) continue;
       if (connection.client_attached && !client_asleep()) {
-        const std::size_t room = config_.pipe_capacity - std::min(config_.pipe_capacity, connection.to_server.in_flight);
+        const std::size_t room =
+            config_.pipe_capacity - std::min(config_.pipe_capacity, connection.to_server.in_flight);
         if (room > 0) {
           Chunk chunk;
           if (client_->take_outgoing(id, chunk.bytes, room, now_) > 0) {
@@ -595,7 +621,8 @@ class World {
         }
       }
       if (connection.server_attached) {
-        const std::size_t room = config_.pipe_capacity - std::min(config_.pipe_capacity, connection.to_client.in_flight);
+        const std::size_t room =
+            config_.pipe_capacity - std::min(config_.pipe_capacity, connection.to_client.in_flight);
         if (room > 0) {
           Chunk chunk;
           if (server_->take_outgoing(id, chunk.bytes, room, now_) > 0) {
@@ -645,18 +672,21 @@ class World {
     result_.elapsed = now_ - kStart;
     result_.finished = done();
     for (const auto& stream : streams_) {
-      log("stream " + std::to_string(stream.id) + ": client wrote " + std::to_string(stream.client_written) + "/" +
-          std::to_string(stream.client_data.size()) + (stream.client_finished ? " fin" : "") + ", server read " +
-          std::to_string(stream.server_read) + (stream.server_saw_end ? " end" : "") + "; server wrote " +
-          std::to_string(stream.server_written) + "/" + std::to_string(stream.server_data.size()) +
-          (stream.server_finished ? " fin" : "") + ", client read " + std::to_string(stream.client_read) +
+      log("stream " + std::to_string(stream.id) + ": client wrote " +
+          std::to_string(stream.client_written) + "/" + std::to_string(stream.client_data.size()) +
+          (stream.client_finished ? " fin" : "") + ", server read " +
+          std::to_string(stream.server_read) + (stream.server_saw_end ? " end" : "") +
+          "; server wrote " + std::to_string(stream.server_written) + "/" +
+          std::to_string(stream.server_data.size()) + (stream.server_finished ? " fin" : "") +
+          ", client read " + std::to_string(stream.client_read) +
           (stream.client_saw_end ? " end" : ""));
     }
     {
       const auto& endpoint = server_->stats();
-      log("server endpoint: accepted " + std::to_string(endpoint.connections_accepted) + " resumes accepted " +
-          std::to_string(endpoint.resumes_accepted) + " rejected " + std::to_string(endpoint.resumes_rejected) +
-          " resets " + std::to_string(endpoint.stateless_resets_sent) + " handshake failures " +
+      log("server endpoint: accepted " + std::to_string(endpoint.connections_accepted) +
+          " resumes accepted " + std::to_string(endpoint.resumes_accepted) + " rejected " +
+          std::to_string(endpoint.resumes_rejected) + " resets " +
+          std::to_string(endpoint.stateless_resets_sent) + " handshake failures " +
           std::to_string(endpoint.handshake_failures));
     }
     if (!result_.finished) {
@@ -683,11 +713,12 @@ class World {
     std::uint64_t server_delivered = 0;
     for (const auto& stream : streams_) server_delivered += stream.server_read;
     if (server_delivered + closed->unacknowledged_bytes < client_stats.bytes_written) {
-      violation("server application got " + std::to_string(server_delivered) + " bytes, client wrote " +
-                std::to_string(client_stats.bytes_written) + " with " + std::to_string(closed->unacknowledged_bytes) +
-                " unacknowledged");
+      violation("server application got " + std::to_string(server_delivered) +
+                " bytes, client wrote " + std::to_string(client_stats.bytes_written) + " with " +
+                std::to_string(closed->unacknowledged_bytes) + " unacknowledged");
     }
-    if (!result_.server.closed && server_lost_sessions_ == 0) violation("server session never closed");
+    if (!result_.server.closed && server_lost_sessions_ == 0)
+      violation("server session never closed");
   }
 
   SimulationConfig config_;
@@ -721,13 +752,20 @@ class World {
 
 const char* to_string(FaultKind kind) {
   switch (kind) {
-    case FaultKind::kCut: return "cut";
-    case FaultKind::kBlackhole: return "blackhole";
-    case FaultKind::kOneWayBlackhole: return "one-way-blackhole";
-    case FaultKind::kAddressChange: return "address-change";
-    case FaultKind::kNetworkDown: return "network-down";
-    case FaultKind::kServerRestart: return "server-restart";
-    case FaultKind::kClientSleep: return "client-sleep";
+    case FaultKind::kCut:
+      return "cut";
+    case FaultKind::kBlackhole:
+      return "blackhole";
+    case FaultKind::kOneWayBlackhole:
+      return "one-way-blackhole";
+    case FaultKind::kAddressChange:
+      return "address-change";
+    case FaultKind::kNetworkDown:
+      return "network-down";
+    case FaultKind::kServerRestart:
+      return "server-restart";
+    case FaultKind::kClientSleep:
+      return "client-sleep";
   }
   return "unknown";
 }
@@ -752,7 +790,8 @@ SimulationConfig random_config(std::uint64_t seed) {
   SeededRandom random(seed ^ 0xfeedfacecafebeefULL);
   config.latency = milliseconds(random.uniform(1, 60));
   // 20 kB/s to 2 MB/s, log-uniform: transfers last long enough for faults to land in them.
-  config.bytes_per_second = 20e3 * std::pow(100.0, static_cast<double>(random.uniform(0, 1000)) / 1000.0);
+  config.bytes_per_second =
+      20e3 * std::pow(100.0, static_cast<double>(random.uniform(0, 1000)) / 1000.0);
   config.pipe_capacity = random.uniform(4, 256) << 10;
   const std::size_t stream_count = random.uniform(1, 4);
   for (std::size_t index = 0; index < stream_count; ++index) {
@@ -775,12 +814,15 @@ SimulationConfig random_config(std::uint64_t seed) {
                  : roll < 92 ? FaultKind::kClientSleep
                              : FaultKind::kServerRestart;
     // Short (below the heartbeat budget) or long (beyond it, sometimes beyond the linger time).
-    fault.duration = random.chance(0.5) ? milliseconds(random.uniform(50, 2500)) : milliseconds(random.uniform(4000, 30000));
+    fault.duration = random.chance(0.5) ? milliseconds(random.uniform(50, 2500))
+                                        : milliseconds(random.uniform(4000, 30000));
     config.faults.push_back(fault);
   }
   return config;
 }
 
-SimulationResult run_simulation(const SimulationConfig& config) { return World(config).run(); }
+SimulationResult run_simulation(const SimulationConfig& config) {
+  return World(config).run();
+}
 
 }  // namespace tether::sim

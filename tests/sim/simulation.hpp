@@ -1,6 +1,6 @@
-// Simulation is a deterministic discrete-event world for the session core: a virtual clock, one client
-// and one server endpoint, transport connections with latency and bandwidth, scripted or random
-// faults, and applications that write and verify patterned streams.
+// Simulation is a deterministic discrete-event world for the session core: a virtual clock, one
+// client and one server endpoint, transport connections with latency and bandwidth, scripted or
+// random faults, and applications that write and verify patterned streams.
 #pragma once
 
 #include <cstdint>
@@ -41,21 +41,25 @@ class SeededRandom final : public session::RandomSource {
       }
     }
   }
-  std::uint64_t uniform(std::uint64_t low, std::uint64_t high) { return low + next() % (high - low + 1); }
-  bool chance(double probability) { return static_cast<double>(next() >> 11) * 0x1.0p-53 < probability; }
+  std::uint64_t uniform(std::uint64_t low, std::uint64_t high) {
+    return low + next() % (high - low + 1);
+  }
+  bool chance(double probability) {
+    return static_cast<double>(next() >> 11) * 0x1.0p-53 < probability;
+  }
 
  private:
   std::uint64_t state_;
 };
 
 enum class FaultKind : std::uint8_t {
-  kCut,               // both ends see the connection reset at once
-  kBlackhole,         // nothing passes either way for `duration`, then TCP delivers what it held
-  kOneWayBlackhole,   // client -> server bytes are held for `duration`
-  kAddressChange,     // the client's address vanishes: its live connections go silent forever
-  kNetworkDown,       // existing connections stall and new ones fail for `duration`
-  kServerRestart,     // the server loses every session and closes every connection
-  kClientSleep,       // the client process does nothing for `duration` (laptop lid closed)
+  kCut,              // both ends see the connection reset at once
+  kBlackhole,        // nothing passes either way for `duration`, then TCP delivers what it held
+  kOneWayBlackhole,  // client -> server bytes are held for `duration`
+  kAddressChange,    // the client's address vanishes: its live connections go silent forever
+  kNetworkDown,      // existing connections stall and new ones fail for `duration`
+  kServerRestart,    // the server loses every session and closes every connection
+  kClientSleep,      // the client process does nothing for `duration` (laptop lid closed)
 };
 [[nodiscard]] const char* to_string(FaultKind kind);
 
@@ -74,10 +78,10 @@ struct StreamPlan {
 struct SimulationConfig {
   std::uint64_t seed = 1;
   session::SessionConfig session;
-  Duration latency = milliseconds(10);        // one way
+  Duration latency = milliseconds(10);  // one way
   double bytes_per_second = 50e6;
-  std::size_t pipe_capacity = 256u << 10;     // bytes in flight per direction (socket buffers)
-  Duration connect_time = milliseconds(30);   // TCP + TLS handshake on top of the path latency
+  std::size_t pipe_capacity = 256u << 10;    // bytes in flight per direction (socket buffers)
+  Duration connect_time = milliseconds(30);  // TCP + TLS handshake on top of the path latency
   Duration connect_failure_time = milliseconds(500);
   std::vector<StreamPlan> streams;
   std::vector<Fault> faults;
@@ -104,21 +108,21 @@ struct SideReport {
 };
 
 struct SimulationResult {
-  bool finished = false;    // everything ended before the time limit
+  bool finished = false;  // everything ended before the time limit
   bool all_streams_complete = false;
   std::vector<std::string> violations;  // empty when every property held
   SideReport client;
-  SideReport server;        // summed over server incarnations
+  SideReport server;  // summed over server incarnations
   Time end_time{};
   Duration elapsed{};
   std::uint64_t connections = 0;
   std::uint64_t stateless_resets = 0;
-  std::string log;          // a trace of lifecycle events, for failing seeds
+  std::string log;  // a trace of lifecycle events, for failing seeds
 };
 
-// Runs the world to completion (or the time limit) and checks the properties: every stream delivered
-// exactly once and in order, or the session ended on both sides with an explicit reason and an exact
-// count of unacknowledged bytes.
+// Runs the world to completion (or the time limit) and checks the properties: every stream
+// delivered exactly once and in order, or the session ended on both sides with an explicit reason
+// and an exact count of unacknowledged bytes.
 [[nodiscard]] SimulationResult run_simulation(const SimulationConfig& config);
 
 }  // namespace tether::sim

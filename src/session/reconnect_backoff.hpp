@@ -21,7 +21,8 @@ class ReconnectBackoff {
     Duration base = initial_;
     for (std::uint64_t step = 1; step < failures && base < cap_; ++step) base *= 2;
     base = std::min(base, cap_);
-    const double fraction = 0.5 + 0.5 * static_cast<double>(random.next_u64() >> 11) * 0x1.0p-53;
+    // 52 random bits scaled into [0, 0.5): exact in a double, so the fraction never rounds up to 1.
+    const double fraction = 0.5 + static_cast<double>(random.next_u64() >> 12) * 0x1.0p-53;
     return std::chrono::duration_cast<Duration>(base * fraction);
   }
 

@@ -182,6 +182,10 @@ void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now
   }
   maybe_send_close(now);
   check_graceful_completion(now);
+  announce_writable(unacknowledged_before);
+}
+
+void Session::announce_writable(std::uint64_t unacknowledged_before) {
   if (write_blocked_ && unacknowledged_bytes_ < unacknowledged_before) {
     write_blocked_ = false;
     emit(events::Writable{});
@@ -428,6 +432,7 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
   assert(inserted);
   ++stats_.paths_opened;
   queue_frame(it->second, accept);
+  const std::uint64_t unacknowledged_before = unacknowledged_bytes_;
   const bool positions_valid = apply_peer_positions(resume.received);
   assert(positions_valid);
   (void)positions_valid;
@@ -435,6 +440,7 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
   ++stats_.resumes;
   linger_deadline_.reset();
   mark_resumed(now);
+  announce_writable(unacknowledged_before);
   return {};
 }
 
@@ -721,6 +727,7 @@ Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const s
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   if (stream->send.fin_written) return make_unexpected(StreamError::kStreamFinished);
+  if (bytes.empty()) return std::size_t{0};
   const std::size_t room =
       config_.max_unacknowledged_bytes -
       std::min<std::size_t>(unacknowledged_bytes_, config_.max_unacknowledged_bytes);

@@ -202,6 +202,8 @@ class Session {
   void maybe_send_close(Time now);
   void check_graceful_completion(Time now);
   void update_ack_progress(bool progressed, Time now);
+  // Emits Writable if a write was refused and acknowledgements have since made room.
+  void announce_writable(std::uint64_t unacknowledged_before);
   [[nodiscard]] bool has_outstanding() const;
   [[nodiscard]] Duration budget() const;
   [[nodiscard]] wire::DecodeLimits decode_limits() const;

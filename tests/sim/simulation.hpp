@@ -15,6 +15,7 @@
 
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
+#include "tests/support/seeded_random.hpp"
 
 namespace tether::sim {
 
@@ -23,34 +24,7 @@ using session::Time;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// splitmix64: small, fast, and good enough for simulation choices and keying material.
-class SeededRandom final : public session::RandomSource {
- public:
-  explicit SeededRandom(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  void fill(std::span<std::byte> out) override {
-    for (std::size_t index = 0; index < out.size(); index += 8) {
-      const std::uint64_t value = next();
-      for (std::size_t byte = 0; byte < 8 && index + byte < out.size(); ++byte) {
-        out[index + byte] = static_cast<std::byte>(value >> (8 * byte));
-      }
-    }
-  }
-  std::uint64_t uniform(std::uint64_t low, std::uint64_t high) {
-    return low + next() % (high - low + 1);
-  }
-  bool chance(double probability) {
-    return static_cast<double>(next() >> 11) * 0x1.0p-53 < probability;
-  }
-
- private:
-  std::uint64_t state_;
-};
+using testing::SeededRandom;
 
 enum class FaultKind : std::uint8_t {
   kCut,              // both ends see the connection reset at once

@@ -23,6 +23,7 @@
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
 #include "session/types.hpp"
+#include "tests/support/seeded_random.hpp"
 #include "wire/byte_writer.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame.hpp"
@@ -40,28 +41,7 @@ using session::StreamId;
 using session::Time;
 using Bytes = std::vector<std::byte>;
 
-// SplitMix64: a tiny, fully determined generator so that every run replays exactly.
-class SplitMix64 final : public session::RandomSource {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  void fill(std::span<std::byte> out) override {
-    for (std::size_t index = 0; index < out.size(); index += 8) {
-      const std::uint64_t value = next();
-      for (std::size_t part = 0; part < 8 && index + part < out.size(); ++part) {
-        out[index + part] = static_cast<std::byte>(value >> (8 * part));
-      }
-    }
-  }
-
- private:
-  std::uint64_t state_;
-};
+using SplitMix64 = tether::testing::SeededRandom;
 
 inline Time start_time() {
   return Time{} + seconds(1000);

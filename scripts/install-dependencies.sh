@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libasio-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libgsasl-dev libhiredis-dev libsqlite3-dev
+  socat pv iproute2 procps
 )
 
 missing=()

@@ -192,6 +192,13 @@ std::optional<SessionEvent> ServerEndpoint::poll_event() {
   return event;
 }
 
+std::vector<SessionId> ServerEndpoint::session_ids() const {
+  std::vector<SessionId> ids;
+  ids.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) ids.push_back(id);
+  return ids;
+}
+
 Session* ServerEndpoint::find(const SessionId& session_id) {
   auto it = sessions_.find(session_id);
   return it == sessions_.end() ? nullptr : it->second.get();

@@ -50,6 +50,7 @@ class ServerEndpoint {
   // have been reported closed; its Closed event is queued before that.
   [[nodiscard]] Session* find(const SessionId& session_id);
   [[nodiscard]] std::size_t session_count() const { return sessions_.size(); }
+  [[nodiscard]] std::vector<SessionId> session_ids() const;
   [[nodiscard]] const EndpointStats& stats() const { return stats_; }
 
  private:

@@ -1198,9 +1198,9 @@ void Session::check_graceful_completion(Time) {
   finish_session(events::Closed{Reason::kShutdown, !close_initiated_locally_, false, 0});
 }
 
-events::Closed Session::abort(Reason reason, Time now) {
-  events::Closed closed{reason, false, false, unacknowledged_bytes_};
-  fail_session(reason, false, false, now, true);
+events::Closed Session::abort(Reason reason, Time now, bool transient) {
+  events::Closed closed{reason, false, transient, unacknowledged_bytes_};
+  fail_session(reason, false, transient, now, true);
   return closed;
 }
 

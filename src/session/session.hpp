@@ -111,7 +111,9 @@ class Session {
   // follows.
   void close(Time now);
   // Immediate: sends Abort on the live path; the session is Closed when the call returns.
-  events::Closed abort(Reason reason, Time now);
+  // `transient` tells the peer that a new session may succeed later (a server shutting down, for
+  // example).
+  events::Closed abort(Reason reason, Time now, bool transient = false);
   // Immediate and authenticated by the peer's fast-close key. The frame is queued on the live path
   // and also returned encoded, so a client without a live path can send it on a fresh connection.
   std::vector<std::byte> fast_close(Reason reason, Time now);

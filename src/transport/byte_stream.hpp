@@ -1,0 +1,60 @@
+// ByteStream is one transport connection as the runtime sees it: a TLS 1.3 stream (the default) or
+// a plain TCP stream (tests only, asked for explicitly), with the keying material that binds the
+// session.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include "tether/expected.hpp"
+
+namespace tether::transport {
+
+using KeyingMaterial = std::array<std::byte, 32>;
+
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  // Reads at least one byte; an error (including end of stream) ends the connection.
+  virtual asio::awaitable<std::size_t> read_some(std::span<std::byte> buffer,
+                                                 std::error_code& error) = 0;
+  virtual asio::awaitable<void> write_all(std::span<const std::byte> bytes,
+                                          std::error_code& error) = 0;
+  // Closes at once; pending operations complete with an error.
+  virtual void close() = 0;
+  [[nodiscard]] virtual const KeyingMaterial& keying_material() const = 0;
+  virtual asio::ip::tcp::socket& socket() = 0;
+};
+
+// The two ends of a connection: the client dials, the server accepts.
+enum class Side : std::uint8_t { kClient, kServer };
+
+// Completes the TLS handshake on a connected socket and exports the keying material. A client
+// context must come from make_client_context (it carries the trusted host and the TLS session to
+// resume). The error string says what failed (for a pinned fingerprint, which fingerprint the
+// server presented).
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_tls(
+    asio::ip::tcp::socket socket, asio::ssl::context& context, Side side);
+
+// Plain TCP for tests: each end sends 32 random bytes and the keying material is derived from both.
+// There is no confidentiality and no authentication: anyone on the path can take the session over.
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_plain(
+    asio::ip::tcp::socket socket, Side side);
+
+// open_tls when `tls` is set, open_plain otherwise.
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_byte_stream(
+    asio::ip::tcp::socket socket, asio::ssl::context* tls, Side side);
+
+// TCP_NODELAY, and TCP_USER_TIMEOUT so that the kernel gives up on unacknowledged data no later
+// than the heartbeat budget would.
+void tune_socket(asio::ip::tcp::socket& socket, std::chrono::milliseconds user_timeout);
+
+}  // namespace tether::transport

@@ -1,0 +1,416 @@
+#include "transport/runtime.hpp"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+#include <asio/experimental/as_tuple.hpp>
+#include <cstdlib>
+
+#include "wire/codec.hpp"
+
+namespace tether::transport {
+namespace {
+
+constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadChunk = 64u << 10;
+// Bytes taken from the core per socket write: large enough for throughput, small enough that a
+// newly written interactive byte waits behind at most this much of our own queue.
+constexpr std::size_t kWriteChunk = 128u << 10;
+
+std::chrono::milliseconds user_timeout_for(const session::SessionConfig& config) {
+  const session::HeartbeatParameters heartbeat{config.heartbeat_interval,
+                                               config.missing_heartbeats_allowed};
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+      heartbeat.budget(heartbeat.interval));
+}
+
+}  // namespace
+
+void SystemRandom::fill(std::span<std::byte> out) {
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size())) != 1) {
+    spdlog::critical("the system random number generator failed");
+    std::abort();
+  }
+}
+
+std::string short_id(const session::SessionId& id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text;
+  for (std::size_t index = 0; index < 8; ++index) {
+    const auto value = static_cast<unsigned>(id[index]);
+    text += kHex[value >> 4];
+    text += kHex[value & 15];
+  }
+  return text;
+}
+
+bool log_lifecycle(const char* side, const session::SessionId& id, const session::Event& event) {
+  namespace events = session::events;
+  const std::string name = short_id(id);
+  if (const auto* established = std::get_if<events::Established>(&event)) {
+    (void)established;
+    spdlog::info("{} session {} established", side, name);
+  } else if (const auto* suspended = std::get_if<events::Suspended>(&event)) {
+    spdlog::warn("{} session {} suspended: {}", side, name, session::to_string(suspended->cause));
+  } else if (const auto* resumed = std::get_if<events::Resumed>(&event)) {
+    spdlog::info("{} session {} resumed after {} ms, {} bytes replayed", side, name,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(resumed->downtime).count(),
+                 resumed->bytes_replayed);
+  } else if (const auto* closed = std::get_if<events::Closed>(&event)) {
+    spdlog::info("{} session {} closed {}: {}{}, {} bytes never acknowledged", side, name,
+                 closed->by_peer ? "by peer" : "locally", wire::to_string(closed->reason),
+                 closed->transient ? " (transient)" : "", closed->unacknowledged_bytes);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// ---- RuntimeBase
+// ----------------------------------------------------------------------------------
+
+RuntimeBase::RuntimeBase(asio::io_context& io, SessionObserver& observer)
+    : io_(io), observer_(observer), timer_(io, session::Time::max()) {
+  asio::co_spawn(io_, deadline_loop(), asio::detached);
+}
+
+RuntimeBase::~RuntimeBase() {
+  *alive_ = false;
+}
+
+void RuntimeBase::wake() {
+  if (wake_posted_) return;
+  wake_posted_ = true;
+  asio::post(io_, [this, alive = alive_] {
+    if (!*alive) return;
+    wake_posted_ = false;
+    process();
+  });
+}
+
+void RuntimeBase::stop() {
+  stopped_ = true;
+  timer_.cancel();
+  for (auto& [id, driver] : paths_) driver->stream->close();
+}
+
+void RuntimeBase::process() {
+  if (processing_) {
+    again_ = true;
+    return;
+  }
+  processing_ = true;
+  do {
+    again_ = false;
+    while (drain_events()) {
+    }
+    std::vector<std::shared_ptr<PathDriver>> drivers;
+    for (auto& [id, driver] : paths_) drivers.push_back(driver);
+    for (auto& driver : drivers) flush(driver);
+  } while (again_);
+  processing_ = false;
+  arm_timer();
+}
+
+void RuntimeBase::attach(session::PathId id, std::unique_ptr<ByteStream> stream) {
+  auto driver = std::make_shared<PathDriver>();
+  driver->id = id;
+  driver->stream = std::move(stream);
+  paths_[id] = driver;
+  asio::co_spawn(io_, read_loop(driver), asio::detached);
+}
+
+void RuntimeBase::path_done(session::PathId id) {
+  auto it = paths_.find(id);
+  if (it == paths_.end()) {
+    core_closed(id);  // never attached (or already gone): tell the core at once
+    return;
+  }
+  it->second->done_requested = true;
+  flush(it->second);
+}
+
+void RuntimeBase::finish_path(const std::shared_ptr<PathDriver>& driver) {
+  if (driver->closed) return;
+  driver->closed = true;
+  driver->stream->close();
+  paths_.erase(driver->id);
+  core_closed(driver->id);
+  process();
+}
+
+void RuntimeBase::flush(const std::shared_ptr<PathDriver>& driver) {
+  if (driver->writing || driver->closed) return;
+  driver->writing = true;
+  asio::co_spawn(io_, write_loop(driver), asio::detached);
+}
+
+asio::awaitable<void> RuntimeBase::read_loop(std::shared_ptr<PathDriver> driver) {
+  std::vector<std::byte> buffer(kReadChunk);
+  while (!driver->closed) {
+    std::error_code error;
+    const std::size_t count = co_await driver->stream->read_some(buffer, error);
+    if (driver->closed) co_return;
+    if (error) {
+      finish_path(driver);
+      co_return;
+    }
+    core_receive(driver->id, std::span(buffer).first(count));
+    process();
+  }
+}
+
+asio::awaitable<void> RuntimeBase::write_loop(std::shared_ptr<PathDriver> driver) {
+  std::vector<std::byte> buffer;
+  buffer.reserve(kWriteChunk + 4096);
+  while (!driver->closed) {
+    buffer.clear();
+    if (core_take(driver->id, buffer, kWriteChunk) == 0) break;
+    std::error_code error;
+    co_await driver->stream->write_all(buffer, error);
+    if (error) {
+      driver->writing = false;
+      finish_path(driver);
+      co_return;
+    }
+  }
+  driver->writing = false;
+  if (driver->done_requested) finish_path(driver);
+}
+
+asio::awaitable<void> RuntimeBase::deadline_loop() {
+  auto alive = alive_;
+  while (*alive && !stopped_) {
+    auto [error] = co_await timer_.async_wait(kTuple);
+    if (!*alive || stopped_) co_return;
+    if (error == asio::error::operation_aborted) continue;  // re-armed
+    armed_.reset();
+    core_timeout();
+    process();
+  }
+}
+
+void RuntimeBase::arm_timer() {
+  const auto deadline = core_deadline();
+  if (deadline == armed_) return;
+  armed_ = deadline;
+  timer_.expires_at(deadline ? *deadline : session::Time::max());
+}
+
+// ---- ClientRuntime
+// --------------------------------------------------------------------------------
+
+ClientRuntime::ClientRuntime(asio::io_context& io, ClientOptions options, SessionObserver& observer)
+    : RuntimeBase(io, observer),
+      options_(std::move(options)),
+      session_(options_.session, random_, now()) {}
+
+void ClientRuntime::core_receive(session::PathId path, std::span<const std::byte> bytes) {
+  session_.receive(path, bytes, now());
+}
+std::size_t ClientRuntime::core_take(session::PathId path, std::vector<std::byte>& out,
+                                     std::size_t max) {
+  return session_.take_outgoing(path, out, max, now());
+}
+void ClientRuntime::core_closed(session::PathId path) {
+  session_.on_path_closed(path, now());
+}
+
+bool ClientRuntime::drain_events() {
+  bool any = false;
+  while (auto event = session_.poll_event()) {
+    any = true;
+    if (std::holds_alternative<session::events::PathWanted>(*event)) {
+      asio::co_spawn(io_, connect(), asio::detached);
+      continue;
+    }
+    if (const auto* done = std::get_if<session::events::PathDone>(&*event)) {
+      path_done(done->path);
+      continue;
+    }
+    log_lifecycle("client", session_.id(), *event);
+    observer_.on_event(session_.id(), &session_, *event);
+  }
+  return any;
+}
+
+asio::awaitable<void> ClientRuntime::connect() {
+  // Resolve again on every attempt: the server's address may have changed.
+  asio::ip::tcp::resolver resolver(io_);
+  auto [resolve_error, results] =
+      co_await resolver.async_resolve(options_.host, options_.port, kTuple);
+  std::string failure;
+  std::unique_ptr<ByteStream> stream;
+  if (resolve_error) {
+    failure = "cannot resolve " + options_.host + ": " + resolve_error.message();
+  } else {
+    asio::ip::tcp::socket socket(io_);
+    asio::steady_timer deadline(io_);
+    deadline.expires_after(options_.connect_timeout);
+    // The handler may run after this frame is gone: it owns what it touches.
+    auto timed_out = std::make_shared<bool>(false);
+    deadline.async_wait([&io = io_, timed_out, &socket, alive = alive_](std::error_code error) {
+      (void)io;
+      if (error || !*alive) return;
+      *timed_out = true;
+      std::error_code ignored;
+      socket.cancel(ignored);
+    });
+    auto [connect_error, endpoint] = co_await asio::async_connect(socket, results, kTuple);
+    (void)endpoint;
+    if (connect_error) {
+      failure = "cannot connect to " + options_.host + ":" + options_.port + ": " +
+                (*timed_out ? std::string("timed out") : connect_error.message());
+    } else {
+      tune_socket(socket, user_timeout_for(options_.session));
+      deadline.cancel();
+      asio::steady_timer handshake_deadline(io_);
+      handshake_deadline.expires_after(options_.connect_timeout);
+      handshake_deadline.async_wait([descriptor = socket.native_handle()](std::error_code error) {
+        if (!error) ::shutdown(descriptor, SHUT_RDWR);
+      });
+      auto opened = co_await open_byte_stream(std::move(socket), options_.tls.get(), Side::kClient);
+      handshake_deadline.cancel();
+      if (!opened) {
+        failure = opened.error();
+        if (failure.find("fingerprint") != std::string::npos) {
+          observer_.on_fatal(failure);
+          session_.on_path_failed(now());
+          co_return;
+        }
+      } else {
+        stream = std::move(*opened);
+      }
+    }
+    deadline.cancel();
+  }
+  if (!stream) {
+    spdlog::warn("client {}", failure);
+    session_.on_path_failed(now());
+    process();
+    co_return;
+  }
+  const session::PathId id = next_path_++;
+  const KeyingMaterial keying = stream->keying_material();
+  attach(id, std::move(stream));
+  session_.add_path(id, keying, now());
+  spdlog::debug("client connection {} to {}:{} up", id, options_.host, options_.port);
+  process();
+}
+
+// ---- ServerRuntime
+// --------------------------------------------------------------------------------
+
+ServerRuntime::ServerRuntime(asio::io_context& io, ServerOptions options, SessionObserver& observer)
+    : RuntimeBase(io, observer),
+      options_(std::move(options)),
+      endpoint_(options_.session, options_.static_key, random_),
+      acceptor_(io) {}
+
+Expected<void, std::string> ServerRuntime::start() {
+  std::error_code error;
+  acceptor_.open(options_.listen.protocol(), error);
+  if (!error) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), error);
+  if (!error) acceptor_.bind(options_.listen, error);
+  if (!error) acceptor_.listen(asio::socket_base::max_listen_connections, error);
+  if (error) {
+    return make_unexpected("cannot listen on " + options_.listen.address().to_string() + ":" +
+                           std::to_string(options_.listen.port()) + ": " + error.message());
+  }
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  return {};
+}
+
+void ServerRuntime::shut_down(std::chrono::milliseconds grace, std::function<void()> done) {
+  std::error_code ignored;
+  acceptor_.close(ignored);
+  for (const auto& id : endpoint_.session_ids()) {
+    if (session::Session* session = endpoint_.find(id);
+        session != nullptr && session->phase() != session::Phase::kClosed) {
+      session->abort(wire::Reason::kShutdown, now(), /*transient=*/true);
+    }
+  }
+  process();
+  auto timer = std::make_shared<asio::steady_timer>(io_);
+  auto poll = std::make_shared<std::function<void()>>();
+  const auto give_up = now() + grace;
+  *poll = [this, timer, poll, give_up, done = std::move(done), alive = alive_]() mutable {
+    if (!*alive) return;
+    if (paths_.empty() || now() >= give_up) {
+      done();
+      *poll = nullptr;  // break the cycle
+      return;
+    }
+    timer->expires_after(std::chrono::milliseconds(20));
+    timer->async_wait([poll](std::error_code) {
+      if (*poll) (*poll)();
+    });
+  };
+  (*poll)();
+}
+
+void ServerRuntime::core_receive(session::PathId path, std::span<const std::byte> bytes) {
+  endpoint_.receive(path, bytes, now());
+}
+std::size_t ServerRuntime::core_take(session::PathId path, std::vector<std::byte>& out,
+                                     std::size_t max) {
+  return endpoint_.take_outgoing(path, out, max, now());
+}
+void ServerRuntime::core_closed(session::PathId path) {
+  endpoint_.on_connection_closed(path, now());
+}
+
+bool ServerRuntime::drain_events() {
+  bool any = false;
+  while (auto tagged = endpoint_.poll_event()) {
+    any = true;
+    if (const auto* done = std::get_if<session::events::PathDone>(&tagged->event)) {
+      path_done(done->path);
+      continue;
+    }
+    log_lifecycle("server", tagged->session, tagged->event);
+    observer_.on_event(tagged->session, endpoint_.find(tagged->session), tagged->event);
+  }
+  return any;
+}
+
+asio::awaitable<void> ServerRuntime::accept_loop() {
+  while (!stopped_) {
+    auto [error, socket] = co_await acceptor_.async_accept(kTuple);
+    if (error == asio::error::operation_aborted || stopped_) co_return;
+    if (error) {
+      spdlog::warn("server accept failed: {}", error.message());
+      continue;
+    }
+    asio::co_spawn(io_, handshake(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
+  std::error_code ignored;
+  const auto remote = socket.remote_endpoint(ignored);
+  tune_socket(socket, user_timeout_for(options_.session));
+  // The socket moves into the stream during the handshake; the descriptor stays open until the
+  // deadline is cancelled below, so shutting it down is how the timeout interrupts the handshake.
+  asio::steady_timer deadline(io_);
+  deadline.expires_after(options_.handshake_timeout);
+  deadline.async_wait([descriptor = socket.native_handle()](std::error_code error) {
+    if (!error) ::shutdown(descriptor, SHUT_RDWR);
+  });
+  auto opened = co_await open_byte_stream(std::move(socket), options_.tls.get(), Side::kServer);
+  deadline.cancel();
+  if (!opened) {
+    spdlog::debug("server handshake with {} failed: {}", remote.address().to_string(),
+                  opened.error());
+    co_return;
+  }
+  const session::PathId id = next_path_++;
+  const KeyingMaterial keying = (*opened)->keying_material();
+  attach(id, std::move(*opened));
+  endpoint_.accept(id, keying, now());
+  spdlog::debug("server connection {} from {}:{}", id, remote.address().to_string(), remote.port());
+  process();
+}
+
+}  // namespace tether::transport

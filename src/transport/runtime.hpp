@@ -1,0 +1,172 @@
+// ClientRuntime and ServerRuntime drive the sans-I/O session core with standalone Asio: one reader
+// and one writer coroutine per transport connection and one steady timer armed at the core's
+// deadline.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include "session/server_endpoint.hpp"
+#include "session/session.hpp"
+#include "transport/byte_stream.hpp"
+
+namespace tether::transport {
+
+// What the application layer (the tunnel) is told. `session` is null when the session no longer
+// exists (a server session freed right after its Closed event).
+class SessionObserver {
+ public:
+  virtual ~SessionObserver() = default;
+  virtual void on_event(const session::SessionId& id, session::Session* session,
+                        const session::Event& event) = 0;
+  // A failure no retry can fix (for example the server's certificate does not match the pin).
+  virtual void on_fatal(const std::string& message) = 0;
+};
+
+// A RandomSource backed by OpenSSL's CSPRNG.
+class SystemRandom final : public session::RandomSource {
+ public:
+  void fill(std::span<std::byte> out) override;
+};
+
+// The first 8 bytes of a session id in hex: enough to tell sessions apart in logs.
+[[nodiscard]] std::string short_id(const session::SessionId& id);
+
+// The machinery both runtimes share: path drivers, the processing loop and the deadline timer.
+class RuntimeBase {
+ public:
+  explicit RuntimeBase(asio::io_context& io, SessionObserver& observer);
+  virtual ~RuntimeBase();
+  // Schedules a processing pass: call after changing the session from outside an event handler.
+  void wake();
+  void stop();
+
+ protected:
+  struct PathDriver {
+    session::PathId id = 0;
+    std::unique_ptr<ByteStream> stream;
+    bool writing = false;
+    bool done_requested = false;
+    bool closed = false;
+  };
+
+  // The core, as the drivers see it.
+  virtual void core_receive(session::PathId path, std::span<const std::byte> bytes) = 0;
+  virtual std::size_t core_take(session::PathId path, std::vector<std::byte>& out,
+                                std::size_t max) = 0;
+  virtual void core_closed(session::PathId path) = 0;
+  virtual std::optional<session::Time> core_deadline() = 0;
+  virtual void core_timeout() = 0;
+  // Drains the core's events; returns true if there were any.
+  virtual bool drain_events() = 0;
+
+  void process();
+  void attach(session::PathId id, std::unique_ptr<ByteStream> stream);
+  void path_done(session::PathId id);
+  void finish_path(const std::shared_ptr<PathDriver>& driver);
+  [[nodiscard]] static session::Time now() { return session::Clock::now(); }
+
+  asio::io_context& io_;
+  SessionObserver& observer_;
+  std::map<session::PathId, std::shared_ptr<PathDriver>> paths_;
+  session::PathId next_path_ = 1;
+  bool stopped_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
+
+ private:
+  asio::awaitable<void> read_loop(std::shared_ptr<PathDriver> driver);
+  asio::awaitable<void> write_loop(std::shared_ptr<PathDriver> driver);
+  asio::awaitable<void> deadline_loop();
+  void flush(const std::shared_ptr<PathDriver>& driver);
+  void arm_timer();
+
+  asio::steady_timer timer_;
+  std::optional<session::Time> armed_;
+  bool processing_ = false;
+  bool again_ = false;
+  bool wake_posted_ = false;
+};
+
+struct ClientOptions {
+  std::string host;
+  std::string port;
+  std::shared_ptr<asio::ssl::context> tls;  // null: plain TCP (tests only)
+  session::SessionConfig session;
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+class ClientRuntime final : public RuntimeBase {
+ public:
+  ClientRuntime(asio::io_context& io, ClientOptions options, SessionObserver& observer);
+  session::Session& session() { return session_; }
+  [[nodiscard]] bool finished() const {
+    return session_.phase() == session::Phase::kClosed && paths_.empty();
+  }
+  void start() { process(); }
+
+ private:
+  void core_receive(session::PathId path, std::span<const std::byte> bytes) override;
+  std::size_t core_take(session::PathId path, std::vector<std::byte>& out,
+                        std::size_t max) override;
+  void core_closed(session::PathId path) override;
+  std::optional<session::Time> core_deadline() override { return session_.next_deadline(); }
+  void core_timeout() override { session_.on_timeout(now()); }
+  bool drain_events() override;
+  asio::awaitable<void> connect();
+
+  ClientOptions options_;
+  SystemRandom random_;
+  session::Session session_;
+};
+
+struct ServerOptions {
+  asio::ip::tcp::endpoint listen;
+  std::shared_ptr<asio::ssl::context> tls;  // null: plain TCP (tests only)
+  session::SessionConfig session;
+  session::Secret static_key{};
+  std::chrono::milliseconds handshake_timeout{10000};
+};
+
+class ServerRuntime final : public RuntimeBase {
+ public:
+  ServerRuntime(asio::io_context& io, ServerOptions options, SessionObserver& observer);
+  // Binds and listens; the error says why not (address in use, permission).
+  Expected<void, std::string> start();
+  session::ServerEndpoint& endpoint() { return endpoint_; }
+  // Stops accepting, ends every session with Abort(shutdown, transient) so that clients learn why
+  // at once, flushes, then calls `done` (after at most `grace`).
+  void shut_down(std::chrono::milliseconds grace, std::function<void()> done);
+  [[nodiscard]] asio::ip::tcp::endpoint local_endpoint() const {
+    return acceptor_.local_endpoint();
+  }
+
+ private:
+  void core_receive(session::PathId path, std::span<const std::byte> bytes) override;
+  std::size_t core_take(session::PathId path, std::vector<std::byte>& out,
+                        std::size_t max) override;
+  void core_closed(session::PathId path) override;
+  std::optional<session::Time> core_deadline() override { return endpoint_.next_deadline(); }
+  void core_timeout() override { endpoint_.on_timeout(now()); }
+  bool drain_events() override;
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> handshake(asio::ip::tcp::socket socket);
+
+  ServerOptions options_;
+  SystemRandom random_;
+  session::ServerEndpoint endpoint_;
+  asio::ip::tcp::acceptor acceptor_;
+};
+
+// Logs one line per lifecycle event (established, suspended and why, resumed with downtime and
+// bytes replayed, closed and why); returns true if the event was a lifecycle event.
+bool log_lifecycle(const char* side, const session::SessionId& id, const session::Event& event);
+
+}  // namespace tether::transport

@@ -1,0 +1,67 @@
+// The tunnel's per-stream protocol: the first bytes of every stream name its target, and the
+// server's first bytes back say whether the target was reached. Everything after is the
+// connection's bytes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tether/expected.hpp"
+
+namespace tether::tunnel {
+
+// Request: version (1) | kind (1 = connect) | host length (u16) | host | port (u16), big-endian.
+// Reply:   status (u8) | message length (u16) | message.
+inline constexpr std::uint8_t kTunnelVersion = 1;
+inline constexpr std::size_t kMaxHostLength = 255;
+inline constexpr std::size_t kMaxMessageLength = 512;
+
+enum class ReplyStatus : std::uint8_t {
+  kConnected = 0,
+  kNotAllowed = 1,   // the target is not on the server's allow list
+  kUnreachable = 2,  // resolving or connecting failed
+  kRefused = 3,      // the target refused the connection
+  kBadRequest = 4,
+};
+[[nodiscard]] const char* to_string(ReplyStatus status);
+
+struct ConnectRequest {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+struct Reply {
+  ReplyStatus status = ReplyStatus::kConnected;
+  std::string message;
+};
+
+[[nodiscard]] std::vector<std::byte> encode(const ConnectRequest& request);
+[[nodiscard]] std::vector<std::byte> encode(const Reply& reply);
+
+// Parse from the start of `bytes`: nullopt means "need more bytes"; an error string means
+// malformed. On success `consumed` tells how many bytes the header took.
+[[nodiscard]] Expected<std::optional<ConnectRequest>, std::string> parse_request(
+    std::span<const std::byte> bytes, std::size_t& consumed);
+[[nodiscard]] Expected<std::optional<Reply>, std::string> parse_reply(
+    std::span<const std::byte> bytes, std::size_t& consumed);
+
+// host:port patterns with '*' and '?' wildcards in either part ("*.internal:22", "127.0.0.1:*").
+class AllowList {
+ public:
+  Expected<void, std::string> add(std::string_view pattern);
+  [[nodiscard]] bool allows(std::string_view host, std::uint16_t port) const;
+  [[nodiscard]] bool empty() const { return patterns_.empty(); }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> patterns_;
+};
+
+// Splits "HOST:PORT" or "[V6]:PORT"; the error names what is wrong.
+[[nodiscard]] Expected<std::pair<std::string, std::uint16_t>, std::string> split_host_port(
+    std::string_view text);
+
+}  // namespace tether::tunnel

@@ -1,0 +1,716 @@
+// TLS tests: identity generation, fingerprints, real TLS 1.3 handshakes over loopback TCP (pinned
+// fingerprint, CA file and host name, resumption, keying material) and the known-servers file.
+#include <gtest/gtest.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cstddef>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include "transport/known_servers.hpp"
+#include "transport/tls.hpp"
+
+namespace tether::transport {
+namespace {
+
+namespace fs = std::filesystem;
+using Material = std::array<std::byte, 32>;
+
+// A fresh directory under the system temporary directory, removed with everything in it.
+class TemporaryDirectory {
+ public:
+  TemporaryDirectory() {
+    static std::atomic<unsigned> counter{0};
+    std::random_device entropy;
+    path_ = fs::temp_directory_path() /
+            ("tether-tls-test-" + std::to_string(entropy()) + "-" + std::to_string(counter++));
+    fs::create_directories(path_);
+  }
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+  ~TemporaryDirectory() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// The permission bits of a file.
+unsigned mode_of(const fs::path& path) {
+  struct stat info {};
+  EXPECT_EQ(::stat(path.c_str(), &info), 0) << path;
+  return info.st_mode & 07777u;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file << text;
+}
+
+// An identity generated into its own directory.
+struct Identity {
+  fs::path certificate;
+  fs::path key;
+  std::string fingerprint;
+};
+
+Identity make_identity(const fs::path& directory) {
+  auto fingerprint = generate_identity(directory);
+  EXPECT_TRUE(fingerprint.has_value()) << fingerprint.error();
+  return Identity{directory / kCertificateFileName, directory / kKeyFileName,
+                  fingerprint.value_or("")};
+}
+
+std::shared_ptr<asio::ssl::context> server_context(const Identity& identity) {
+  auto context = make_server_context(identity.certificate, identity.key);
+  EXPECT_TRUE(context.has_value()) << context.error();
+  return context.value_or(nullptr);
+}
+
+std::shared_ptr<asio::ssl::context> client_context(const ServerTrust& trust) {
+  auto context = make_client_context(trust);
+  EXPECT_TRUE(context.has_value()) << context.error();
+  return context.value_or(nullptr);
+}
+
+ServerTrust pinned(std::string fingerprint, std::string host = "localhost") {
+  ServerTrust trust;
+  trust.fingerprint = std::move(fingerprint);
+  trust.host = std::move(host);
+  return trust;
+}
+
+ServerTrust with_ca(fs::path ca_file, std::string host) {
+  ServerTrust trust;
+  trust.ca_file = std::move(ca_file);
+  trust.host = std::move(host);
+  return trust;
+}
+
+// What each end saw of one connection.
+struct Connection {
+  std::error_code client_error;
+  std::error_code server_error;
+  std::optional<std::string> mismatch;      // fingerprint_mismatch() on the client
+  std::optional<std::string> verification;  // verification_failure() on the client
+  Material client_material{};
+  Material server_material{};
+  int client_version = 0;
+  int server_version = 0;
+  bool client_resumed = false;
+  bool server_resumed = false;
+  char received = 0;  // the byte the server sent after the handshake
+};
+
+// One TCP connection over loopback with both TLS handshakes run synchronously, the server's in a
+// thread. After the handshake the server sends one byte and the client reads it, which also makes
+// the client process the session tickets that TLS 1.3 sends after the handshake.
+Connection connect(asio::ssl::context& server, asio::ssl::context& client, bool prepare = true) {
+  Connection result;
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+
+  std::thread server_thread([&] {
+    asio::ip::tcp::socket socket(io);
+    acceptor.accept(socket, result.server_error);
+    if (result.server_error) return;
+    asio::ssl::stream<asio::ip::tcp::socket> stream(std::move(socket), server);
+    stream.handshake(asio::ssl::stream_base::server, result.server_error);
+    if (result.server_error) return;
+    result.server_material = export_keying_material(stream.native_handle());
+    result.server_version = SSL_version(stream.native_handle());
+    result.server_resumed = SSL_session_reused(stream.native_handle()) == 1;
+    const char byte = 'x';
+    std::error_code ignored;
+    asio::write(stream, asio::buffer(&byte, 1), ignored);
+    char unused = 0;
+    asio::read(stream, asio::buffer(&unused, 1), ignored);  // until the client closes
+  });
+
+  asio::ssl::stream<asio::ip::tcp::socket> stream(io, client);
+  stream.lowest_layer().connect(acceptor.local_endpoint(), result.client_error);
+  if (!result.client_error) {
+    if (prepare) prepare_client_connection(stream.native_handle());
+    stream.handshake(asio::ssl::stream_base::client, result.client_error);
+    result.mismatch = fingerprint_mismatch(stream.native_handle());
+    result.verification = verification_failure(stream.native_handle());
+    if (!result.client_error) {
+      result.client_material = export_keying_material(stream.native_handle());
+      result.client_version = SSL_version(stream.native_handle());
+      result.client_resumed = SSL_session_reused(stream.native_handle()) == 1;
+      std::error_code read_error;
+      asio::read(stream, asio::buffer(&result.received, 1), read_error);
+      EXPECT_FALSE(read_error) << read_error.message();
+    }
+  }
+  std::error_code ignored;
+  stream.lowest_layer().close(ignored);
+  server_thread.join();
+  return result;
+}
+
+// ---- Identities and fingerprints
+// -------------------------------------------------------------------
+
+TEST(GenerateIdentity, WritesKeyAndCertificateWithModesAndReturnsTheFingerprint) {
+  TemporaryDirectory temporary;
+  const fs::path directory = temporary.path() / "new" / "identity";  // does not exist yet
+  auto fingerprint = generate_identity(directory);
+  ASSERT_TRUE(fingerprint.has_value()) << fingerprint.error();
+
+  EXPECT_EQ(mode_of(directory), 0700u);
+  EXPECT_EQ(mode_of(directory / "key.pem"), 0600u);
+  EXPECT_EQ(mode_of(directory / "certificate.pem"), 0644u);
+  EXPECT_EQ(fingerprint->size(), 7u + 64u);
+  EXPECT_EQ(fingerprint->rfind("sha256:", 0), 0u);
+  EXPECT_EQ(parse_fingerprint(*fingerprint).value_or(""), *fingerprint);  // canonical already
+
+  auto from_file = fingerprint_of_certificate_file(directory / "certificate.pem");
+  ASSERT_TRUE(from_file.has_value()) << from_file.error();
+  EXPECT_EQ(*from_file, *fingerprint);
+  EXPECT_NE(read_text(directory / "key.pem").find("BEGIN PRIVATE KEY"), std::string::npos);
+  for (const auto& entry : fs::directory_iterator(directory)) {
+    EXPECT_TRUE(entry.path().filename() == "key.pem" ||
+                entry.path().filename() == "certificate.pem")
+        << "left behind: " << entry.path();
+  }
+}
+
+TEST(GenerateIdentity, CertificateIsSelfSignedV3ForLocalhostForTenYears) {
+  TemporaryDirectory temporary;
+  const Identity identity = make_identity(temporary.path());
+  const std::string pem = read_text(identity.certificate);
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* certificate = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  ASSERT_NE(certificate, nullptr);
+
+  EXPECT_EQ(X509_get_version(certificate), X509_VERSION_3);
+  std::array<char, 128> common_name{};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, common_name.data(),
+                            static_cast<int>(common_name.size()));
+  EXPECT_STREQ(common_name.data(), "tether server");
+  EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(certificate), X509_get_issuer_name(certificate)),
+            0);
+  EXPECT_EQ(X509_check_host(certificate, "localhost", 0, 0, nullptr), 1);
+  EXPECT_EQ(X509_check_ip_asc(certificate, "127.0.0.1", 0), 1);
+  EXPECT_EQ(X509_check_ip_asc(certificate, "::1", 0), 1);
+  EXPECT_EQ(X509_check_host(certificate, "example.com", 0, 0, nullptr), 0);
+  EVP_PKEY* key = X509_get0_pubkey(certificate);
+  ASSERT_NE(key, nullptr);
+  EXPECT_TRUE(EVP_PKEY_is_a(key, "EC"));
+  std::array<char, 64> group{};
+  std::size_t group_length = 0;
+  EVP_PKEY_get_group_name(key, group.data(), group.size(), &group_length);
+  EXPECT_STREQ(group.data(), "prime256v1");
+
+  int days = 0;
+  int seconds = 0;
+  ASSERT_EQ(ASN1_TIME_diff(&days, &seconds, X509_get0_notBefore(certificate),
+                           X509_get0_notAfter(certificate)),
+            1);
+  EXPECT_GE(days, 3650);
+  EXPECT_LE(days, 3654);
+  EXPECT_LT(X509_cmp_current_time(X509_get0_notBefore(certificate)), 0);  // valid already
+
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(certificate);
+  BIGNUM* number = ASN1_INTEGER_to_BN(serial, nullptr);
+  EXPECT_FALSE(BN_is_negative(number));
+  EXPECT_GT(BN_num_bits(number), 128);
+  BN_free(number);
+  X509_free(certificate);
+
+  TemporaryDirectory other;
+  EXPECT_NE(make_identity(other.path()).fingerprint, identity.fingerprint);
+}
+
+TEST(GenerateIdentity, RefusesToOverwriteUnlessAsked) {
+  TemporaryDirectory temporary;
+  const Identity first = make_identity(temporary.path());
+  const std::string key_before = read_text(first.key);
+
+  auto again = generate_identity(temporary.path());
+  ASSERT_FALSE(again.has_value());
+  EXPECT_NE(again.error().find("refusing to overwrite"), std::string::npos) << again.error();
+  EXPECT_NE(again.error().find("key.pem"), std::string::npos) << again.error();
+  EXPECT_EQ(read_text(first.key), key_before);
+  EXPECT_EQ(fingerprint_of_certificate_file(first.certificate).value_or(""), first.fingerprint);
+
+  // Either file alone blocks it too.
+  fs::remove(first.key);
+  EXPECT_FALSE(generate_identity(temporary.path()).has_value());
+
+  auto replaced = generate_identity(temporary.path(), /*overwrite=*/true);
+  ASSERT_TRUE(replaced.has_value()) << replaced.error();
+  EXPECT_NE(*replaced, first.fingerprint);
+  EXPECT_EQ(fingerprint_of_certificate_file(first.certificate).value_or(""), *replaced);
+  EXPECT_EQ(mode_of(first.key), 0600u);
+}
+
+TEST(Fingerprint, ParseAcceptsCanonicalUppercaseAndColonForms) {
+  const std::string hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  const std::string canonical = "sha256:" + hex;
+  std::string upper_hex = hex;
+  for (char& character : upper_hex) character = static_cast<char>(std::toupper(character));
+  std::string colons;
+  for (std::size_t index = 0; index < hex.size(); index += 2) {
+    if (index > 0) colons += ':';
+    colons += hex.substr(index, 2);
+  }
+  for (const std::string& form : {canonical, "sha256:" + upper_hex, "SHA256:" + hex,
+                                  "sha256:" + colons, "  " + canonical + "\n"}) {
+    auto parsed = parse_fingerprint(form);
+    ASSERT_TRUE(parsed.has_value()) << form << ": " << parsed.error();
+    EXPECT_EQ(*parsed, canonical) << form;
+  }
+}
+
+TEST(Fingerprint, ParseRejectsWithAReason) {
+  const std::string hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  const struct {
+    std::string text;
+    std::string reason;
+  } cases[] = {
+      {"", "empty"},
+      {hex, "does not start with sha256:"},
+      {"md5:" + hex, "does not start with sha256:"},
+      {"sha256:", "has 0 hex digits"},
+      {"sha256:" + hex.substr(1), "has 63 hex digits"},
+      {"sha256:" + hex + "0", "has 65 hex digits"},
+      {"sha256:" + hex.substr(1) + "g", "'g', which is not a hex digit"},
+      {"sha256:0:1" + hex.substr(2), "':'"},
+      {"sha256::" + hex, "':'"},
+      {"sha256:" + hex + ":", "':'"},
+      {"sha256:01::" + hex.substr(2), "':'"},
+      {"sha256:" + hex.substr(0, 32) + " " + hex.substr(32), "' ', which is not a hex digit"},
+  };
+  for (const auto& [text, reason] : cases) {
+    auto parsed = parse_fingerprint(text);
+    ASSERT_FALSE(parsed.has_value()) << text;
+    EXPECT_NE(parsed.error().find(reason), std::string::npos) << text << " -> " << parsed.error();
+  }
+}
+
+TEST(Fingerprint, OfCertificateFileReportsMissingAndNonPemFiles) {
+  TemporaryDirectory temporary;
+  auto missing = fingerprint_of_certificate_file(temporary.path() / "absent.pem");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().find("absent.pem"), std::string::npos) << missing.error();
+  EXPECT_NE(missing.error().find("No such file"), std::string::npos) << missing.error();
+
+  write_text(temporary.path() / "junk.pem", "not a certificate\n");
+  auto junk = fingerprint_of_certificate_file(temporary.path() / "junk.pem");
+  ASSERT_FALSE(junk.has_value());
+  EXPECT_NE(junk.error().find("no PEM certificate in"), std::string::npos) << junk.error();
+}
+
+// ---- Contexts
+// ---------------------------------------------------------------------------------------
+
+TEST(ServerContext, ReportsMissingFilesAndAKeyOfAnotherCertificate) {
+  TemporaryDirectory first_directory;
+  TemporaryDirectory second_directory;
+  const Identity first = make_identity(first_directory.path());
+  const Identity second = make_identity(second_directory.path());
+
+  auto missing = make_server_context(first_directory.path() / "absent.pem", first.key);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().find("cannot load the server certificate from"), std::string::npos)
+      << missing.error();
+  EXPECT_NE(missing.error().find("absent.pem"), std::string::npos) << missing.error();
+
+  auto missing_key = make_server_context(first.certificate, first_directory.path() / "absent.pem");
+  ASSERT_FALSE(missing_key.has_value());
+  EXPECT_NE(missing_key.error().find("absent.pem"), std::string::npos) << missing_key.error();
+
+  auto mismatched = make_server_context(first.certificate, second.key);
+  ASSERT_FALSE(mismatched.has_value());
+  EXPECT_NE(mismatched.error().find("does not belong to the certificate"), std::string::npos)
+      << mismatched.error();
+
+  auto good = make_server_context(first.certificate, first.key);
+  ASSERT_TRUE(good.has_value()) << good.error();
+  EXPECT_EQ(SSL_CTX_get_min_proto_version((*good)->native_handle()), TLS1_3_VERSION);
+  EXPECT_EQ(SSL_CTX_get_max_proto_version((*good)->native_handle()), TLS1_3_VERSION);
+}
+
+TEST(ClientContext, NeedsExactlyOneTrustAndAHost) {
+  const std::string fingerprint = "sha256:" + std::string(64, 'a');
+  ServerTrust neither;
+  neither.host = "localhost";
+  auto no_trust = make_client_context(neither);
+  ASSERT_FALSE(no_trust.has_value());
+  EXPECT_NE(no_trust.error().find("neither was given"), std::string::npos) << no_trust.error();
+
+  ServerTrust both = pinned(fingerprint);
+  both.ca_file = "/nonexistent/ca.pem";
+  auto two = make_client_context(both);
+  ASSERT_FALSE(two.has_value());
+  EXPECT_NE(two.error().find("both were given"), std::string::npos) << two.error();
+
+  auto no_host = make_client_context(pinned(fingerprint, ""));
+  ASSERT_FALSE(no_host.has_value());
+  EXPECT_NE(no_host.error().find("host name is empty"), std::string::npos) << no_host.error();
+
+  auto bad_pin = make_client_context(pinned("sha256:1234"));
+  ASSERT_FALSE(bad_pin.has_value());
+  EXPECT_NE(bad_pin.error().find("has 4 hex digits"), std::string::npos) << bad_pin.error();
+
+  auto no_ca = make_client_context(with_ca("/nonexistent/ca.pem", "localhost"));
+  ASSERT_FALSE(no_ca.has_value());
+  EXPECT_NE(no_ca.error().find("cannot load CA certificates from /nonexistent/ca.pem"),
+            std::string::npos)
+      << no_ca.error();
+
+  auto good = make_client_context(pinned(fingerprint));
+  ASSERT_TRUE(good.has_value()) << good.error();
+  EXPECT_EQ(SSL_CTX_get_min_proto_version((*good)->native_handle()), TLS1_3_VERSION);
+  EXPECT_EQ(SSL_CTX_get_max_proto_version((*good)->native_handle()), TLS1_3_VERSION);
+}
+
+// ---- Handshakes
+// ---------------------------------------------------------------------------------------
+
+TEST(Handshake, PinnedFingerprintSucceedsOverTls13WithEqualKeyingMaterial) {
+  TemporaryDirectory temporary;
+  const Identity identity = make_identity(temporary.path());
+  auto server = server_context(identity);
+  auto client = client_context(pinned(identity.fingerprint));
+  ASSERT_TRUE(server && client);
+
+  const Connection first = connect(*server, *client);
+  ASSERT_FALSE(first.client_error) << first.client_error.message();
+  ASSERT_FALSE(first.server_error) << first.server_error.message();
+  EXPECT_EQ(first.client_version, TLS1_3_VERSION);
+  EXPECT_EQ(first.server_version, TLS1_3_VERSION);
+  EXPECT_EQ(first.client_material, first.server_material);
+  EXPECT_NE(first.client_material, Material{});
+  EXPECT_EQ(first.received, 'x');
+  EXPECT_EQ(first.mismatch, std::nullopt);
+  EXPECT_EQ(first.verification, std::nullopt);
+
+  const Connection second = connect(*server, *client);
+  ASSERT_FALSE(second.client_error) << second.client_error.message();
+  ASSERT_FALSE(second.server_error) << second.server_error.message();
+  EXPECT_EQ(second.client_material, second.server_material);
+  EXPECT_NE(second.client_material, first.client_material);
+}
+
+TEST(Handshake, ReconnectResumesTheTlsSessionAndStillGetsFreshKeyingMaterial) {
+  TemporaryDirectory temporary;
+  const Identity identity = make_identity(temporary.path());
+  auto server = server_context(identity);
+  auto client = client_context(pinned(identity.fingerprint));
+  ASSERT_TRUE(server && client);
+
+  const Connection first = connect(*server, *client);
+  ASSERT_FALSE(first.client_error) << first.client_error.message();
+  EXPECT_FALSE(first.client_resumed);
+
+  const Connection second = connect(*server, *client);
+  ASSERT_FALSE(second.client_error) << second.client_error.message();
+  ASSERT_FALSE(second.server_error) << second.server_error.message();
+  EXPECT_TRUE(second.client_resumed);
+  EXPECT_TRUE(second.server_resumed);
+  EXPECT_EQ(second.client_version, TLS1_3_VERSION);
+  EXPECT_EQ(second.client_material, second.server_material);
+  EXPECT_NE(second.client_material, first.client_material);
+
+  // Without prepare_client_connection no ticket is offered: a full handshake.
+  const Connection unprepared = connect(*server, *client, /*prepare=*/false);
+  ASSERT_FALSE(unprepared.client_error) << unprepared.client_error.message();
+  EXPECT_FALSE(unprepared.client_resumed);
+}
+
+TEST(Handshake, WrongFingerprintFailsAndNamesBothFingerprints) {
+  TemporaryDirectory server_directory;
+  TemporaryDirectory other_directory;
+  const Identity identity = make_identity(server_directory.path());
+  const Identity other = make_identity(other_directory.path());
+  auto server = server_context(identity);
+  auto client = client_context(pinned(other.fingerprint));
+  ASSERT_TRUE(server && client);
+
+  const Connection connection = connect(*server, *client);
+  EXPECT_TRUE(connection.client_error);
+  EXPECT_TRUE(connection.server_error);
+  const std::string expected = "server certificate fingerprint " + identity.fingerprint +
+                               " does not match the expected " + other.fingerprint;
+  EXPECT_EQ(connection.mismatch, expected);
+  EXPECT_EQ(connection.verification, expected);
+}
+
+TEST(Handshake, PinIsComparedInCanonicalForm) {
+  TemporaryDirectory temporary;
+  const Identity identity = make_identity(temporary.path());
+  std::string upper = "SHA256:";
+  for (char character : identity.fingerprint.substr(7)) {
+    upper += static_cast<char>(std::toupper(character));
+  }
+  auto server = server_context(identity);
+  auto client = client_context(pinned(upper));
+  ASSERT_TRUE(server && client);
+  const Connection connection = connect(*server, *client);
+  EXPECT_FALSE(connection.client_error) << connection.client_error.message();
+}
+
+TEST(Handshake, CaFileOfAnotherIdentityFails) {
+  TemporaryDirectory server_directory;
+  TemporaryDirectory ca_directory;
+  const Identity identity = make_identity(server_directory.path());
+  const Identity ca = make_identity(ca_directory.path());
+  auto server = server_context(identity);
+  auto client = client_context(with_ca(ca.certificate, "localhost"));
+  ASSERT_TRUE(server && client);
+
+  const Connection connection = connect(*server, *client);
+  EXPECT_TRUE(connection.client_error);
+  EXPECT_TRUE(connection.server_error);
+  EXPECT_EQ(connection.mismatch, std::nullopt);
+  ASSERT_TRUE(connection.verification.has_value());
+  EXPECT_NE(connection.verification->find("server certificate verification failed"),
+            std::string::npos)
+      << *connection.verification;
+}
+
+TEST(Handshake, OwnSelfSignedCertificateAsCaSucceedsForLocalhostAndLoopbackAddresses) {
+  TemporaryDirectory temporary;
+  const Identity identity = make_identity(temporary.path());
+  auto server = server_context(identity);
+  ASSERT_TRUE(server);
+  for (const std::string host : {"localhost", "LOCALHOST", "127.0.0.1"}) {
+    auto client = client_context(with_ca(identity.certificate, host));
+    ASSERT_TRUE(client);
+    const Connection connection = connect(*server, *client);
+    EXPECT_FALSE(connection.client_error) << host << ": " << connection.client_error.message();
+    EXPECT_FALSE(connection.server_error) << host << ": " << connection.server_error.message();
+    EXPECT_EQ(connection.client_version, TLS1_3_VERSION) << host;
+    EXPECT_EQ(connection.client_material, connection.server_material) << host;
+  }
+}
+
+TEST(Handshake, CaFileChecksTheHostName) {
+  TemporaryDirectory temporary;
+  const Identity identity = make_identity(temporary.path());
+  auto server = server_context(identity);
+  ASSERT_TRUE(server);
+  for (const std::string host : {"example.com", "10.0.0.1"}) {
+    auto client = client_context(with_ca(identity.certificate, host));
+    ASSERT_TRUE(client);
+    const Connection connection = connect(*server, *client);
+    EXPECT_TRUE(connection.client_error) << host;
+    ASSERT_TRUE(connection.verification.has_value()) << host;
+    EXPECT_NE(connection.verification->find("mismatch"), std::string::npos)
+        << *connection.verification;
+    EXPECT_NE(connection.verification->find(host), std::string::npos) << *connection.verification;
+  }
+}
+
+TEST(Handshake, Tls12ClientIsRefused) {
+  TemporaryDirectory temporary;
+  const Identity identity = make_identity(temporary.path());
+  auto server = server_context(identity);
+  ASSERT_TRUE(server);
+  asio::ssl::context tls12(asio::ssl::context::tls_client);
+  ASSERT_EQ(SSL_CTX_set_max_proto_version(tls12.native_handle(), TLS1_2_VERSION), 1);
+  tls12.set_verify_mode(asio::ssl::verify_none);
+
+  const Connection connection = connect(*server, tls12);
+  EXPECT_TRUE(connection.client_error);
+  EXPECT_TRUE(connection.server_error);
+}
+
+// ---- Known servers
+// ------------------------------------------------------------------------------------
+
+const std::string kFingerprintA = "sha256:" + std::string(64, 'a');
+const std::string kFingerprintB = "sha256:" + std::string(64, 'b');
+
+TEST(KnownServers, MissingFileIsEmptyAndRememberCreatesItPrivately) {
+  TemporaryDirectory temporary;
+  const fs::path path = temporary.path() / "config" / "tether" / "known_servers";
+  auto known = KnownServers::load(path);
+  ASSERT_TRUE(known.has_value()) << known.error();
+  EXPECT_EQ(known->size(), 0u);
+  EXPECT_EQ(known->lookup("example.com:7000"), std::nullopt);
+  EXPECT_FALSE(fs::exists(path));
+
+  auto stored = known->remember("example.com:7000", kFingerprintA);
+  ASSERT_TRUE(stored.has_value()) << stored.error();
+  EXPECT_EQ(known->lookup("example.com:7000"), kFingerprintA);
+  EXPECT_EQ(known->lookup("EXAMPLE.com:7000"), kFingerprintA);
+  EXPECT_EQ(known->lookup("example.com:7001"), std::nullopt);
+  EXPECT_EQ(known->lookup("example.com"), std::nullopt);
+  EXPECT_EQ(mode_of(path), 0600u);
+  EXPECT_EQ(mode_of(path.parent_path()), 0700u);
+  EXPECT_EQ(read_text(path), "example.com:7000 " + kFingerprintA + "\n");
+}
+
+TEST(KnownServers, RememberUpdatesAndKeepsOtherLines) {
+  TemporaryDirectory temporary;
+  const fs::path path = temporary.path() / "known_servers";
+  write_text(path, "# servers I trust\n\nalpha:1 " + kFingerprintA + "\n[::1]:7000\t" +
+                       kFingerprintA + "\n");
+  auto known = KnownServers::load(path);
+  ASSERT_TRUE(known.has_value()) << known.error();
+  EXPECT_EQ(known->size(), 2u);
+  EXPECT_EQ(known->lookup("[::1]:7000"), kFingerprintA);
+  EXPECT_EQ(known->lookup(host_port("::1", 7000)), kFingerprintA);
+
+  // Written in another form; stored canonical, in place.
+  std::string upper = "SHA256:" + std::string(64, 'B');
+  ASSERT_TRUE(known->remember("Alpha:1", upper).has_value());
+  EXPECT_EQ(known->lookup("alpha:1"), kFingerprintB);
+  ASSERT_TRUE(known->remember("beta:2", kFingerprintA).has_value());
+  EXPECT_EQ(read_text(path), "# servers I trust\n\nalpha:1 " + kFingerprintB + "\n[::1]:7000\t" +
+                                 kFingerprintA + "\nbeta:2 " + kFingerprintA + "\n");
+  EXPECT_EQ(mode_of(path), 0600u);
+
+  auto reloaded = KnownServers::load(path);
+  ASSERT_TRUE(reloaded.has_value()) << reloaded.error();
+  EXPECT_EQ(reloaded->lookup("alpha:1"), kFingerprintB);
+  EXPECT_EQ(reloaded->lookup("beta:2"), kFingerprintA);
+  EXPECT_EQ(reloaded->size(), 3u);
+}
+
+TEST(KnownServers, RememberKeepsEntriesAnotherProcessAdded) {
+  TemporaryDirectory temporary;
+  const fs::path path = temporary.path() / "known_servers";
+  auto first = KnownServers::load(path);
+  auto second = KnownServers::load(path);
+  ASSERT_TRUE(first && second);
+  ASSERT_TRUE(first->remember("one:1", kFingerprintA).has_value());
+  ASSERT_TRUE(second->remember("two:2", kFingerprintB).has_value());
+  EXPECT_EQ(second->lookup("one:1"), kFingerprintA);
+  auto reloaded = KnownServers::load(path);
+  ASSERT_TRUE(reloaded.has_value());
+  EXPECT_EQ(reloaded->size(), 2u);
+}
+
+TEST(KnownServers, MalformedLinesAreErrorsNamingTheLine) {
+  TemporaryDirectory temporary;
+  const fs::path path = temporary.path() / "known_servers";
+  const struct {
+    std::string line;
+    std::string reason;
+  } cases[] = {
+      {"alpha:1", "expected \"host:port sha256:HEX\""},
+      {"alpha:1 " + kFingerprintA + " extra", "expected \"host:port sha256:HEX\""},
+      {"alpha " + kFingerprintA, "has no port"},
+      {"alpha:0 " + kFingerprintA, "no valid port"},
+      {"alpha:65536 " + kFingerprintA, "no valid port"},
+      {"::1:7000 " + kFingerprintA, "in brackets"},
+      {"alpha:1 sha256:abc", "has 3 hex digits"},
+      {"Other:1 " + kFingerprintB, "other:1 is already listed on line 2"},
+  };
+  for (const auto& [line, reason] : cases) {
+    write_text(path, "# header\nother:1 " + kFingerprintA + "\n" + line + "\n");
+    auto known = KnownServers::load(path);
+    ASSERT_FALSE(known.has_value()) << line;
+    EXPECT_NE(known.error().find(path.string() + " line 3: "), std::string::npos)
+        << line << " -> " << known.error();
+    EXPECT_NE(known.error().find(reason), std::string::npos) << line << " -> " << known.error();
+  }
+}
+
+TEST(KnownServers, RememberRejectsBadInputAndChangesNothing) {
+  TemporaryDirectory temporary;
+  const fs::path path = temporary.path() / "known_servers";
+  auto known = KnownServers::load(path);
+  ASSERT_TRUE(known.has_value());
+  EXPECT_FALSE(known->remember("no-port", kFingerprintA).has_value());
+  EXPECT_FALSE(known->remember("host:1", "sha256:00").has_value());
+  EXPECT_FALSE(known->remember("host name:1", kFingerprintA).has_value());
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_EQ(known->size(), 0u);
+
+  auto empty_path = KnownServers::load("");
+  ASSERT_FALSE(empty_path.has_value());
+  EXPECT_NE(empty_path.error().find("HOME"), std::string::npos) << empty_path.error();
+}
+
+TEST(KnownServers, HostPortBracketsIpv6AndLowercases) {
+  EXPECT_EQ(host_port("Example.COM", 7000), "example.com:7000");
+  EXPECT_EQ(host_port("::1", 443), "[::1]:443");
+  EXPECT_EQ(host_port("[::1]", 443), "[::1]:443");
+  EXPECT_EQ(host_port("127.0.0.1", 1), "127.0.0.1:1");
+  EXPECT_EQ(normalize_host_port("[FE80::1]:22").value_or(""), "[fe80::1]:22");
+}
+
+// Restores an environment variable when it goes out of scope.
+class EnvironmentOverride {
+ public:
+  EnvironmentOverride(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  EnvironmentOverride(const EnvironmentOverride&) = delete;
+  EnvironmentOverride& operator=(const EnvironmentOverride&) = delete;
+  ~EnvironmentOverride() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(KnownServers, DefaultPathFollowsXdgConfigHomeThenHome) {
+  {
+    EnvironmentOverride config("XDG_CONFIG_HOME", "/config");
+    EnvironmentOverride home("HOME", "/home/someone");
+    EXPECT_EQ(default_known_servers_path(), fs::path("/config/tether/known_servers"));
+  }
+  {
+    EnvironmentOverride config("XDG_CONFIG_HOME", nullptr);
+    EnvironmentOverride home("HOME", "/home/someone");
+    EXPECT_EQ(default_known_servers_path(), fs::path("/home/someone/.config/tether/known_servers"));
+  }
+  {
+    EnvironmentOverride config("XDG_CONFIG_HOME", "relative/is/ignored");
+    EnvironmentOverride home("HOME", "/home/someone");
+    EXPECT_EQ(default_known_servers_path(), fs::path("/home/someone/.config/tether/known_servers"));
+  }
+}
+
+}  // namespace
+}  // namespace tether::transport

@@ -161,7 +161,8 @@ int run_server(const std::string& listen, const std::string& certificate, const 
 
 int run_client(const std::string& server, const std::string& ca, std::string fingerprint,
                bool plain, const std::vector<std::string>& forward_specs,
-               std::string known_servers_path, const LivenessOptions& liveness) {
+               std::string known_servers_path, const LivenessOptions& liveness,
+               bool exit_on_session_loss) {
   auto server_address = tunnel::split_host_port(server);
   if (!server_address) {
     spdlog::error("--server: {}", server_address.error());
@@ -224,7 +225,7 @@ int run_client(const std::string& server, const std::string& ca, std::string fin
   }
 
   asio::io_context io;
-  tunnel::ClientTunnel tunnel(io, forwards);
+  tunnel::ClientTunnel tunnel(io, forwards, !exit_on_session_loss);
   transport::ClientRuntime runtime(io, options, tunnel);
   tunnel.attach(runtime);
   if (auto started = tunnel.start(); !started) {
@@ -293,6 +294,7 @@ int main(int argc, char** argv) {
   bool client_plain = false;
   std::string known_servers;
   LivenessOptions client_liveness;
+  bool exit_on_session_loss = false;
   auto* client =
       app.add_subcommand("client", "Forward local ports through one session to the server");
   client->add_option("--server", server_address, "Server HOST:PORT")->required();
@@ -306,6 +308,9 @@ int main(int argc, char** argv) {
   client->add_option("--known-servers", known_servers,
                      "Known-servers file (default ~/.config/tether/known_servers)");
   add_liveness_options(*client, client_liveness);
+  client->add_flag(
+      "--exit-on-session-loss", exit_on_session_loss,
+      "Exit with status 4 when the server no longer has the session (default: start a new one)");
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
@@ -326,5 +331,5 @@ int main(int argc, char** argv) {
     return tunnel::kExitUsage;
   }
   return run_client(server_address, ca, fingerprint, client_plain, forwards, known_servers,
-                    client_liveness);
+                    client_liveness, exit_on_session_loss);
 }

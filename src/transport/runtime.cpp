@@ -204,22 +204,32 @@ void RuntimeBase::arm_timer() {
 ClientRuntime::ClientRuntime(asio::io_context& io, ClientOptions options, SessionObserver& observer)
     : RuntimeBase(io, observer),
       options_(std::move(options)),
-      session_(options_.session, random_, now()) {}
+      session_(std::make_unique<session::Session>(options_.session, random_, now())) {}
+
+void ClientRuntime::start_new_session() {
+  asio::post(io_, [this, alive = alive_] {
+    if (!*alive || session_->phase() != session::Phase::kClosed) return;
+    // The old session's connections were told PathDone; their drivers finish on their own and
+    // report to the new session, which ignores path ids it does not know.
+    session_ = std::make_unique<session::Session>(options_.session, random_, now());
+    process();
+  });
+}
 
 void ClientRuntime::core_receive(session::PathId path, std::span<const std::byte> bytes) {
-  session_.receive(path, bytes, now());
+  session_->receive(path, bytes, now());
 }
 std::size_t ClientRuntime::core_take(session::PathId path, std::vector<std::byte>& out,
                                      std::size_t max) {
-  return session_.take_outgoing(path, out, max, now());
+  return session_->take_outgoing(path, out, max, now());
 }
 void ClientRuntime::core_closed(session::PathId path) {
-  session_.on_path_closed(path, now());
+  session_->on_path_closed(path, now());
 }
 
 bool ClientRuntime::drain_events() {
   bool any = false;
-  while (auto event = session_.poll_event()) {
+  while (auto event = session_->poll_event()) {
     any = true;
     if (std::holds_alternative<session::events::PathWanted>(*event)) {
       asio::co_spawn(io_, connect(), asio::detached);
@@ -229,8 +239,8 @@ bool ClientRuntime::drain_events() {
       path_done(done->path);
       continue;
     }
-    log_lifecycle("client", session_.id(), *event);
-    observer_.on_event(session_.id(), &session_, *event);
+    log_lifecycle("client", session_->id(), *event);
+    observer_.on_event(session_->id(), session_.get(), *event);
   }
   return any;
 }
@@ -276,7 +286,7 @@ asio::awaitable<void> ClientRuntime::connect() {
         failure = opened.error();
         if (failure.find("fingerprint") != std::string::npos) {
           observer_.on_fatal(failure);
-          session_.on_path_failed(now());
+          session_->on_path_failed(now());
           co_return;
         }
       } else {
@@ -287,14 +297,14 @@ asio::awaitable<void> ClientRuntime::connect() {
   }
   if (!stream) {
     spdlog::warn("client {}", failure);
-    session_.on_path_failed(now());
+    session_->on_path_failed(now());
     process();
     co_return;
   }
   const session::PathId id = next_path_++;
   const KeyingMaterial keying = stream->keying_material();
   attach(id, std::move(stream));
-  session_.add_path(id, keying, now());
+  session_->add_path(id, keying, now());
   spdlog::debug("client connection {} to {}:{} up", id, options_.host, options_.port);
   process();
 }

@@ -106,9 +106,12 @@ struct ClientOptions {
 class ClientRuntime final : public RuntimeBase {
  public:
   ClientRuntime(asio::io_context& io, ClientOptions options, SessionObserver& observer);
-  session::Session& session() { return session_; }
+  session::Session& session() { return *session_; }
+  // Replaces a closed session with a new one (for example after the server lost the old one); the
+  // new one starts connecting at once. Safe to call from an event handler (the swap is posted).
+  void start_new_session();
   [[nodiscard]] bool finished() const {
-    return session_.phase() == session::Phase::kClosed && paths_.empty();
+    return session_->phase() == session::Phase::kClosed && paths_.empty();
   }
   void start() { process(); }
 
@@ -117,14 +120,14 @@ class ClientRuntime final : public RuntimeBase {
   std::size_t core_take(session::PathId path, std::vector<std::byte>& out,
                         std::size_t max) override;
   void core_closed(session::PathId path) override;
-  std::optional<session::Time> core_deadline() override { return session_.next_deadline(); }
-  void core_timeout() override { session_.on_timeout(now()); }
+  std::optional<session::Time> core_deadline() override { return session_->next_deadline(); }
+  void core_timeout() override { session_->on_timeout(now()); }
   bool drain_events() override;
   asio::awaitable<void> connect();
 
   ClientOptions options_;
   SystemRandom random_;
-  session::Session session_;
+  std::unique_ptr<session::Session> session_;
 };
 
 struct ServerOptions {

@@ -315,8 +315,9 @@ Expected<LocalForward, std::string> parse_local_forward(std::string_view text) {
 // ---- ClientTunnel
 // ---------------------------------------------------------------------------------
 
-ClientTunnel::ClientTunnel(asio::io_context& io, std::vector<LocalForward> forwards)
-    : io_(io), forwards_(std::move(forwards)) {}
+ClientTunnel::ClientTunnel(asio::io_context& io, std::vector<LocalForward> forwards,
+                           bool new_session_on_loss)
+    : io_(io), forwards_(std::move(forwards)), new_session_on_loss_(new_session_on_loss) {}
 
 Expected<void, std::string> ClientTunnel::start() {
   for (std::size_t index = 0; index < forwards_.size(); ++index) {
@@ -407,6 +408,17 @@ void ClientTunnel::on_event(const session::SessionId&, session::Session*,
       spdlog::warn(
           "client: {} bytes written by local programs were never acknowledged by the server",
           closed->unacknowledged_bytes);
+    }
+    if (code == kExitSessionLost && new_session_on_loss_ && runtime_ != nullptr) {
+      spdlog::info(
+          "client: the server no longer has the session; {} tunnelled connections end; starting a "
+          "new session",
+          bridges_.size());
+      for (auto& [id, bridge] : bridges_) bridge->close("session lost");
+      bridges_.clear();
+      open_ = false;  // connections accepted from now on wait for the new session
+      runtime_->start_new_session();
+      return;
     }
     shutdown(code);
   }

@@ -74,7 +74,11 @@ struct LocalForward {
 
 class ClientTunnel final : public transport::SessionObserver {
  public:
-  ClientTunnel(asio::io_context& io, std::vector<LocalForward> forwards);
+  // With `new_session_on_loss`, a session the server lost (restart: stateless reset; linger
+  // expired; server shut down) is reported and replaced by a new one; the tunnelled connections of
+  // the old one end. Without it, the client exits with kExitSessionLost.
+  ClientTunnel(asio::io_context& io, std::vector<LocalForward> forwards,
+               bool new_session_on_loss = true);
   void attach(transport::ClientRuntime& runtime) { runtime_ = &runtime; }
   // Opens the local listeners; the error names the address that failed.
   Expected<void, std::string> start();
@@ -99,6 +103,7 @@ class ClientTunnel final : public transport::SessionObserver {
   std::vector<std::pair<asio::ip::tcp::socket, std::size_t>>
       waiting_;  // accepted before establishment
   bool open_ = false;
+  bool new_session_on_loss_ = true;
   int exit_code_ = 0;
 };
 

@@ -2,7 +2,8 @@
 # Integration test of the failure cases a script must be able to act on: wrong server fingerprint
 # (exit 3), a target not on the allow list (clear log line), server down at start (the client keeps
 # trying and connects once it is up), and a server killed and restarted (its sessions are gone: the
-# client gets the stateless reset, says so, and exits 4). Usage: tunnel_errors_test.sh PATH/TO/tether
+# client gets the stateless reset, says so, and starts a new session; with --exit-on-session-loss it
+# exits 4). Usage: tunnel_errors_test.sh PATH/TO/tether
 set -euo pipefail
 tether=$1
 command -v socat >/dev/null || { echo "SKIP: socat missing"; exit 77; }
@@ -61,7 +62,25 @@ printf 'x\n' | socat -t 2 - TCP:127.0.0.1:$((local_port + 1)) >/dev/null 2>&1 ||
 wait_for "$work/client.log" "not allowed" 5 || fail "no 'not allowed' line for a target off the allow list"
 echo "ok: echo through -L; target off the allow list refused"
 
-# 3. Server killed and restarted: the session is gone; the client learns it from the stateless reset.
+# 3. Server killed and restarted: the session is gone; the client learns it from the stateless reset,
+#    says so, and starts a new session (by default), through which traffic flows again.
+kill -KILL $server_pid
+start_server
+wait_for "$work/client.log" "unknown-session" 10 || fail "client did not report unknown-session"
+wait_for "$work/client.log" "starting a new session" 5 || fail "client did not start a new session"
+for _ in $(seq 100); do [[ $(grep -c "established" "$work/client.log") -ge 2 ]] && break; sleep 0.1; done
+[[ $(grep -c "established" "$work/client.log") -ge 2 ]] || fail "no second session established"
+reply=$(printf 'again\n' | socat -t 2 - TCP:127.0.0.1:$local_port)
+[[ $reply == again ]] || fail "echo through the new session returned '$reply'"
+echo "ok: server restart -> stateless reset reported -> new session -> traffic flows"
+
+# 3b. The same with --exit-on-session-loss: exit status 4, for scripts and supervisors.
+kill -KILL $client_pid
+"$tether" client --server 127.0.0.1:$server_port --known-servers "$work/known" --exit-on-session-loss \
+  -L $((local_port + 3)):127.0.0.1:$target_port --heartbeat-interval 500 >"$work/client2.log" 2>&1 &
+client_pid=$!
+pids+=($client_pid)
+wait_for "$work/client2.log" "established" 10 || fail "second client (known server, no --fingerprint) did not establish"
 kill -KILL $server_pid
 start_server
 set +e
@@ -70,8 +89,8 @@ wait $client_pid
 status=$?
 set -e
 [[ $status == 4 ]] || fail "client exit status $status after the server restart, expected 4"
-grep -q "unknown-session" "$work/client.log" || fail "client did not report unknown-session"
-echo "ok: server restart -> stateless reset -> client exit 4 (unknown-session)"
+grep -q "unknown-session" "$work/client2.log" || fail "client did not report unknown-session"
+echo "ok: --exit-on-session-loss -> exit 4 (unknown-session); known_servers pin reused without --fingerprint"
 
 # 4. Wrong fingerprint: a clear error and exit 3.
 set +e

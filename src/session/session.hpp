@@ -248,7 +248,6 @@ class Session {
 
   bool suspended_ = false;
   Time suspended_since_{};
-  std::uint64_t replayed_at_suspension_ = 0;
   std::optional<Time> linger_deadline_;   // server
   std::optional<Time> give_up_deadline_;  // client
   std::optional<Time> next_attempt_at_;   // client: when to emit PathWanted

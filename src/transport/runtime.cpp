@@ -260,8 +260,7 @@ asio::awaitable<void> ClientRuntime::connect() {
     deadline.expires_after(options_.connect_timeout);
     // The handler may run after this frame is gone: it owns what it touches.
     auto timed_out = std::make_shared<bool>(false);
-    deadline.async_wait([&io = io_, timed_out, &socket, alive = alive_](std::error_code error) {
-      (void)io;
+    deadline.async_wait([timed_out, &socket, alive = alive_](std::error_code error) {
       if (error || !*alive) return;
       *timed_out = true;
       std::error_code ignored;

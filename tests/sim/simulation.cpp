@@ -106,7 +106,7 @@ class World {
       now_ = std::max(now_, item.at);
       item.action();
     }
-    finish_checks(limit);
+    finish_checks();
     return std::move(result_);
   }
 
@@ -139,8 +139,7 @@ class World {
   [[nodiscard]] bool client_asleep() const { return now_ < client_asleep_until_; }
 
   [[nodiscard]] bool done() const {
-    return client_->phase() == session::Phase::kClosed && server_->session_count() == 0 &&
-           server_closed_pending_ == 0;
+    return client_->phase() == session::Phase::kClosed && server_->session_count() == 0;
   }
 
   // ---- Faults ---------------------------------------------------------------------------------
@@ -180,7 +179,6 @@ class World {
         for (auto& stream : streams_) stream.server_known = false;
         server_ =
             std::make_unique<session::ServerEndpoint>(config_.session, static_key_, server_random_);
-        server_closed_pending_ = 0;
         break;
       case FaultKind::kClientSleep:
         client_asleep_until_ = std::max(client_asleep_until_, now_ + fault.duration);
@@ -667,7 +665,7 @@ class World {
 
   // ---- Final checks ---------------------------------------------------------------------------
 
-  void finish_checks(Time limit) {
+  void finish_checks() {
     result_.end_time = now_;
     result_.elapsed = now_ - kStart;
     result_.finished = done();
@@ -693,7 +691,6 @@ class World {
       violation("did not finish within the time limit (client phase " +
                 std::to_string(static_cast<int>(client_->phase())) + ", server sessions " +
                 std::to_string(server_->session_count()) + ")");
-      (void)limit;
     }
     const auto client_stats = client_->stats();
     result_.client.bytes_written = client_stats.bytes_written;
@@ -743,7 +740,6 @@ class World {
   std::uint64_t client_timer_generation_ = 0;
   std::uint64_t server_timer_generation_ = 0;
   std::size_t server_lost_sessions_ = 0;
-  std::size_t server_closed_pending_ = 0;
   bool close_requested_ = false;
   SimulationResult result_;
 };

@@ -1,18 +1,22 @@
 // tether: the command-line tool. `tether keygen` makes a server identity, `tether server` accepts
-// sessions and connects their streams to allowed targets, `tether client` forwards local ports (-L)
-// through one session that survives network changes.
+// sessions and connects their streams to allowed targets, `tether client` forwards ports (-L, -R,
+// -D) and `tether stdio` one connection through a session that survives network changes.
 #include <openssl/rand.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 
+#include "config_file.hpp"
 #include "transport/known_servers.hpp"
 #include "transport/runtime.hpp"
+#include "transport/status.hpp"
 #include "transport/tls.hpp"
 #include "tunnel/tunnel.hpp"
 
@@ -71,10 +75,70 @@ Expected<session::Secret, std::string> load_or_create_static_key(const fs::path&
 }
 
 void install_signal_stop(asio::io_context& io, std::function<void()> on_stop) {
-  auto signals = std::make_shared<asio::signal_set>(io, SIGINT, SIGTERM);
+  // SIGHUP too: ssh sends it to its ProxyCommand (`tether stdio`) when it exits.
+  auto signals = std::make_shared<asio::signal_set>(io, SIGINT, SIGTERM, SIGHUP);
   signals->async_wait([signals, on_stop = std::move(on_stop)](std::error_code error, int) {
     if (!error) on_stop();
   });
+}
+
+// The control socket `tether status` reads: --control-socket, or ROLE-PID.sock in the default
+// directory. Failing to create it is logged, not fatal: the tunnel matters more than its status.
+std::unique_ptr<transport::ControlSocket> open_control_socket(
+    asio::io_context& io, const std::string& role, std::string path,
+    transport::ControlSocket::Report report) {
+  if (path == "none") return nullptr;
+  if (path.empty())
+    path = (transport::default_control_directory() /
+            (role + "-" + std::to_string(::getpid()) + ".sock"))
+               .string();
+  auto control = std::make_unique<transport::ControlSocket>(io, path, std::move(report));
+  if (auto started = control->start(); !started) {
+    spdlog::warn("{} (tether status will not see this process)", started.error());
+    return nullptr;
+  }
+  spdlog::debug("control socket {}", path);
+  return control;
+}
+
+int run_status(const std::string& socket_path, bool json) {
+  std::vector<fs::path> sockets;
+  if (!socket_path.empty()) {
+    sockets.emplace_back(socket_path);
+  } else {
+    std::error_code error;
+    for (const auto& entry :
+         fs::directory_iterator(transport::default_control_directory(), error)) {
+      if (entry.path().extension() == ".sock") sockets.push_back(entry.path());
+    }
+    std::sort(sockets.begin(), sockets.end());
+  }
+  if (sockets.empty()) {
+    std::fprintf(stderr, "tether status: no running tether found in %s\n",
+                 transport::default_control_directory().c_str());
+    return 1;
+  }
+  int failures = 0;
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto& path : sockets) {
+    auto status = transport::query_control_socket(path);
+    if (!status && socket_path.empty() && !transport::control_socket_alive(path)) {
+      continue;  // left behind by a process that was killed
+    }
+    if (!status) {
+      std::fprintf(stderr, "tether status: %s\n", status.error().c_str());
+      ++failures;
+      continue;
+    }
+    (*status)["control_socket"] = path.string();
+    if (json) {
+      all.push_back(*status);
+    } else {
+      std::printf("%s", transport::format_status(*status).c_str());
+    }
+  }
+  if (json) std::printf("%s\n", all.dump(2).c_str());
+  return failures == 0 ? 0 : 1;
 }
 
 int run_keygen(const std::string& directory, bool force) {
@@ -90,7 +154,8 @@ int run_keygen(const std::string& directory, bool force) {
 
 int run_server(const std::string& listen, const std::string& certificate, const std::string& key,
                const std::vector<std::string>& allow_patterns, const std::string& auth, bool plain,
-               std::string reset_key_file, const LivenessOptions& liveness) {
+               std::string reset_key_file, const LivenessOptions& liveness,
+               const std::string& control_socket) {
   if (auth != "none") {
     spdlog::error("only --auth none exists until authentication lands; pass it explicitly");
     return tunnel::kExitUsage;
@@ -146,6 +211,9 @@ int run_server(const std::string& listen, const std::string& certificate, const 
     spdlog::error("{}", started.error());
     return 1;
   }
+  auto control = open_control_socket(io, "server", control_socket, [&runtime] {
+    return transport::server_status(runtime, session::Clock::now());
+  });
   spdlog::info("server listening on {}:{} ({})", runtime.local_endpoint().address().to_string(),
                runtime.local_endpoint().port(), plain ? "plain TCP, insecure" : "TLS 1.3");
   install_signal_stop(io, [&] {
@@ -159,79 +227,103 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   return 0;
 }
 
-int run_client(const std::string& server, const std::string& ca, std::string fingerprint,
-               bool plain, const std::vector<std::string>& forward_specs,
-               std::string known_servers_path, const LivenessOptions& liveness,
-               bool exit_on_session_loss) {
-  auto server_address = tunnel::split_host_port(server);
-  if (!server_address) {
-    spdlog::error("--server: {}", server_address.error());
-    return tunnel::kExitUsage;
-  }
-  std::vector<tunnel::LocalForward> forwards;
-  for (const auto& spec : forward_specs) {
-    auto forward = tunnel::parse_local_forward(spec);
-    if (!forward) {
-      spdlog::error("{}", forward.error());
-      return tunnel::kExitUsage;
-    }
-    forwards.push_back(*forward);
-  }
+void add_control_socket_option(CLI::App& command, std::string& path) {
+  command.add_option("--control-socket", path,
+                     "Unix socket for `tether status` (default: ROLE-PID.sock in "
+                     "$XDG_RUNTIME_DIR/tether or /tmp/tether-UID; 'none' for no socket)");
+}
+
+// What `tether client` and `tether stdio` share: how to reach and trust the server.
+struct ClientArguments {
+  std::string server;
+  std::string ca;
+  std::string fingerprint;
+  bool plain = false;
+  std::string known_servers;
+  LivenessOptions liveness;
+  bool exit_on_session_loss = false;
+  std::string control_socket;
+};
+
+void add_client_options(CLI::App& command, ClientArguments& arguments) {
+  command.add_option("--server", arguments.server, "Server HOST:PORT")->required();
+  command.add_option("--ca", arguments.ca,
+                     "Trust the server if its certificate chains to this CA file");
+  command.add_option("--fingerprint", arguments.fingerprint,
+                     "Trust the server if its certificate has this sha256:HEX fingerprint "
+                     "(remembered in the known-servers file)");
+  command.add_flag("--plain-insecure", arguments.plain, "No TLS (tests only)");
+  command.add_option("--known-servers", arguments.known_servers,
+                     "Known-servers file (default ~/.config/tether/known_servers)");
+  add_liveness_options(command, arguments.liveness);
+  add_control_socket_option(command, arguments.control_socket);
+}
+
+// Builds the client's transport options: where the server is and how it is trusted.
+Expected<transport::ClientOptions, std::string> client_options(ClientArguments arguments) {
+  if (!arguments.ca.empty() && !arguments.fingerprint.empty())
+    return make_unexpected(std::string("pass either --ca or --fingerprint, not both"));
+  auto server_address = tunnel::split_host_port(arguments.server);
+  if (!server_address) return make_unexpected("--server: " + server_address.error());
   transport::ClientOptions options;
   options.host = server_address->first;
   options.port = std::to_string(server_address->second);
-  options.session = session_config(liveness);
-  if (!plain) {
-    if (known_servers_path.empty())
-      known_servers_path = transport::default_known_servers_path().string();
-    auto known = transport::KnownServers::load(known_servers_path);
-    if (!known) {
-      spdlog::error("{}", known.error());
-      return tunnel::kExitUsage;
+  options.session = session_config(arguments.liveness);
+  if (arguments.plain) return options;
+  if (arguments.known_servers.empty())
+    arguments.known_servers = transport::default_known_servers_path().string();
+  auto known = transport::KnownServers::load(arguments.known_servers);
+  if (!known) return make_unexpected(known.error());
+  std::string fingerprint = arguments.fingerprint;
+  if (!fingerprint.empty()) {
+    auto parsed = transport::parse_fingerprint(fingerprint);
+    if (!parsed) return make_unexpected("--fingerprint: " + parsed.error());
+    fingerprint = *parsed;
+    if (auto remembered = known->lookup(arguments.server);
+        remembered && *remembered != fingerprint) {
+      spdlog::warn("{} was known with {}; now pinned to {}", arguments.server, *remembered,
+                   fingerprint);
     }
-    if (!fingerprint.empty()) {
-      auto parsed = transport::parse_fingerprint(fingerprint);
-      if (!parsed) {
-        spdlog::error("--fingerprint: {}", parsed.error());
-        return tunnel::kExitUsage;
-      }
-      fingerprint = *parsed;
-      if (auto remembered = known->lookup(server); remembered && *remembered != fingerprint) {
-        spdlog::warn("{} was known with {}; now pinned to {}", server, *remembered, fingerprint);
-      }
-      if (auto stored = known->remember(server, fingerprint); !stored)
-        spdlog::warn("{}", stored.error());
-    } else if (ca.empty()) {
-      auto remembered = known->lookup(server);
-      if (!remembered) {
-        spdlog::error(
-            "{} is not a known server: pass --fingerprint sha256:... (printed by `tether keygen`) "
-            "or --ca FILE",
-            server);
-        return tunnel::kExitUsage;
-      }
-      fingerprint = *remembered;
+    if (auto stored = known->remember(arguments.server, fingerprint); !stored)
+      spdlog::warn("{}", stored.error());
+  } else if (arguments.ca.empty()) {
+    auto remembered = known->lookup(arguments.server);
+    if (!remembered) {
+      return make_unexpected(arguments.server +
+                             " is not a known server: pass --fingerprint sha256:... (printed by "
+                             "`tether keygen`) or --ca FILE");
     }
-    transport::ServerTrust trust;
-    if (!ca.empty()) trust.ca_file = ca;
-    if (!fingerprint.empty() && ca.empty()) trust.fingerprint = fingerprint;
-    trust.host = server_address->first;
-    auto context = transport::make_client_context(trust);
-    if (!context) {
-      spdlog::error("{}", context.error());
-      return tunnel::kExitUsage;
-    }
-    options.tls = *context;
+    fingerprint = *remembered;
   }
+  transport::ServerTrust trust;
+  if (!arguments.ca.empty()) trust.ca_file = arguments.ca;
+  if (!fingerprint.empty() && arguments.ca.empty()) trust.fingerprint = fingerprint;
+  trust.host = server_address->first;
+  auto context = transport::make_client_context(trust);
+  if (!context) return make_unexpected(context.error());
+  options.tls = *context;
+  return options;
+}
 
+int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tunnel_options) {
+  auto options = client_options(arguments);
+  if (!options) {
+    spdlog::error("{}", options.error());
+    return tunnel::kExitUsage;
+  }
+  const bool stdio = tunnel_options.stdio_target.has_value();
+  if (!stdio) tunnel_options.new_session_on_loss = !arguments.exit_on_session_loss;
   asio::io_context io;
-  tunnel::ClientTunnel tunnel(io, forwards, !exit_on_session_loss);
-  transport::ClientRuntime runtime(io, options, tunnel);
+  tunnel::ClientTunnel tunnel(io, std::move(tunnel_options));
+  transport::ClientRuntime runtime(io, *options, tunnel);
   tunnel.attach(runtime);
   if (auto started = tunnel.start(); !started) {
     spdlog::error("{}", started.error());
     return 1;
   }
+  auto control = open_control_socket(
+      io, stdio ? "stdio" : "client", arguments.control_socket,
+      [&runtime] { return transport::client_status(runtime, session::Clock::now()); });
   install_signal_stop(io, [&] {
     spdlog::info("client closing the session");
     runtime.session().close(session::Clock::now());
@@ -250,6 +342,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "tether: connections that survive network changes and do not outlive their credentials"};
   app.require_subcommand(1);
+  command_line::enable_config_file(
+      app, transport::default_known_servers_path().parent_path() / "tether.toml");
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "Log connection-level detail");
 
@@ -284,39 +378,69 @@ int main(int argc, char** argv) {
   server->add_option("--reset-key", reset_key_file,
                      "File holding the stateless-reset key (default: beside --key)");
   add_liveness_options(*server, server_liveness);
+  std::string server_control_socket;
+  add_control_socket_option(*server, server_control_socket);
   server->add_option("--linger", server_liveness.linger_s, "Seconds a disconnected session is kept")
       ->capture_default_str();
 
-  std::string server_address;
-  std::string ca;
-  std::string fingerprint;
-  std::vector<std::string> forwards;
-  bool client_plain = false;
-  std::string known_servers;
-  LivenessOptions client_liveness;
-  bool exit_on_session_loss = false;
+  ClientArguments client_arguments;
+  std::vector<std::string> local_forwards;
+  std::vector<std::string> remote_forwards;
+  std::vector<std::string> dynamic_forwards;
   auto* client =
-      app.add_subcommand("client", "Forward local ports through one session to the server");
-  client->add_option("--server", server_address, "Server HOST:PORT")->required();
-  client->add_option("--ca", ca, "Trust the server if its certificate chains to this CA file");
-  client->add_option("--fingerprint", fingerprint,
-                     "Trust the server if its certificate has this sha256:HEX fingerprint");
+      app.add_subcommand("client", "Forward ports through one session to the server (-L, -R, -D)");
+  add_client_options(*client, client_arguments);
   client->add_option(
-      "-L,--local", forwards,
-      "[BIND:]PORT:HOST:HOSTPORT: forward a local port to HOST:HOSTPORT as seen from the server");
-  client->add_flag("--plain-insecure", client_plain, "No TLS (tests only)");
-  client->add_option("--known-servers", known_servers,
-                     "Known-servers file (default ~/.config/tether/known_servers)");
-  add_liveness_options(*client, client_liveness);
+      "-L,--local", local_forwards,
+      "[BIND:]PORT:HOST:HOSTPORT: connections to local BIND:PORT reach HOST:HOSTPORT as seen from "
+      "the server (BIND defaults to 127.0.0.1); repeat as needed");
+  client->add_option(
+      "-R,--remote", remote_forwards,
+      "[BIND:]PORT:HOST:HOSTPORT: the server listens on BIND:PORT (which its --allow must list) "
+      "and connections to it reach HOST:HOSTPORT as seen from this client; repeat as needed");
+  client->add_option(
+      "-D,--dynamic", dynamic_forwards,
+      "[BIND:]PORT: a SOCKS5 proxy on local BIND:PORT; each CONNECT reaches its target from the "
+      "server (IPv4, IPv6 and domain names); repeat as needed");
   client->add_flag(
-      "--exit-on-session-loss", exit_on_session_loss,
+      "--exit-on-session-loss", client_arguments.exit_on_session_loss,
       "Exit with status 4 when the server no longer has the session (default: start a new one)");
 
-  CLI11_PARSE(app, argc, argv);
+  ClientArguments stdio_arguments;
+  std::string stdio_target;
+  auto* stdio = app.add_subcommand(
+      "stdio",
+      "Connect standard input and output to HOST:PORT through a session (for ssh's "
+      "ProxyCommand: ssh -o ProxyCommand='tether stdio --server S:P %h:%p' HOST)");
+  add_client_options(*stdio, stdio_arguments);
+  stdio->add_option("target", stdio_target, "HOST:PORT to reach from the server")->required();
+
+  std::string status_socket;
+  bool status_json = false;
+  auto* status = app.add_subcommand(
+      "status",
+      "Show the sessions of running tether processes (state, RTT, streams, bytes, "
+      "buffered bytes, downtime)");
+  status->add_option("--socket", status_socket,
+                     "Control socket of one process (default: every socket in the default "
+                     "directory)");
+  status->add_flag("--json", status_json, "Print the raw JSON documents");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every mistake on the command line or in the file exits 2.
+    return app.exit(error) == 0 ? 0 : tunnel::kExitUsage;
+  }
+  // Logs go to standard error: standard output belongs to `tether stdio`'s stream and to the
+  // output of keygen and status.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tether"));
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   std::signal(SIGPIPE, SIG_IGN);
 
   if (keygen->parsed()) return run_keygen(keygen_directory, keygen_force);
+  if (status->parsed()) return run_status(status_socket, status_json);
   if (server->parsed()) {
     if (!server_plain && (certificate.empty() || key.empty())) {
       spdlog::error(
@@ -324,12 +448,36 @@ int main(int argc, char** argv) {
       return tunnel::kExitUsage;
     }
     return run_server(listen, certificate, key, allow, auth, server_plain, reset_key_file,
-                      server_liveness);
+                      server_liveness, server_control_socket);
   }
-  if (!ca.empty() && !fingerprint.empty()) {
-    spdlog::error("pass either --ca or --fingerprint, not both");
+  tunnel::ClientTunnelOptions tunnel_options;
+  if (stdio->parsed()) {
+    auto target = tunnel::split_host_port(stdio_target);
+    if (!target) {
+      spdlog::error("stdio target: {}", target.error());
+      return tunnel::kExitUsage;
+    }
+    tunnel_options.stdio_target =
+        tunnel::StreamRequest{tunnel::RequestKind::kConnect, target->first, target->second};
+    return run_client(stdio_arguments, std::move(tunnel_options));
+  }
+  const std::pair<tunnel::Forward::Kind, const std::vector<std::string>*> specs[] = {
+      {tunnel::Forward::Kind::kLocal, &local_forwards},
+      {tunnel::Forward::Kind::kRemote, &remote_forwards},
+      {tunnel::Forward::Kind::kDynamic, &dynamic_forwards}};
+  for (const auto& [kind, texts] : specs) {
+    for (const auto& text : *texts) {
+      auto forward = tunnel::parse_forward(kind, text);
+      if (!forward) {
+        spdlog::error("{}", forward.error());
+        return tunnel::kExitUsage;
+      }
+      tunnel_options.forwards.push_back(*forward);
+    }
+  }
+  if (tunnel_options.forwards.empty()) {
+    spdlog::error("tether client needs at least one -L, -R or -D forward");
     return tunnel::kExitUsage;
   }
-  return run_client(server_address, ca, fingerprint, client_plain, forwards, known_servers,
-                    client_liveness, exit_on_session_loss);
+  return run_client(client_arguments, std::move(tunnel_options));
 }

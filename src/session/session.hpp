@@ -121,6 +121,10 @@ class Session {
   // ---- Inspection -------------------------------------------------------------------------------
   [[nodiscard]] Phase phase() const { return phase_; }
   [[nodiscard]] bool suspended() const { return suspended_; }
+  // When the current suspension began (nullopt while not suspended).
+  [[nodiscard]] std::optional<Time> suspended_since() const {
+    return suspended_ ? std::optional<Time>(suspended_since_) : std::nullopt;
+  }
   [[nodiscard]] Role role() const { return role_; }
   [[nodiscard]] const SessionId& id() const { return session_id_; }
   [[nodiscard]] SessionStats stats() const;

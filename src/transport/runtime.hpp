@@ -107,6 +107,7 @@ class ClientRuntime final : public RuntimeBase {
  public:
   ClientRuntime(asio::io_context& io, ClientOptions options, SessionObserver& observer);
   session::Session& session() { return *session_; }
+  [[nodiscard]] const ClientOptions& options() const { return options_; }
   // Replaces a closed session with a new one (for example after the server lost the old one); the
   // new one starts connecting at once. Safe to call from an event handler (the swap is posted).
   void start_new_session();

@@ -1,5 +1,7 @@
 #include "tunnel/tunnel.hpp"
 
+#include "tunnel/socks5.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <asio/experimental/as_tuple.hpp>
@@ -43,70 +45,90 @@ bool dispatch_stream_event(BridgeMap& bridges, const session::Event& event) {
 // ---------------------------------------------------------------------------------
 
 StreamBridge::StreamBridge(asio::io_context& io, transport::RuntimeBase& runtime,
-                           SessionLookup session, session::StreamId stream, Role role,
-                           std::string label)
+                           SessionLookup session, session::StreamId stream, std::string label)
     : io_(io),
       runtime_(runtime),
       session_(std::move(session)),
       stream_(stream),
-      role_(role),
       label_(std::move(label)),
-      local_(io),
       readable_signal_(io),
       writable_signal_(io) {}
 
-void StreamBridge::start_client(asio::ip::tcp::socket local, const ConnectRequest& target) {
+void StreamBridge::start_initiator(std::unique_ptr<LocalConnection> local,
+                                   const StreamRequest& request, ReplyHook on_reply,
+                                   std::vector<std::byte> first_bytes) {
+  initiator_ = true;
   local_ = std::move(local);
-  std::error_code ignored;
-  local_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  holding_listener_ = local_ == nullptr;
+  on_reply_ = std::move(on_reply);
+  first_bytes_ = std::move(first_bytes);
   session::Session* session = session_();
-  const auto request = encode(target);
-  if (session == nullptr || !session->write(stream_, request, session::Clock::now())) {
+  const auto encoded = encode(request);
+  if (session == nullptr || !session->write(stream_, encoded, session::Clock::now())) {
     close("session not writable");
     return;
   }
   runtime_.wake();
   asio::co_spawn(io_, downstream(), asio::detached);
-  asio::co_spawn(io_, upstream(), asio::detached);
+  if (local_ != nullptr) asio::co_spawn(io_, upstream(), asio::detached);
 }
 
-void StreamBridge::start_server(const AllowList& allow) {
-  allow_ = &allow;
+void StreamBridge::start_acceptor(ConnectPolicy policy, ListenHandler on_listen) {
+  policy_ = std::move(policy);
+  on_listen_ = std::move(on_listen);
   asio::co_spawn(io_, downstream(), asio::detached);
 }
 
 void StreamBridge::on_reset() {
   if (closed_) return;
   spdlog::info("{}: reset by the peer", label_);
-  // The peer abandoned the stream: abort the local connection too (RST, not FIN).
-  std::error_code ignored;
-  local_.set_option(asio::socket_base::linger(true, 0), ignored);
-  closed_ = true;
-  local_.close(ignored);
-  readable_signal_.cancel();
-  writable_signal_.cancel();
+  if (local_ != nullptr) local_->abort();
+  end(false);
 }
 
 void StreamBridge::close(const std::string& why) {
   if (closed_) return;
-  closed_ = true;
   spdlog::debug("{}: closed ({})", label_, why);
   if (session::Session* session = session_()) {
     session->reset_stream(stream_, 1, session::Clock::now());
     runtime_.wake();
   }
-  std::error_code ignored;
-  local_.close(ignored);
-  readable_signal_.cancel();
-  writable_signal_.cancel();
+  end(false);
 }
 
-void StreamBridge::maybe_finish() {
-  if (upstream_done_ && downstream_done_ && !closed_) {
-    closed_ = true;
-    std::error_code ignored;
-    local_.close(ignored);
+void StreamBridge::drop(const std::string& why) {
+  if (closed_) return;
+  spdlog::debug("{}: dropped ({})", label_, why);
+  end(false);
+}
+
+void StreamBridge::end(bool graceful) {
+  if (closed_) return;
+  closed_ = true;
+  if (local_ != nullptr) local_->close();
+  readable_signal_.cancel();
+  writable_signal_.cancel();
+  if (auto hook = std::move(on_closed_)) hook(graceful);
+}
+
+void StreamBridge::finish_local_if_done() {
+  if (upstream_done_ && downstream_done_) end(true);
+}
+
+void StreamBridge::send_reply(const Reply& reply) {
+  if (session::Session* session = session_()) {
+    (void)session->write(stream_, encode(reply), session::Clock::now());
+    runtime_.wake();
   }
+}
+
+void StreamBridge::refuse(const Reply& reply) {
+  send_reply(reply);
+  if (session::Session* session = session_()) {
+    (void)session->finish(stream_, session::Clock::now());
+    runtime_.wake();
+  }
+  end(false);
 }
 
 asio::awaitable<void> StreamBridge::wait(asio::steady_timer& signal) {
@@ -115,31 +137,108 @@ asio::awaitable<void> StreamBridge::wait(asio::steady_timer& signal) {
   (void)error;
 }
 
+asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header() {
+  using Rest = std::optional<std::vector<std::byte>>;
+  std::size_t consumed = 0;
+  auto rest = [&] {
+    std::vector<std::byte> after(header_.begin() + static_cast<std::ptrdiff_t>(consumed),
+                                 header_.end());
+    header_.clear();
+    header_.shrink_to_fit();
+    header_done_ = true;
+    return after;
+  };
+  if (initiator_) {
+    auto parsed = parse_reply(header_, consumed);
+    if (!parsed) {
+      close("bad reply: " + parsed.error());
+      co_return Rest{};
+    }
+    if (!parsed->has_value()) co_return Rest{};
+    const Reply reply = std::move(**parsed);
+    auto after = rest();
+    const std::vector<std::byte> local_bytes =
+        on_reply_ ? on_reply_(reply) : std::vector<std::byte>{};
+    if (reply.status != ReplyStatus::kConnected && !on_reply_)
+      spdlog::error("{}: {}: {}", label_, to_string(reply.status), reply.message);
+    if (!local_bytes.empty() && local_ != nullptr) {
+      std::error_code error;
+      co_await local_->write_all(local_bytes, error);
+      if (error && !closed_) {
+        close("local write failed: " + error.message());
+        co_return Rest{};
+      }
+    }
+    if (reply.status != ReplyStatus::kConnected) {
+      close(to_string(reply.status));
+      co_return Rest{};
+    }
+    co_return Rest{std::move(after)};
+  }
+  auto parsed = parse_request(header_, consumed);
+  if (!parsed) {
+    spdlog::warn("{}: bad request: {}", label_, parsed.error());
+    refuse(Reply{ReplyStatus::kBadRequest, parsed.error()});
+    co_return Rest{};
+  }
+  if (!parsed->has_value()) co_return Rest{};
+  const StreamRequest request = std::move(**parsed);
+  auto after = rest();
+  if (request.kind == RequestKind::kListen) {
+    if (!on_listen_) {
+      refuse(Reply{ReplyStatus::kBadRequest, "this side does not accept listen requests"});
+      co_return Rest{};
+    }
+    const Reply reply = on_listen_(request, stream_);
+    if (reply.status != ReplyStatus::kConnected) {
+      refuse(reply);
+      co_return Rest{};
+    }
+    holding_listener_ = true;
+    send_reply(reply);
+    co_return Rest{std::move(after)};
+  }
+  auto target = policy_(request);
+  if (!target) {
+    refuse(target.error());
+    co_return Rest{};
+  }
+  co_await connect_target(std::move(*target));
+  if (closed_) co_return Rest{};
+  co_return Rest{std::move(after)};
+}
+
 asio::awaitable<void> StreamBridge::downstream() {
   auto self = shared_from_this();
   std::vector<std::byte> buffer;
   while (!closed_) {
     session::Session* session = session_();
     if (session == nullptr) {
-      close("session gone");
+      drop("session gone");
       co_return;
     }
     const auto view = session->peek(stream_);
     if (view.empty()) {
-      auto end = session->read(stream_, {}, session::Clock::now());
-      if (!end) {
+      auto ended = session->read(stream_, {}, session::Clock::now());
+      if (!ended) {
         if (!closed_) close("stream gone");
         co_return;
       }
-      if (end->finished) {
+      if (ended->finished) {
         if (!header_done_) {
           close("stream ended before its header");
           co_return;
         }
-        std::error_code ignored;
-        local_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        if (holding_listener_) {
+          // The peer no longer wants the listener: end the stream both ways.
+          (void)session->finish(stream_, session::Clock::now());
+          runtime_.wake();
+          end(true);
+          co_return;
+        }
+        local_->shutdown_send();
         downstream_done_ = true;
-        maybe_finish();
+        finish_local_if_done();
         co_return;
       }
       co_await wait(readable_signal_);
@@ -150,41 +249,17 @@ asio::awaitable<void> StreamBridge::downstream() {
     session->consume(stream_, count, session::Clock::now());
     runtime_.wake();
     if (!header_done_) {
+      // Bounded: the parsers ask for more only while the header is shorter than its declared
+      // length, which is at most a few hundred bytes.
       header_.insert(header_.end(), buffer.begin(), buffer.end());
-      std::size_t consumed = 0;
-      if (role_ == Role::kServer) {
-        auto parsed = parse_request(header_, consumed);
-        if (!parsed) {
-          close("bad request: " + parsed.error());
-          co_return;
-        }
-        if (!parsed->has_value()) continue;
-        header_done_ = true;
-        buffer.assign(header_.begin() + static_cast<std::ptrdiff_t>(consumed), header_.end());
-        header_.clear();
-        co_await connect_target(**parsed);
-        if (closed_) co_return;
-      } else {
-        auto parsed = parse_reply(header_, consumed);
-        if (!parsed) {
-          close("bad reply: " + parsed.error());
-          co_return;
-        }
-        if (!parsed->has_value()) continue;
-        if ((*parsed)->status != ReplyStatus::kConnected) {
-          spdlog::error("{}: {}: {}", label_, to_string((*parsed)->status), (*parsed)->message);
-          close(to_string((*parsed)->status));
-          co_return;
-        }
-        header_done_ = true;
-        buffer.assign(header_.begin() + static_cast<std::ptrdiff_t>(consumed), header_.end());
-        header_.clear();
-      }
-      if (buffer.empty()) continue;
+      auto after = co_await take_header();
+      if (closed_) co_return;
+      if (!after) continue;
+      buffer = std::move(*after);
     }
-    auto [error, written] =
-        co_await asio::async_write(local_, asio::buffer(buffer.data(), buffer.size()), kTuple);
-    (void)written;
+    if (buffer.empty() || holding_listener_) continue;
+    std::error_code error;
+    co_await local_->write_all(buffer, error);
     if (error) {
       if (!closed_) close("local write failed: " + error.message());
       co_return;
@@ -192,80 +267,45 @@ asio::awaitable<void> StreamBridge::downstream() {
   }
 }
 
-asio::awaitable<void> StreamBridge::connect_target(ConnectRequest request) {
+asio::awaitable<void> StreamBridge::connect_target(StreamRequest request) {
   const std::string target = request.host + ":" + std::to_string(request.port);
-  auto reply = [&](ReplyStatus status, const std::string& message) {
-    if (session::Session* session = session_()) {
-      (void)session->write(stream_, encode(Reply{status, message}), session::Clock::now());
-      runtime_.wake();
-    }
-  };
-  if (allow_ == nullptr || !allow_->allows(request.host, request.port)) {
-    spdlog::warn("{}: refused {}: not on the allow list", label_, target);
-    reply(ReplyStatus::kNotAllowed, target + " is not on the server's allow list");
-    if (session::Session* session = session_()) session->finish(stream_, session::Clock::now());
-    closed_ = true;
-    co_return;
-  }
   asio::ip::tcp::resolver resolver(io_);
   auto [resolve_error, results] =
       co_await resolver.async_resolve(request.host, std::to_string(request.port), kTuple);
+  if (closed_) co_return;
   if (resolve_error) {
-    reply(ReplyStatus::kUnreachable,
-          "cannot resolve " + request.host + ": " + resolve_error.message());
-    if (session::Session* session = session_()) session->finish(stream_, session::Clock::now());
-    closed_ = true;
+    spdlog::warn("{}: cannot resolve {}: {}", label_, request.host, resolve_error.message());
+    refuse(Reply{ReplyStatus::kUnreachable,
+                 "cannot resolve " + request.host + ": " + resolve_error.message()});
     co_return;
   }
   asio::ip::tcp::socket socket(io_);
   auto [connect_error, endpoint] = co_await asio::async_connect(socket, results, kTuple);
   (void)endpoint;
+  if (closed_) co_return;
   if (connect_error) {
     const bool refused = connect_error == asio::error::connection_refused;
     spdlog::warn("{}: cannot connect to {}: {}", label_, target, connect_error.message());
-    reply(refused ? ReplyStatus::kRefused : ReplyStatus::kUnreachable,
-          "cannot connect to " + target + ": " + connect_error.message());
-    if (session::Session* session = session_()) session->finish(stream_, session::Clock::now());
-    closed_ = true;
+    refuse(Reply{refused ? ReplyStatus::kRefused : ReplyStatus::kUnreachable,
+                 "cannot connect to " + target + ": " + connect_error.message()});
     co_return;
   }
-  if (closed_) co_return;
-  std::error_code ignored;
-  socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-  local_ = std::move(socket);
+  local_ = make_tcp_connection(std::move(socket));
   spdlog::debug("{}: connected to {}", label_, target);
-  reply(ReplyStatus::kConnected, {});
+  send_reply(Reply{ReplyStatus::kConnected, {}});
   asio::co_spawn(io_, upstream(), asio::detached);
 }
 
 asio::awaitable<void> StreamBridge::upstream() {
   auto self = shared_from_this();
   std::vector<std::byte> buffer(kChunk);
+  std::vector<std::byte> first = std::move(first_bytes_);
+  std::span<const std::byte> pending(first);
   while (!closed_) {
-    auto [error, count] =
-        co_await local_.async_read_some(asio::buffer(buffer.data(), buffer.size()), kTuple);
-    if (closed_) co_return;
-    session::Session* session = session_();
-    if (session == nullptr) {
-      close("session gone");
-      co_return;
-    }
-    if (error) {
-      if (error == asio::error::eof) {
-        (void)session->finish(stream_, session::Clock::now());
-        runtime_.wake();
-        upstream_done_ = true;
-        maybe_finish();
-      } else {
-        close("local read failed: " + error.message());
-      }
-      co_return;
-    }
-    std::span<const std::byte> pending(buffer.data(), count);
     while (!pending.empty() && !closed_) {
-      session = session_();
+      session::Session* session = session_();
       if (session == nullptr) {
-        close("session gone");
+        drop("session gone");
         co_return;
       }
       auto accepted = session->write(stream_, pending, session::Clock::now());
@@ -279,114 +319,337 @@ asio::awaitable<void> StreamBridge::upstream() {
         co_return;
       }
     }
+    if (closed_) co_return;
+    std::error_code error;
+    const std::size_t count = co_await local_->read_some(buffer, error);
+    if (closed_) co_return;
+    session::Session* session = session_();
+    if (session == nullptr) {
+      drop("session gone");
+      co_return;
+    }
+    if (error) {
+      if (error == asio::error::eof) {
+        (void)session->finish(stream_, session::Clock::now());
+        runtime_.wake();
+        upstream_done_ = true;
+        finish_local_if_done();
+      } else {
+        close("local read failed: " + error.message());
+      }
+      co_return;
+    }
+    pending = std::span<const std::byte>(buffer.data(), count);
   }
 }
 
 // ---- Forward parsing
 // ------------------------------------------------------------------------------
 
-Expected<LocalForward, std::string> parse_local_forward(std::string_view text) {
-  // [BIND:]PORT:HOST:HOSTPORT; split from the right so that HOST may be [v6].
-  LocalForward forward;
-  auto target_at = text.rfind(':');
-  if (target_at == std::string_view::npos)
-    return make_unexpected("-L expects [BIND:]PORT:HOST:HOSTPORT, got '" + std::string(text) + "'");
-  std::string_view rest = text.substr(0, target_at);
-  std::size_t host_at = rest.rfind(':');
-  if (!rest.empty() && rest.back() == ']') {
-    const auto open = rest.rfind('[');
-    host_at = open == std::string_view::npos || open == 0 ? std::string_view::npos : open - 1;
+Expected<Forward, std::string> parse_forward(Forward::Kind kind, std::string_view text) {
+  const char* flag = kind == Forward::Kind::kLocal    ? "-L"
+                     : kind == Forward::Kind::kRemote ? "-R"
+                                                      : "-D";
+  const std::string spec(text);
+  Forward forward;
+  forward.kind = kind;
+  std::string_view local = text;
+  if (kind != Forward::Kind::kDynamic) {
+    // [BIND:]PORT:HOST:HOSTPORT; split from the right so that HOST may be [v6].
+    const auto usage = [&] {
+      return make_unexpected(std::string(flag) + " expects [BIND:]PORT:HOST:HOSTPORT, got '" +
+                             spec + "'");
+    };
+    const auto target_at = text.rfind(':');
+    if (target_at == std::string_view::npos) return usage();
+    const std::string_view before = text.substr(0, target_at);
+    std::size_t host_at = before.rfind(':');
+    if (!before.empty() && before.back() == ']') {
+      const auto open = before.rfind('[');
+      host_at = open == std::string_view::npos || open == 0 ? std::string_view::npos : open - 1;
+    }
+    if (host_at == std::string_view::npos) return usage();
+    auto target = split_host_port(text.substr(host_at + 1));
+    if (!target) return make_unexpected(std::string(flag) + " " + spec + ": " + target.error());
+    forward.target = StreamRequest{RequestKind::kConnect, target->first, target->second};
+    local = text.substr(0, host_at);
   }
-  if (host_at == std::string_view::npos)
-    return make_unexpected("-L expects [BIND:]PORT:HOST:HOSTPORT, got '" + std::string(text) + "'");
-  auto target = split_host_port(text.substr(host_at + 1));
-  if (!target) return make_unexpected("-L " + std::string(text) + ": " + target.error());
-  forward.target = ConnectRequest{target->first, target->second};
-  const std::string_view local = text.substr(0, host_at);
   auto bind = local.find(':') == std::string_view::npos
                   ? split_host_port("127.0.0.1:" + std::string(local))
                   : split_host_port(local);
-  if (!bind) return make_unexpected("-L " + std::string(text) + ": " + bind.error());
+  if (!bind) return make_unexpected(std::string(flag) + " " + spec + ": " + bind.error());
   forward.bind_address = bind->first;
   forward.bind_port = bind->second;
   return forward;
 }
 
+namespace {
+
+Expected<std::unique_ptr<asio::ip::tcp::acceptor>, std::string> listen_on(asio::io_context& io,
+                                                                          const std::string& host,
+                                                                          std::uint16_t port) {
+  std::error_code error;
+  const auto address = asio::ip::make_address(host, error);
+  if (error) return make_unexpected("cannot listen on " + host + ": not an IP address");
+  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(io);
+  const asio::ip::tcp::endpoint endpoint(address, port);
+  acceptor->open(endpoint.protocol(), error);
+  if (!error) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), error);
+  if (!error) acceptor->bind(endpoint, error);
+  if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+  if (error) {
+    return make_unexpected("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                           error.message());
+  }
+  return acceptor;
+}
+
+std::string describe(const std::string& host, std::uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
+}  // namespace
+
 // ---- ClientTunnel
 // ---------------------------------------------------------------------------------
 
-ClientTunnel::ClientTunnel(asio::io_context& io, std::vector<LocalForward> forwards,
-                           bool new_session_on_loss)
-    : io_(io), forwards_(std::move(forwards)), new_session_on_loss_(new_session_on_loss) {}
+ClientTunnel::ClientTunnel(asio::io_context& io, ClientTunnelOptions options)
+    : io_(io), options_(std::move(options)) {
+  if (options_.stdio_target) options_.new_session_on_loss = false;
+}
 
 Expected<void, std::string> ClientTunnel::start() {
-  for (std::size_t index = 0; index < forwards_.size(); ++index) {
-    const auto& forward = forwards_[index];
-    std::error_code error;
-    const auto address = asio::ip::make_address(forward.bind_address, error);
-    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(io_);
-    const asio::ip::tcp::endpoint endpoint(address, forward.bind_port);
-    if (!error) acceptor->open(endpoint.protocol(), error);
-    if (!error) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), error);
-    if (!error) acceptor->bind(endpoint, error);
-    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-    if (error) {
-      return make_unexpected("cannot listen on " + forward.bind_address + ":" +
-                             std::to_string(forward.bind_port) + ": " + error.message());
+  listeners_.reserve(options_.forwards.size());
+  for (const auto& forward : options_.forwards) {
+    if (forward.kind == Forward::Kind::kRemote) continue;  // asked of the server once established
+    auto acceptor = listen_on(io_, forward.bind_address, forward.bind_port);
+    if (!acceptor) return make_unexpected(acceptor.error());
+    const auto bound = describe(forward.bind_address, (*acceptor)->local_endpoint().port());
+    if (forward.kind == Forward::Kind::kLocal) {
+      spdlog::info("client forwarding {} to {}", bound,
+                   describe(forward.target.host, forward.target.port));
+    } else {
+      spdlog::info("client SOCKS5 proxy on {}", bound);
     }
-    spdlog::info("client forwarding {}:{} to {}:{}", forward.bind_address,
-                 acceptor->local_endpoint().port(), forward.target.host, forward.target.port);
-    acceptors_.push_back(std::move(acceptor));
-    asio::co_spawn(io_, accept_loop(index), asio::detached);
+    listeners_.push_back(Listener{&forward, std::move(*acceptor)});
+  }
+  for (auto& listener : listeners_) asio::co_spawn(io_, accept_loop(listener), asio::detached);
+  if (options_.stdio_target) {
+    auto stdio = make_stdio_connection(io_, 0, 1);
+    if (!stdio) return make_unexpected(stdio.error());
+    stdio_ = std::move(*stdio);
   }
   return {};
 }
 
 std::vector<std::uint16_t> ClientTunnel::bound_ports() const {
   std::vector<std::uint16_t> ports;
-  for (const auto& acceptor : acceptors_) ports.push_back(acceptor->local_endpoint().port());
+  for (const auto& listener : listeners_)
+    ports.push_back(listener.acceptor->local_endpoint().port());
   return ports;
 }
 
-asio::awaitable<void> ClientTunnel::accept_loop(std::size_t index) {
-  while (true) {
-    auto [error, socket] = co_await acceptors_[index]->async_accept(kTuple);
-    if (error == asio::error::operation_aborted) co_return;
-    if (error) continue;
-    if (open_) {
-      open_bridge(std::move(socket), forwards_[index]);
-    } else {
-      waiting_.emplace_back(std::move(socket),
-                            index);  // held (paused) until the session is established
-    }
+session::Session* ClientTunnel::open_session() const {
+  if (runtime_ == nullptr) return nullptr;
+  return runtime_->session().phase() == session::Phase::kOpen ? &runtime_->session() : nullptr;
+}
+
+void ClientTunnel::when_open(std::function<void()> action) {
+  if (open_) {
+    action();
+  } else {
+    waiting_.push_back(std::move(action));  // held (paused) until the session is established
   }
 }
 
-void ClientTunnel::open_bridge(asio::ip::tcp::socket socket, const LocalForward& forward) {
-  auto stream = runtime_->session().open_stream(0, session::Clock::now());
+asio::awaitable<void> ClientTunnel::accept_loop(Listener& listener) {
+  while (true) {
+    auto [error, socket] = co_await listener.acceptor->async_accept(kTuple);
+    if (error == asio::error::operation_aborted || !listener.acceptor->is_open()) co_return;
+    if (error) continue;
+    if (listener.forward->kind == Forward::Kind::kDynamic) {
+      asio::co_spawn(io_, socks_handshake(std::move(socket)), asio::detached);
+      continue;
+    }
+    auto held = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
+    when_open(
+        [this, held, target = listener.forward->target] { open_local(std::move(*held), target); });
+  }
+}
+
+std::shared_ptr<StreamBridge> ClientTunnel::new_bridge(session::StreamId stream,
+                                                       std::string label) {
+  auto lookup = [this]() { return open_session(); };
+  auto bridge = std::make_shared<StreamBridge>(io_, *runtime_, lookup, stream, std::move(label));
+  bridges_[stream] = bridge;
+  return bridge;
+}
+
+void ClientTunnel::open_local(asio::ip::tcp::socket socket, const StreamRequest& target) {
+  session::Session* session = open_session();
+  auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
+                                   : Expected<session::StreamId, session::StreamError>(
+                                         make_unexpected(session::StreamError::kNotOpen));
   if (!stream) {
     spdlog::warn("client cannot open a stream: {}", session::to_string(stream.error()));
     return;
   }
-  auto lookup = [runtime = runtime_]() -> session::Session* {
-    return runtime->session().phase() == session::Phase::kOpen ? &runtime->session() : nullptr;
+  auto bridge = new_bridge(
+      *stream, "stream " + std::to_string(*stream) + " to " + describe(target.host, target.port));
+  bridge->start_initiator(make_tcp_connection(std::move(socket)), target);
+}
+
+asio::awaitable<void> ClientTunnel::socks_handshake(asio::ip::tcp::socket socket) {
+  Socks5Handshake handshake;
+  std::array<std::byte, 1024> buffer{};
+  std::vector<std::byte> first_bytes;
+  std::optional<Socks5Target> request;
+  while (!request) {
+    auto [read_error, count] = co_await socket.async_read_some(asio::buffer(buffer), kTuple);
+    if (read_error) co_return;  // the SOCKS client gave up
+    const std::span<const std::byte> input(buffer.data(), count);
+    auto progress = handshake.feed(input);
+    const auto& reply = progress ? progress->to_send : progress.error().to_send;
+    if (!reply.empty()) {
+      auto [write_error, written] =
+          co_await asio::async_write(socket, asio::buffer(reply.data(), reply.size()), kTuple);
+      (void)written;
+      if (write_error) co_return;
+    }
+    if (!progress) {
+      spdlog::warn("client SOCKS5: {}", progress.error().reason);
+      co_return;
+    }
+    if (progress->request) {
+      request = std::move(progress->request);
+      first_bytes.assign(input.begin() + static_cast<std::ptrdiff_t>(progress->consumed),
+                         input.end());
+    }
+  }
+  auto held = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
+  when_open([this, held,
+             target = StreamRequest{RequestKind::kConnect, request->host, request->port},
+             first_bytes = std::move(first_bytes)]() mutable {
+    open_socks(std::move(*held), target, std::move(first_bytes));
+  });
+}
+
+void ClientTunnel::open_socks(asio::ip::tcp::socket socket, const StreamRequest& target,
+                              std::vector<std::byte> first_bytes) {
+  session::Session* session = open_session();
+  auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
+                                   : Expected<session::StreamId, session::StreamError>(
+                                         make_unexpected(session::StreamError::kNotOpen));
+  if (!stream) {
+    spdlog::warn("client cannot open a stream: {}", session::to_string(stream.error()));
+    std::error_code ignored;
+    const auto failure = encode_socks5_reply(Socks5Reply::kGeneralFailure);
+    asio::write(socket, asio::buffer(failure.data(), failure.size()), ignored);
+    return;
+  }
+  const auto name = describe(target.host, target.port);
+  auto bridge = new_bridge(*stream, "SOCKS stream " + std::to_string(*stream) + " to " + name);
+  auto on_reply = [name](const Reply& reply) {
+    if (reply.status != ReplyStatus::kConnected)
+      spdlog::warn("client SOCKS5 {}: {}: {}", name, to_string(reply.status), reply.message);
+    return encode_socks5_reply(to_socks5_reply(reply.status));
   };
-  auto bridge = std::make_shared<StreamBridge>(
-      io_, *runtime_, lookup, *stream, StreamBridge::Role::kClient,
-      "stream " + std::to_string(*stream) + " to " + forward.target.host + ":" +
-          std::to_string(forward.target.port));
-  bridges_[*stream] = bridge;
-  bridge->start_client(std::move(socket), forward.target);
+  bridge->start_initiator(make_tcp_connection(std::move(socket)), target, on_reply,
+                          std::move(first_bytes));
+}
+
+void ClientTunnel::open_stdio() {
+  session::Session* session = open_session();
+  auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
+                                   : Expected<session::StreamId, session::StreamError>(
+                                         make_unexpected(session::StreamError::kNotOpen));
+  if (!stream || stdio_ == nullptr) {
+    spdlog::error("client cannot open the stdio stream");
+    shutdown(kExitRefused);
+    return;
+  }
+  const auto& target = *options_.stdio_target;
+  auto bridge = new_bridge(*stream, "stdio to " + describe(target.host, target.port));
+  auto on_reply = [this](const Reply& reply) {
+    if (reply.status != ReplyStatus::kConnected) {
+      spdlog::error("client: {}: {}", to_string(reply.status), reply.message);
+      stdio_exit_code_ = kExitTargetFailed;
+    }
+    return std::vector<std::byte>{};
+  };
+  bridge->set_closed_hook([this](bool graceful) {
+    if (!graceful && stdio_exit_code_ == kExitGraceful) stdio_exit_code_ = kExitStreamReset;
+    // The one stream is over: end the session (gracefully, so the server frees it at once).
+    asio::post(io_, [this] {
+      if (runtime_ == nullptr) return;
+      if (runtime_->session().phase() == session::Phase::kClosed) {
+        shutdown(stdio_exit_code_);
+        return;
+      }
+      runtime_->session().close(session::Clock::now());
+      runtime_->wake();
+    });
+  });
+  bridge->start_initiator(std::move(stdio_), target, on_reply);
+}
+
+void ClientTunnel::request_listeners() {
+  session::Session* session = open_session();
+  for (const auto& forward : options_.forwards) {
+    if (forward.kind != Forward::Kind::kRemote || session == nullptr) continue;
+    auto stream = session->open_stream(0, session::Clock::now());
+    const auto bind = describe(forward.bind_address, forward.bind_port);
+    if (!stream) {
+      spdlog::error("client cannot ask for -R {}: {}", bind, session::to_string(stream.error()));
+      continue;
+    }
+    const auto target = describe(forward.target.host, forward.target.port);
+    auto bridge = new_bridge(*stream, "-R " + bind);
+    auto on_reply = [bind, target](const Reply& reply) {
+      if (reply.status == ReplyStatus::kConnected) {
+        spdlog::info("client remote forward: server {}, to {}", reply.message, target);
+      } else {
+        spdlog::error("client remote forward {} refused by the server: {}", bind, reply.message);
+      }
+      return std::vector<std::byte>{};
+    };
+    bridge->start_initiator(
+        nullptr, StreamRequest{RequestKind::kListen, forward.bind_address, forward.bind_port},
+        on_reply);
+  }
+}
+
+void ClientTunnel::accept_remote(session::StreamId stream) {
+  auto bridge = new_bridge(stream, "remote stream " + std::to_string(stream));
+  auto policy = [this](const StreamRequest& request) -> Expected<StreamRequest, Reply> {
+    for (const auto& forward : options_.forwards) {
+      if (forward.kind == Forward::Kind::kRemote && forward.bind_address == request.host &&
+          forward.bind_port == request.port) {
+        return forward.target;
+      }
+    }
+    spdlog::warn("client: the server opened a stream for {}, which is no -R forward of ours",
+                 describe(request.host, request.port));
+    return make_unexpected(
+        Reply{ReplyStatus::kNotAllowed,
+              "the client has no -R forward for " + describe(request.host, request.port)});
+  };
+  bridge->start_acceptor(policy);
 }
 
 void ClientTunnel::on_event(const session::SessionId&, session::Session*,
                             const session::Event& event) {
   if (dispatch_stream_event(bridges_, event)) return;
-  if (std::holds_alternative<events::Established>(event)) {
+  if (const auto* opened = std::get_if<events::StreamOpened>(&event)) {
+    accept_remote(opened->stream);
+  } else if (std::holds_alternative<events::Established>(event)) {
     open_ = true;
+    request_listeners();
+    if (stdio_ != nullptr) open_stdio();
     auto waiting = std::move(waiting_);
     waiting_.clear();
-    for (auto& [socket, index] : waiting) open_bridge(std::move(socket), forwards_[index]);
+    for (auto& action : waiting) action();
   } else if (const auto* closed = std::get_if<events::Closed>(&event)) {
     using wire::Reason;
     int code = kExitRefused;
@@ -409,17 +672,19 @@ void ClientTunnel::on_event(const session::SessionId&, session::Session*,
           "client: {} bytes written by local programs were never acknowledged by the server",
           closed->unacknowledged_bytes);
     }
-    if (code == kExitSessionLost && new_session_on_loss_ && runtime_ != nullptr) {
+    if (code == kExitSessionLost && options_.new_session_on_loss && runtime_ != nullptr) {
       spdlog::info(
           "client: the server no longer has the session; {} tunnelled connections end; starting a "
           "new session",
           bridges_.size());
-      for (auto& [id, bridge] : bridges_) bridge->close("session lost");
+      auto bridges = std::move(bridges_);
       bridges_.clear();
+      for (auto& [id, bridge] : bridges) bridge->drop("session lost");
       open_ = false;  // connections accepted from now on wait for the new session
       runtime_->start_new_session();
       return;
     }
+    if (code == kExitGraceful && options_.stdio_target) code = stdio_exit_code_;
     shutdown(code);
   }
 }
@@ -433,17 +698,15 @@ void ClientTunnel::on_fatal(const std::string& message) {
 
 void ClientTunnel::shutdown(int code) {
   exit_code_ = code;
-  for (auto& [id, bridge] : bridges_) bridge->close("session ended");
+  auto bridges = std::move(bridges_);
   bridges_.clear();
-  for (auto& acceptor : acceptors_) {
+  for (auto& [id, bridge] : bridges) bridge->close("session ended");
+  for (auto& listener : listeners_) {
     std::error_code ignored;
-    acceptor->close(ignored);
-  }
-  for (auto& [socket, index] : waiting_) {
-    std::error_code ignored;
-    socket.close(ignored);
+    listener.acceptor->close(ignored);
   }
   waiting_.clear();
+  if (stdio_ != nullptr) stdio_->close();
   if (runtime_ != nullptr) runtime_->stop();
   io_.stop();
 }
@@ -454,27 +717,108 @@ void ClientTunnel::shutdown(int code) {
 ServerTunnel::ServerTunnel(asio::io_context& io, AllowList allow)
     : io_(io), allow_(std::move(allow)) {}
 
+session::Session* ServerTunnel::find_open(const session::SessionId& id) const {
+  if (runtime_ == nullptr) return nullptr;
+  session::Session* session = runtime_->endpoint().find(id);
+  return session != nullptr && session->phase() == session::Phase::kOpen ? session : nullptr;
+}
+
 void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
                             const session::Event& event) {
   auto& bridges = bridges_[id];
   if (dispatch_stream_event(bridges, event)) return;
+  const std::string name = "session " + transport::short_id(id);
   if (const auto* opened = std::get_if<events::StreamOpened>(&event)) {
-    auto lookup = [runtime = runtime_, id]() -> session::Session* {
-      session::Session* session = runtime->endpoint().find(id);
-      return session != nullptr && session->phase() == session::Phase::kOpen ? session : nullptr;
-    };
+    auto lookup = [this, id]() { return find_open(id); };
     auto bridge = std::make_shared<StreamBridge>(
-        io_, *runtime_, lookup, opened->stream, StreamBridge::Role::kServer,
-        "session " + transport::short_id(id) + " stream " + std::to_string(opened->stream));
+        io_, *runtime_, lookup, opened->stream, name + " stream " + std::to_string(opened->stream));
     bridges[opened->stream] = bridge;
-    bridge->start_server(allow_);
+    auto policy = [this, name](const StreamRequest& request) -> Expected<StreamRequest, Reply> {
+      if (allow_.allows(request.host, request.port)) return request;
+      const auto target = describe(request.host, request.port);
+      spdlog::warn("{}: refused {}: not on the allow list", name, target);
+      return make_unexpected(
+          Reply{ReplyStatus::kNotAllowed, target + " is not on the server's allow list"});
+    };
+    auto on_listen = [this, id](const StreamRequest& request, session::StreamId stream) {
+      return open_listener(id, request, stream);
+    };
+    bridge->start_acceptor(policy, on_listen);
   } else if (const auto* closed = std::get_if<events::Closed>(&event)) {
     if (!bridges.empty()) {
-      spdlog::info("server session {}: closing {} tunnelled connections ({})",
-                   transport::short_id(id), bridges.size(), wire::to_string(closed->reason));
+      spdlog::info("server {}: closing {} tunnelled connections ({})", name, bridges.size(),
+                   wire::to_string(closed->reason));
     }
-    for (auto& [stream, bridge] : bridges) bridge->close("session closed");
+    auto ending = std::move(bridges);
     bridges_.erase(id);
+    for (auto& [stream, bridge] : ending) bridge->drop("session closed");
+    if (auto found = listeners_.find(id); found != listeners_.end()) {
+      for (auto& [stream, listener] : found->second) {
+        std::error_code ignored;
+        listener->acceptor->close(ignored);
+      }
+      listeners_.erase(found);
+    }
+  }
+}
+
+Reply ServerTunnel::open_listener(const session::SessionId& id, const StreamRequest& request,
+                                  session::StreamId stream) {
+  const std::string name = "session " + transport::short_id(id);
+  const auto requested = describe(request.host, request.port);
+  if (!allow_.allows(request.host, request.port)) {
+    spdlog::warn("{}: refused -R listener on {}: not on the allow list", name, requested);
+    return Reply{ReplyStatus::kNotAllowed,
+                 "listening on " + requested + " is not on the server's allow list"};
+  }
+  auto acceptor = listen_on(io_, request.host, request.port);
+  if (!acceptor) {
+    spdlog::warn("{}: -R: {}", name, acceptor.error());
+    return Reply{ReplyStatus::kUnreachable, acceptor.error()};
+  }
+  auto listener = std::make_shared<RemoteListener>(RemoteListener{request, std::move(*acceptor)});
+  const auto bound = describe(request.host, listener->acceptor->local_endpoint().port());
+  listeners_[id][stream] = listener;
+  if (auto found = bridges_[id].find(stream); found != bridges_[id].end()) {
+    found->second->set_closed_hook([this, id, stream, name, bound](bool) {
+      auto session_listeners = listeners_.find(id);
+      if (session_listeners == listeners_.end()) return;
+      if (auto entry = session_listeners->second.find(stream);
+          entry != session_listeners->second.end()) {
+        std::error_code ignored;
+        entry->second->acceptor->close(ignored);
+        session_listeners->second.erase(entry);
+        spdlog::info("{}: stopped listening on {} (-R)", name, bound);
+      }
+    });
+  }
+  asio::co_spawn(io_, accept_loop(id, stream, listener), asio::detached);
+  spdlog::info("{}: listening on {} for the client (-R)", name, bound);
+  return Reply{ReplyStatus::kConnected, "listening on " + bound};
+}
+
+asio::awaitable<void> ServerTunnel::accept_loop(session::SessionId id, session::StreamId,
+                                                std::shared_ptr<RemoteListener> listener) {
+  const std::string name = "session " + transport::short_id(id);
+  while (listener->acceptor->is_open()) {
+    auto [error, socket] = co_await listener->acceptor->async_accept(kTuple);
+    if (error == asio::error::operation_aborted || !listener->acceptor->is_open()) co_return;
+    if (error) continue;
+    session::Session* session = find_open(id);
+    auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
+                                     : Expected<session::StreamId, session::StreamError>(
+                                           make_unexpected(session::StreamError::kNotOpen));
+    if (!stream) {
+      spdlog::warn("{}: -R connection dropped: {}", name, session::to_string(stream.error()));
+      continue;
+    }
+    auto lookup = [this, id]() { return find_open(id); };
+    auto bridge = std::make_shared<StreamBridge>(io_, *runtime_, lookup, *stream,
+                                                 name + " -R stream " + std::to_string(*stream));
+    bridges_[id][*stream] = bridge;
+    bridge->start_initiator(
+        make_tcp_connection(std::move(socket)),
+        StreamRequest{RequestKind::kConnect, listener->requested.host, listener->requested.port});
   }
 }
 

@@ -1,5 +1,6 @@
-// The tunnel layer: StreamBridge joins one local TCP connection to one session stream; ClientTunnel
-// listens for -L forwards and ServerTunnel connects streams to allowed targets.
+// The tunnel layer: StreamBridge joins one local connection to one session stream; ClientTunnel
+// serves -L, -R, -D and stdio forwards over the client's session and ServerTunnel connects
+// streams to allowed targets and runs -R listeners.
 #pragma once
 
 #include <cstdint>
@@ -14,97 +15,155 @@
 
 #include "session/session.hpp"
 #include "transport/runtime.hpp"
+#include "tunnel/local_connection.hpp"
 #include "tunnel/tunnel_protocol.hpp"
 
 namespace tether::tunnel {
 
-// One tunnelled TCP connection. Downstream copies stream bytes to the local socket; upstream copies
-// local bytes into the stream and waits (without reading, so TCP's own flow control holds the local
-// program) whenever the session refuses more: the "TCP freeze" while a session is suspended.
+// One tunnelled connection. Downstream copies stream bytes to the local connection; upstream
+// copies local bytes into the stream and waits (without reading, so TCP's own flow control holds
+// the local program) whenever the session refuses more: the "TCP freeze" while a session is
+// suspended. The side that accepted the local connection is the initiator: it writes the request
+// and reads the reply. The other side is the acceptor: it reads the request, decides, connects
+// and replies. A listen stream (-R) carries no local connection: it holds a server listener open.
 class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
  public:
-  enum class Role : std::uint8_t { kClient, kServer };
   using SessionLookup = std::function<session::Session*()>;
+  // Initiator: given the peer's reply, the bytes to write to the local connection before any
+  // relayed byte (for example the SOCKS reply). A reply other than kConnected closes the bridge
+  // after those bytes are written.
+  using ReplyHook = std::function<std::vector<std::byte>(const Reply&)>;
+  // Acceptor: what a connect request reaches: the target to dial, or the refusal to send back.
+  using ConnectPolicy = std::function<Expected<StreamRequest, Reply>(const StreamRequest&)>;
+  // Acceptor: handles a listen request and returns the reply; kConnected keeps the stream open.
+  using ListenHandler = std::function<Reply(const StreamRequest&, session::StreamId)>;
+  // Called once when the bridge ends; `graceful` is true when both directions ended with FIN.
+  using ClosedHook = std::function<void(bool graceful)>;
 
   StreamBridge(asio::io_context& io, transport::RuntimeBase& runtime, SessionLookup session,
-               session::StreamId stream, Role role, std::string label);
-  // Client: the local connection is accepted; the request naming `target` is written first.
-  void start_client(asio::ip::tcp::socket local, const ConnectRequest& target);
-  // Server: wait for the request on the stream, check it with `allow`, connect, reply, relay.
-  void start_server(const AllowList& allow);
+               session::StreamId stream, std::string label);
+  // Initiator: writes `request`, then `first_bytes` (bytes the local program already sent), then
+  // relays. `local` is null for a listen request.
+  void start_initiator(std::unique_ptr<LocalConnection> local, const StreamRequest& request,
+                       ReplyHook on_reply = {}, std::vector<std::byte> first_bytes = {});
+  // Acceptor: waits for the request, then connects (policy) or listens (handler; null refuses).
+  void start_acceptor(ConnectPolicy policy, ListenHandler on_listen = {});
+  void set_closed_hook(ClosedHook hook) { on_closed_ = std::move(hook); }
 
   void on_readable() { readable_signal_.cancel(); }
   void on_writable() { writable_signal_.cancel(); }
+  // The peer reset the stream: the local connection is aborted (RST, not FIN).
   void on_reset();
+  // Ends the bridge; the stream is reset so that the peer ends its side too.
   void close(const std::string& why);
+  // Ends the bridge without touching the stream (the session is gone).
+  void drop(const std::string& why);
   [[nodiscard]] bool closed() const { return closed_; }
+  [[nodiscard]] const std::string& label() const { return label_; }
 
  private:
   asio::awaitable<void> downstream();
   asio::awaitable<void> upstream();
-  asio::awaitable<void> connect_target(ConnectRequest request);
+  asio::awaitable<void> connect_target(StreamRequest target);
   asio::awaitable<void> wait(asio::steady_timer& signal);
-  void maybe_finish();
+  // Parses the header in `header_`; returns the relayed bytes that followed it, or nullopt while
+  // the header is incomplete or when the bridge ended.
+  asio::awaitable<std::optional<std::vector<std::byte>>> take_header();
+  void send_reply(const Reply& reply);
+  void refuse(const Reply& reply);
+  void finish_local_if_done();
+  void end(bool graceful);
 
   asio::io_context& io_;
   transport::RuntimeBase& runtime_;
   SessionLookup session_;
   session::StreamId stream_;
-  Role role_;
   std::string label_;
-  asio::ip::tcp::socket local_;
+  std::unique_ptr<LocalConnection> local_;
   asio::steady_timer readable_signal_;
   asio::steady_timer writable_signal_;
-  const AllowList* allow_ = nullptr;
+  bool initiator_ = false;
+  ReplyHook on_reply_;
+  ConnectPolicy policy_;
+  ListenHandler on_listen_;
+  ClosedHook on_closed_;
+  std::vector<std::byte> first_bytes_;
   bool header_done_ = false;
+  bool holding_listener_ = false;  // a listen stream: no local connection, data is ignored
   std::vector<std::byte> header_;
   bool upstream_done_ = false;    // local EOF forwarded as FIN
   bool downstream_done_ = false;  // peer FIN forwarded as local shutdown
   bool closed_ = false;
 };
 
-struct LocalForward {
+// One forward of the client. -L and -R: [BIND:]PORT:HOST:HOSTPORT; -D: [BIND:]PORT. BIND defaults
+// to 127.0.0.1 (for -R on the server's side).
+struct Forward {
+  enum class Kind : std::uint8_t { kLocal, kRemote, kDynamic };
+  Kind kind = Kind::kLocal;
   std::string bind_address = "127.0.0.1";
   std::uint16_t bind_port = 0;
-  ConnectRequest target;
+  StreamRequest target;  // unused for kDynamic (each SOCKS request names its own)
 };
 
-// Parses -L [BIND:]PORT:HOST:HOSTPORT (HOST may be [IPv6]).
-[[nodiscard]] Expected<LocalForward, std::string> parse_local_forward(std::string_view text);
+// Parses a forward spec of the given kind; the error names the flag and what is wrong.
+[[nodiscard]] Expected<Forward, std::string> parse_forward(Forward::Kind kind,
+                                                           std::string_view text);
+
+struct ClientTunnelOptions {
+  std::vector<Forward> forwards;
+  // `tether stdio`: one stream from standard input/output to this target; the program ends when
+  // the stream has ended both ways.
+  std::optional<StreamRequest> stdio_target;
+  // A session the server lost (restart: stateless reset; linger expired; server shut down) is
+  // reported and replaced by a new one; the tunnelled connections of the old one end. Without
+  // it, or with a stdio stream (which cannot continue elsewhere), the client exits with
+  // kExitSessionLost.
+  bool new_session_on_loss = true;
+};
 
 class ClientTunnel final : public transport::SessionObserver {
  public:
-  // With `new_session_on_loss`, a session the server lost (restart: stateless reset; linger
-  // expired; server shut down) is reported and replaced by a new one; the tunnelled connections of
-  // the old one end. Without it, the client exits with kExitSessionLost.
-  ClientTunnel(asio::io_context& io, std::vector<LocalForward> forwards,
-               bool new_session_on_loss = true);
+  ClientTunnel(asio::io_context& io, ClientTunnelOptions options);
   void attach(transport::ClientRuntime& runtime) { runtime_ = &runtime; }
-  // Opens the local listeners; the error names the address that failed.
+  // Opens the local listeners (and standard input/output); the error names what failed.
   Expected<void, std::string> start();
   void on_event(const session::SessionId& id, session::Session* session,
                 const session::Event& event) override;
   void on_fatal(const std::string& message) override;
   // 0 after a graceful end; otherwise a code a script can act on (see the README).
   [[nodiscard]] int exit_code() const { return exit_code_; }
-  // Local ports actually bound (useful with port 0).
+  // Local ports actually bound, in the order of the local and dynamic forwards (useful with 0).
   [[nodiscard]] std::vector<std::uint16_t> bound_ports() const;
 
  private:
-  asio::awaitable<void> accept_loop(std::size_t index);
-  void open_bridge(asio::ip::tcp::socket socket, const LocalForward& forward);
+  struct Listener {
+    const Forward* forward = nullptr;
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+  };
+  asio::awaitable<void> accept_loop(Listener& listener);
+  asio::awaitable<void> socks_handshake(asio::ip::tcp::socket socket);
+  void when_open(std::function<void()> action);
+  session::Session* open_session() const;
+  std::shared_ptr<StreamBridge> new_bridge(session::StreamId stream, std::string label);
+  void open_local(asio::ip::tcp::socket socket, const StreamRequest& target);
+  void open_socks(asio::ip::tcp::socket socket, const StreamRequest& target,
+                  std::vector<std::byte> first_bytes);
+  void open_stdio();
+  void request_listeners();
+  void accept_remote(session::StreamId stream);
   void shutdown(int code);
 
   asio::io_context& io_;
-  std::vector<LocalForward> forwards_;
-  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+  ClientTunnelOptions options_;
+  std::vector<Listener> listeners_;
+  std::unique_ptr<LocalConnection> stdio_;
   transport::ClientRuntime* runtime_ = nullptr;
   std::map<session::StreamId, std::shared_ptr<StreamBridge>> bridges_;
-  std::vector<std::pair<asio::ip::tcp::socket, std::size_t>>
-      waiting_;  // accepted before establishment
+  std::vector<std::function<void()>> waiting_;  // local connections held until establishment
   bool open_ = false;
-  bool new_session_on_loss_ = true;
   int exit_code_ = 0;
+  int stdio_exit_code_ = 0;  // how the stdio stream ended; the exit code after a graceful close
 };
 
 class ServerTunnel final : public transport::SessionObserver {
@@ -116,10 +175,23 @@ class ServerTunnel final : public transport::SessionObserver {
   void on_fatal(const std::string& message) override;
 
  private:
+  // A -R listener: lives as long as its listen stream.
+  struct RemoteListener {
+    StreamRequest requested;  // as the client named it: identifies the forward to the client
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+  };
+  Reply open_listener(const session::SessionId& id, const StreamRequest& request,
+                      session::StreamId stream);
+  asio::awaitable<void> accept_loop(session::SessionId id, session::StreamId stream,
+                                    std::shared_ptr<RemoteListener> listener);
+  session::Session* find_open(const session::SessionId& id) const;
+
   asio::io_context& io_;
   AllowList allow_;
   transport::ServerRuntime* runtime_ = nullptr;
   std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<StreamBridge>>> bridges_;
+  std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<RemoteListener>>>
+      listeners_;
 };
 
 // Exit codes of `tether client` and `tether stdio`.
@@ -128,7 +200,9 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitFingerprintMismatch = 3;
 inline constexpr int kExitSessionLost =
     4;  // unknown-session (server restarted), linger expired, reset
-inline constexpr int kExitUnreachable = 5;  // reconnect limit reached
-inline constexpr int kExitRefused = 6;      // protocol error, auth failed, refused by the server
+inline constexpr int kExitUnreachable = 5;   // reconnect limit reached
+inline constexpr int kExitRefused = 6;       // protocol error, auth failed, refused by the server
+inline constexpr int kExitTargetFailed = 7;  // stdio: the target was not allowed or not reachable
+inline constexpr int kExitStreamReset = 8;   // stdio: the stream was reset (by either side)
 
 }  // namespace tether::tunnel

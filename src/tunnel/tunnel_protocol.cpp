@@ -36,8 +36,9 @@ const char* to_string(ReplyStatus status) {
   return "unknown status";
 }
 
-std::vector<std::byte> encode(const ConnectRequest& request) {
-  std::vector<std::byte> out{static_cast<std::byte>(kTunnelVersion), std::byte{1}};
+std::vector<std::byte> encode(const StreamRequest& request) {
+  std::vector<std::byte> out{static_cast<std::byte>(kTunnelVersion),
+                             static_cast<std::byte>(request.kind)};
   const std::size_t length = std::min(request.host.size(), kMaxHostLength);
   put_u16(out, length);
   for (std::size_t index = 0; index < length; ++index)
@@ -55,22 +56,25 @@ std::vector<std::byte> encode(const Reply& reply) {
   return out;
 }
 
-Expected<std::optional<ConnectRequest>, std::string> parse_request(std::span<const std::byte> bytes,
-                                                                   std::size_t& consumed) {
-  if (bytes.size() < 4) return std::optional<ConnectRequest>{};
+Expected<std::optional<StreamRequest>, std::string> parse_request(std::span<const std::byte> bytes,
+                                                                  std::size_t& consumed) {
+  if (bytes.size() < 4) return std::optional<StreamRequest>{};
   if (static_cast<std::uint8_t>(bytes[0]) != kTunnelVersion)
     return make_unexpected(std::string("unknown tunnel version"));
-  if (static_cast<std::uint8_t>(bytes[1]) != 1)
+  const auto kind = static_cast<std::uint8_t>(bytes[1]);
+  if (kind != static_cast<std::uint8_t>(RequestKind::kConnect) &&
+      kind != static_cast<std::uint8_t>(RequestKind::kListen))
     return make_unexpected(std::string("unknown request kind"));
   const std::size_t length = get_u16(bytes, 2);
   if (length == 0 || length > kMaxHostLength)
     return make_unexpected(std::string("host name length out of range"));
-  if (bytes.size() < 4 + length + 2) return std::optional<ConnectRequest>{};
-  ConnectRequest request;
+  if (bytes.size() < 4 + length + 2) return std::optional<StreamRequest>{};
+  StreamRequest request;
+  request.kind = static_cast<RequestKind>(kind);
   request.host = as_text(bytes.subspan(4, length));
   request.port = static_cast<std::uint16_t>(get_u16(bytes, 4 + length));
   consumed = 4 + length + 2;
-  return std::optional<ConnectRequest>{std::move(request)};
+  return std::optional<StreamRequest>{std::move(request)};
 }
 
 Expected<std::optional<Reply>, std::string> parse_reply(std::span<const std::byte> bytes,

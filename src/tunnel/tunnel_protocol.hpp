@@ -14,8 +14,12 @@
 
 namespace tether::tunnel {
 
-// Request: version (1) | kind (1 = connect) | host length (u16) | host | port (u16), big-endian.
+// Request: version (1) | kind (u8) | host length (u16) | host | port (u16), big-endian.
 // Reply:   status (u8) | message length (u16) | message.
+// kind 1 (connect): connect the stream to host:port. Sent by the side that accepted a local
+//   connection (the client for -L/-D; the server for a -R listener, naming the listener's address).
+// kind 2 (listen): the client asks the server to listen on host:port for -R; the stream stays open
+//   as long as the listener should, and the reply's message names the bound address.
 inline constexpr std::uint8_t kTunnelVersion = 1;
 inline constexpr std::size_t kMaxHostLength = 255;
 inline constexpr std::size_t kMaxMessageLength = 512;
@@ -29,7 +33,10 @@ enum class ReplyStatus : std::uint8_t {
 };
 [[nodiscard]] const char* to_string(ReplyStatus status);
 
-struct ConnectRequest {
+enum class RequestKind : std::uint8_t { kConnect = 1, kListen = 2 };
+
+struct StreamRequest {
+  RequestKind kind = RequestKind::kConnect;
   std::string host;
   std::uint16_t port = 0;
 };
@@ -39,12 +46,12 @@ struct Reply {
   std::string message;
 };
 
-[[nodiscard]] std::vector<std::byte> encode(const ConnectRequest& request);
+[[nodiscard]] std::vector<std::byte> encode(const StreamRequest& request);
 [[nodiscard]] std::vector<std::byte> encode(const Reply& reply);
 
 // Parse from the start of `bytes`: nullopt means "need more bytes"; an error string means
 // malformed. On success `consumed` tells how many bytes the header took.
-[[nodiscard]] Expected<std::optional<ConnectRequest>, std::string> parse_request(
+[[nodiscard]] Expected<std::optional<StreamRequest>, std::string> parse_request(
     std::span<const std::byte> bytes, std::size_t& consumed);
 [[nodiscard]] Expected<std::optional<Reply>, std::string> parse_reply(
     std::span<const std::byte> bytes, std::size_t& consumed);

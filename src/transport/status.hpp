@@ -1,0 +1,68 @@
+// ControlSocket is a running tether's Unix-domain control socket: `tether status` connects, sends
+// one request line and reads one JSON document back. The helpers below build that document from
+// the runtimes and fetch it from another process.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <asio.hpp>
+#include <nlohmann/json.hpp>
+
+#include "session/session.hpp"
+#include "tether/expected.hpp"
+
+namespace tether::transport {
+
+class ClientRuntime;
+class ServerRuntime;
+
+// One session as `tether status` shows it: state, RTT, streams, byte counters, buffered
+// (unacknowledged) bytes, resumes and downtime (total, and the current outage if suspended).
+[[nodiscard]] nlohmann::json describe_session(const session::Session& session, session::Time now);
+// {"role": "client", "pid": ..., "server": "host:port", "sessions": [...]}
+[[nodiscard]] nlohmann::json client_status(ClientRuntime& runtime, session::Time now);
+// {"role": "server", "pid": ..., "listen": "addr:port", "sessions": [...]}
+[[nodiscard]] nlohmann::json server_status(ServerRuntime& runtime, session::Time now);
+
+// $XDG_RUNTIME_DIR/tether when that is set, else /tmp/tether-UID: where control sockets are made.
+[[nodiscard]] std::filesystem::path default_control_directory();
+
+class ControlSocket {
+ public:
+  // Answers the request "status" with report(); any other request gets {"error": "..."}.
+  using Report = std::function<nlohmann::json()>;
+  ControlSocket(asio::io_context& io, std::filesystem::path path, Report report);
+  ~ControlSocket();
+  ControlSocket(const ControlSocket&) = delete;
+  ControlSocket& operator=(const ControlSocket&) = delete;
+
+  // Creates the directory (0700) and the socket (0600, owner only). A socket file left by a dead
+  // process is replaced; one that answers is an error (another tether uses that path).
+  Expected<void, std::string> start();
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> answer(asio::local::stream_protocol::socket socket);
+
+  asio::io_context& io_;
+  std::filesystem::path path_;
+  Report report_;
+  asio::local::stream_protocol::acceptor acceptor_;
+  bool bound_ = false;
+};
+
+// Sends `request` to the control socket at `path` and returns the parsed reply, or why not.
+[[nodiscard]] Expected<nlohmann::json, std::string> query_control_socket(
+    const std::filesystem::path& path, const std::string& request = "status");
+
+// False when nothing listens on `path` (a socket file left by a process that was killed).
+[[nodiscard]] bool control_socket_alive(const std::filesystem::path& path);
+
+// A human-readable rendering of one status document (what `tether status` prints).
+[[nodiscard]] std::string format_status(const nlohmann::json& status);
+
+}  // namespace tether::transport

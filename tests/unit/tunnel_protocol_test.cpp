@@ -1,0 +1,321 @@
+// Unit tests of the tunnel's per-stream protocol: request and reply round trips and exact
+// encodings, truncated and malformed headers, the allow list's wildcards, and HOST:PORT splitting.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tunnel/tunnel_protocol.hpp"
+
+namespace tether::tunnel {
+namespace {
+
+using Bytes = std::vector<std::byte>;
+
+Bytes bytes(std::initializer_list<unsigned> values) {
+  Bytes out;
+  for (unsigned value : values) out.push_back(static_cast<std::byte>(value));
+  return out;
+}
+
+Bytes concat(Bytes left, const Bytes& right) {
+  left.insert(left.end(), right.begin(), right.end());
+  return left;
+}
+
+Bytes text(std::string_view value) {
+  Bytes out;
+  for (char character : value) out.push_back(static_cast<std::byte>(character));
+  return out;
+}
+
+// Every proper prefix of a complete header asks for more bytes and leaves `consumed` alone.
+template <typename Parse>
+void expect_prefixes_need_more(const Bytes& encoding, Parse parse) {
+  for (std::size_t length = 0; length < encoding.size(); ++length) {
+    std::size_t consumed = 12345;
+    const auto result = parse(std::span(encoding).first(length), consumed);
+    ASSERT_TRUE(result) << "prefix of " << length << " bytes: " << result.error();
+    EXPECT_FALSE(result->has_value()) << "prefix of " << length << " bytes";
+    EXPECT_EQ(consumed, 12345u);
+  }
+}
+
+std::optional<StreamRequest> round_trip(const StreamRequest& request) {
+  const Bytes encoding = encode(request);
+  std::size_t consumed = 0;
+  const auto parsed = parse_request(encoding, consumed);
+  if (!parsed || !parsed->has_value()) return std::nullopt;
+  EXPECT_EQ(consumed, encoding.size());
+  return *parsed;
+}
+
+std::string parse_request_error(const Bytes& input) {
+  std::size_t consumed = 0;
+  const auto result = parse_request(input, consumed);
+  return result ? std::string() : result.error();
+}
+
+std::string parse_reply_error(const Bytes& input) {
+  std::size_t consumed = 0;
+  const auto result = parse_reply(input, consumed);
+  return result ? std::string() : result.error();
+}
+
+TEST(TunnelRequest, HasTheDocumentedEncoding) {
+  const StreamRequest request{RequestKind::kConnect, "db", 5432};
+  EXPECT_EQ(encode(request), concat(concat(bytes({1, 1, 0, 2}), text("db")), bytes({0x15, 0x38})));
+  const StreamRequest listen{RequestKind::kListen, "0.0.0.0", 8080};
+  EXPECT_EQ(encode(listen),
+            concat(concat(bytes({1, 2, 0, 7}), text("0.0.0.0")), bytes({0x1f, 0x90})));
+}
+
+TEST(TunnelRequest, RoundTripsEveryKindAndFieldEdge) {
+  for (const StreamRequest& request :
+       {StreamRequest{RequestKind::kConnect, "localhost", 22},
+        StreamRequest{RequestKind::kListen, "127.0.0.1", 0},
+        StreamRequest{RequestKind::kConnect, "::1", 65535},
+        StreamRequest{RequestKind::kConnect, "h", 1},
+        StreamRequest{RequestKind::kConnect, std::string(kMaxHostLength, 'x'), 443}}) {
+    const auto parsed = round_trip(request);
+    ASSERT_TRUE(parsed) << request.host;
+    EXPECT_EQ(parsed->kind, request.kind);
+    EXPECT_EQ(parsed->host, request.host);
+    EXPECT_EQ(parsed->port, request.port);
+  }
+}
+
+TEST(TunnelRequest, EncodingCutsAnOverlongHostToTheLimit) {
+  const std::string host(kMaxHostLength + 40, 'y');
+  const auto parsed = round_trip(StreamRequest{RequestKind::kConnect, host, 80});
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->host, host.substr(0, kMaxHostLength));
+  EXPECT_EQ(parsed->port, 80);
+}
+
+TEST(TunnelRequest, TruncatedInputNeedsMoreBytes) {
+  expect_prefixes_need_more(encode(StreamRequest{RequestKind::kConnect, "example.org", 80}),
+                            [](std::span<const std::byte> input, std::size_t& consumed) {
+                              return parse_request(input, consumed);
+                            });
+}
+
+TEST(TunnelRequest, LeavesTheBytesAfterTheHeader) {
+  const Bytes header = encode(StreamRequest{RequestKind::kConnect, "example.org", 80});
+  const Bytes input = concat(header, text("payload"));
+  std::size_t consumed = 0;
+  const auto parsed = parse_request(input, consumed);
+  ASSERT_TRUE(parsed);
+  ASSERT_TRUE(parsed->has_value());
+  EXPECT_EQ(consumed, header.size());
+  EXPECT_EQ((*parsed)->host, "example.org");
+}
+
+TEST(TunnelRequest, RefusesMalformedHeaders) {
+  EXPECT_EQ(parse_request_error(bytes({2, 1, 0, 1, 'h', 0, 80})), "unknown tunnel version");
+  EXPECT_EQ(parse_request_error(bytes({0, 1, 0, 1, 'h', 0, 80})), "unknown tunnel version");
+  EXPECT_EQ(parse_request_error(bytes({1, 0, 0, 1, 'h', 0, 80})), "unknown request kind");
+  EXPECT_EQ(parse_request_error(bytes({1, 3, 0, 1, 'h', 0, 80})), "unknown request kind");
+  EXPECT_EQ(parse_request_error(bytes({1, 1, 0, 0, 0, 80})), "host name length out of range");
+  // 256 is one past the limit; the error comes from the header alone, before any host byte.
+  EXPECT_EQ(parse_request_error(bytes({1, 1, 1, 0})), "host name length out of range");
+  EXPECT_EQ(parse_request_error(bytes({1, 1, 0xff, 0xff})), "host name length out of range");
+}
+
+TEST(TunnelRequest, AnEmptyHostEncodesToAHeaderTheParserRefuses) {
+  // encode() does not validate; the parser is the gate.
+  EXPECT_EQ(parse_request_error(encode(StreamRequest{RequestKind::kConnect, "", 80})),
+            "host name length out of range");
+}
+
+TEST(TunnelReply, HasTheDocumentedEncoding) {
+  EXPECT_EQ(encode(Reply{ReplyStatus::kConnected, ""}), bytes({0, 0, 0}));
+  EXPECT_EQ(encode(Reply{ReplyStatus::kNotAllowed, "no"}), bytes({1, 0, 2, 'n', 'o'}));
+}
+
+TEST(TunnelReply, RoundTripsEveryStatus) {
+  for (const ReplyStatus status :
+       {ReplyStatus::kConnected, ReplyStatus::kNotAllowed, ReplyStatus::kUnreachable,
+        ReplyStatus::kRefused, ReplyStatus::kBadRequest}) {
+    for (const std::string& message :
+         {std::string(), std::string("connection refused by 10.0.0.1:22"),
+          std::string(kMaxMessageLength, 'm')}) {
+      const Bytes encoding = encode(Reply{status, message});
+      std::size_t consumed = 0;
+      const auto parsed = parse_reply(encoding, consumed);
+      ASSERT_TRUE(parsed);
+      ASSERT_TRUE(parsed->has_value());
+      EXPECT_EQ((*parsed)->status, status);
+      EXPECT_EQ((*parsed)->message, message);
+      EXPECT_EQ(consumed, encoding.size());
+    }
+  }
+}
+
+TEST(TunnelReply, EncodingCutsAnOverlongMessageToTheLimit) {
+  const std::string message(kMaxMessageLength + 1, 'z');
+  const Bytes encoding = encode(Reply{ReplyStatus::kUnreachable, message});
+  std::size_t consumed = 0;
+  const auto parsed = parse_reply(encoding, consumed);
+  ASSERT_TRUE(parsed);
+  ASSERT_TRUE(parsed->has_value());
+  EXPECT_EQ((*parsed)->message, message.substr(0, kMaxMessageLength));
+}
+
+TEST(TunnelReply, TruncatedInputNeedsMoreBytes) {
+  expect_prefixes_need_more(encode(Reply{ReplyStatus::kRefused, "refused"}),
+                            [](std::span<const std::byte> input, std::size_t& consumed) {
+                              return parse_reply(input, consumed);
+                            });
+}
+
+TEST(TunnelReply, RefusesMalformedHeaders) {
+  EXPECT_EQ(parse_reply_error(bytes({5, 0, 0})), "unknown reply status");
+  EXPECT_EQ(parse_reply_error(bytes({0xff, 0, 0})), "unknown reply status");
+  // 513 is one past the limit; the error comes before the message bytes arrive.
+  EXPECT_EQ(parse_reply_error(bytes({0, 0x02, 0x01})), "reply message too long");
+}
+
+TEST(TunnelReply, EveryStatusHasAName) {
+  for (const ReplyStatus status :
+       {ReplyStatus::kConnected, ReplyStatus::kNotAllowed, ReplyStatus::kUnreachable,
+        ReplyStatus::kRefused, ReplyStatus::kBadRequest}) {
+    EXPECT_STRNE(to_string(status), "unknown status");
+  }
+}
+
+TEST(AllowList, AllowsNothingWhenEmpty) {
+  const AllowList allow;
+  EXPECT_TRUE(allow.empty());
+  EXPECT_FALSE(allow.allows("localhost", 22));
+}
+
+TEST(AllowList, MatchesExactPatterns) {
+  AllowList allow;
+  ASSERT_TRUE(allow.add("localhost:5432"));
+  EXPECT_FALSE(allow.empty());
+  EXPECT_TRUE(allow.allows("localhost", 5432));
+  EXPECT_FALSE(allow.allows("localhost", 5433));
+  EXPECT_FALSE(allow.allows("localhost2", 5432));
+  EXPECT_FALSE(allow.allows("127.0.0.1", 5432));
+}
+
+TEST(AllowList, MatchesHostWildcards) {
+  AllowList allow;
+  ASSERT_TRUE(allow.add("*.internal:22"));
+  EXPECT_TRUE(allow.allows("db.internal", 22));
+  EXPECT_TRUE(allow.allows("a.b.internal", 22));
+  EXPECT_FALSE(allow.allows("internal", 22));
+  EXPECT_FALSE(allow.allows("db.internal.evil", 22));
+  EXPECT_FALSE(allow.allows("db.internal", 23));
+
+  ASSERT_TRUE(allow.add("web?:80"));
+  EXPECT_TRUE(allow.allows("web1", 80));
+  EXPECT_FALSE(allow.allows("web", 80));
+  EXPECT_FALSE(allow.allows("web12", 80));
+}
+
+TEST(AllowList, MatchesHostsCaseInsensitively) {
+  AllowList allow;
+  ASSERT_TRUE(allow.add("*.Internal:22"));
+  EXPECT_TRUE(allow.allows("DB.INTERNAL", 22));
+  EXPECT_TRUE(allow.allows("db.internal", 22));
+}
+
+TEST(AllowList, MatchesPortWildcards) {
+  AllowList allow;
+  ASSERT_TRUE(allow.add("127.0.0.1:*"));
+  EXPECT_TRUE(allow.allows("127.0.0.1", 1));
+  EXPECT_TRUE(allow.allows("127.0.0.1", 65535));
+  EXPECT_FALSE(allow.allows("127.0.0.2", 80));
+
+  AllowList two_digits;
+  ASSERT_TRUE(two_digits.add("host:8?"));
+  EXPECT_TRUE(two_digits.allows("host", 80));
+  EXPECT_TRUE(two_digits.allows("host", 89));
+  EXPECT_FALSE(two_digits.allows("host", 8));
+  EXPECT_FALSE(two_digits.allows("host", 800));
+}
+
+TEST(AllowList, MatchesAnyOfSeveralPatterns) {
+  AllowList allow;
+  ASSERT_TRUE(allow.add("a:1"));
+  ASSERT_TRUE(allow.add("b:2"));
+  EXPECT_TRUE(allow.allows("a", 1));
+  EXPECT_TRUE(allow.allows("b", 2));
+  EXPECT_FALSE(allow.allows("a", 2));
+}
+
+TEST(AllowList, TakesBracketedIpv6Patterns) {
+  AllowList allow;
+  ASSERT_TRUE(allow.add("[::1]:22"));
+  EXPECT_TRUE(allow.allows("::1", 22));
+  EXPECT_FALSE(allow.allows("::2", 22));
+
+  ASSERT_TRUE(allow.add("[fe80::*]:443"));
+  EXPECT_TRUE(allow.allows("fe80::1234", 443));
+  EXPECT_FALSE(allow.allows("fe81::1", 443));
+}
+
+TEST(AllowList, RefusesPatternsWithoutHostAndPort) {
+  AllowList allow;
+  for (const char* pattern : {"localhost", ":22", "localhost:", ""}) {
+    const auto result = allow.add(pattern);
+    ASSERT_FALSE(result) << pattern;
+    EXPECT_NE(result.error().find("HOST:PORT"), std::string::npos) << result.error();
+  }
+  EXPECT_TRUE(allow.empty());
+}
+
+TEST(SplitHostPort, SplitsNamesAndIpv4) {
+  auto result = split_host_port("localhost:5432");
+  ASSERT_TRUE(result) << result.error();
+  EXPECT_EQ(result->first, "localhost");
+  EXPECT_EQ(result->second, 5432);
+
+  result = split_host_port("10.0.0.1:1");
+  ASSERT_TRUE(result) << result.error();
+  EXPECT_EQ(result->first, "10.0.0.1");
+  EXPECT_EQ(result->second, 1);
+
+  result = split_host_port("h:65535");
+  ASSERT_TRUE(result) << result.error();
+  EXPECT_EQ(result->second, 65535);
+}
+
+TEST(SplitHostPort, SplitsBracketedIpv6) {
+  auto result = split_host_port("[::1]:443");
+  ASSERT_TRUE(result) << result.error();
+  EXPECT_EQ(result->first, "::1");
+  EXPECT_EQ(result->second, 443);
+
+  result = split_host_port("[2001:db8::7]:22");
+  ASSERT_TRUE(result) << result.error();
+  EXPECT_EQ(result->first, "2001:db8::7");
+  EXPECT_EQ(result->second, 22);
+}
+
+TEST(SplitHostPort, RefusesBadBrackets) {
+  for (const char* input : {"[::1]", "[::1]443", "[::1:443", "[::1]:", "[]:443"}) {
+    const auto result = split_host_port(input);
+    ASSERT_FALSE(result) << input;
+    EXPECT_NE(result.error().find(input), std::string::npos) << result.error();
+  }
+}
+
+TEST(SplitHostPort, RefusesBadHostsAndPorts) {
+  for (const char* input : {"localhost", ":80", "host:", "host:0", "host:65536", "host:99999999999",
+                            "host:80x", "host:-1", "host:+80", "host: 80", ""}) {
+    const auto result = split_host_port(input);
+    ASSERT_FALSE(result) << input;
+    EXPECT_NE(result.error().find(input), std::string::npos) << result.error();
+  }
+}
+
+}  // namespace
+}  // namespace tether::tunnel

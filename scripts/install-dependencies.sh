@@ -11,6 +11,7 @@ packages=(
   libasio-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libgsasl-dev libhiredis-dev libsqlite3-dev
   socat pv iproute2 procps
+  redis-server redis-tools nftables
   openssh-server openssh-client curl python3
 )
 

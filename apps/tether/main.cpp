@@ -243,6 +243,9 @@ struct ClientArguments {
   LivenessOptions liveness;
   bool exit_on_session_loss = false;
   std::string control_socket;
+  std::string bind_address;
+  std::string bind_interface;
+  bool ignore_network_changes = false;
 };
 
 void add_client_options(CLI::App& command, ClientArguments& arguments) {
@@ -257,6 +260,13 @@ void add_client_options(CLI::App& command, ClientArguments& arguments) {
                      "Known-servers file (default ~/.config/tether/known_servers)");
   add_liveness_options(command, arguments.liveness);
   add_control_socket_option(command, arguments.control_socket);
+  command.add_option("--bind", arguments.bind_address,
+                     "Local address to connect to the server from");
+  command.add_option("--bind-interface", arguments.bind_interface,
+                     "Network interface to connect to the server through (SO_BINDTODEVICE)");
+  command.add_flag("--ignore-network-changes", arguments.ignore_network_changes,
+                   "Do not watch the host's addresses and routes (rtnetlink); rely on heartbeats "
+                   "alone to notice a broken path");
 }
 
 // Builds the client's transport options: where the server is and how it is trusted.
@@ -269,6 +279,15 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
   options.host = server_address->first;
   options.port = std::to_string(server_address->second);
   options.session = session_config(arguments.liveness);
+  options.bind_address = arguments.bind_address;
+  options.bind_interface = arguments.bind_interface;
+  options.watch_network = !arguments.ignore_network_changes;
+  if (!arguments.bind_address.empty()) {
+    std::error_code error;
+    (void)asio::ip::make_address(arguments.bind_address, error);
+    if (error)
+      return make_unexpected("--bind: '" + arguments.bind_address + "' is not an IP address");
+  }
   if (arguments.plain) return options;
   if (arguments.known_servers.empty())
     arguments.known_servers = transport::default_known_servers_path().string();

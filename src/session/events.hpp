@@ -13,6 +13,7 @@ enum class SuspendCause : std::uint8_t {
   kHeartbeatTimeout,      // no inbound byte for the heartbeat budget
   kAcknowledgementStall,  // data outstanding and acknowledgements stopped advancing
   kTransportClosed,       // the transport reported the connection gone
+  kNetworkChange,         // the host's addresses or routes changed under the connection
 };
 [[nodiscard]] const char* to_string(SuspendCause cause);
 

@@ -36,6 +36,8 @@ const char* to_string(SuspendCause cause) {
       return "acknowledgement-stall";
     case SuspendCause::kTransportClosed:
       return "transport-closed";
+    case SuspendCause::kNetworkChange:
+      return "network-change";
   }
   return "unknown";
 }
@@ -152,6 +154,28 @@ void Session::on_path_failed(Time now) {
   attempt_in_flight_ = false;
   if (phase_ == Phase::kClosed) return;
   request_path(now);
+}
+
+void Session::on_path_network_change(PathId path_id, Time now) {
+  if (role_ != Role::kClient || phase_ != Phase::kOpen) return;
+  auto it = paths_.find(path_id);
+  if (it == paths_.end() || it->second.state != PathState::kActive) return;
+  // As if heartbeats had failed, without waiting for them: the path becomes suspect (kept, and
+  // used again if it answers first) and a new connection is attempted at once.
+  it->second.suspect = true;
+  backoff_.on_success();
+  next_attempt_at_.reset();
+  if (data_path_ == path_id && !suspended_) {
+    on_data_path_lost(SuspendCause::kNetworkChange, now);
+  } else {
+    request_path(now);
+  }
+}
+
+void Session::on_network_available(Time now) {
+  if (role_ != Role::kClient || phase_ == Phase::kClosed) return;
+  if (!suspended_ && phase_ != Phase::kConnecting) return;
+  if (next_attempt_at_) next_attempt_at_ = now;  // the waiting attempt starts at the next timeout
 }
 
 void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now) {

@@ -74,6 +74,14 @@ class Session {
   void add_path(PathId path, std::span<const std::byte> keying_material, Time now);
   // Client: a connection attempt requested by PathWanted failed before add_path().
   void on_path_failed(Time now);
+  // Client: the host's network changed in a way that may break `path` (its local address went
+  // away, the default route moved). The path turns suspect at once, as if heartbeats had failed:
+  // the session suspends and attempts a new connection without backoff, while the old one stays
+  // open and resumes service if it answers first (make-before-break).
+  void on_path_network_change(PathId path, Time now);
+  // Client: connectivity appeared (an address or default route was added) while the session waits
+  // to reconnect: the attempt waiting for its backoff becomes due now (see next_deadline()).
+  void on_network_available(Time now);
   // Bytes that arrived on `path`.
   void receive(PathId path, std::span<const std::byte> bytes, Time now);
   // The transport connection is gone (after PathDone, or on its own).

@@ -204,7 +204,81 @@ void RuntimeBase::arm_timer() {
 ClientRuntime::ClientRuntime(asio::io_context& io, ClientOptions options, SessionObserver& observer)
     : RuntimeBase(io, observer),
       options_(std::move(options)),
+      route_monitor_(io),
       session_(std::make_unique<session::Session>(options_.session, random_, now())) {}
+
+void ClientRuntime::start() {
+  if (options_.watch_network) {
+    auto started = route_monitor_.start([this, alive = alive_](const RouteEvent& event) {
+      if (*alive) on_route_event(event);
+    });
+    if (!started) spdlog::warn("client not watching network changes: {}", started.error());
+  }
+  process();
+}
+
+void ClientRuntime::stop() {
+  route_monitor_.stop();  // its pending read would keep io_context::run() from returning
+  RuntimeBase::stop();
+}
+
+namespace {
+
+// The source address the kernel would choose now for a connection to `remote` (a UDP connect
+// sends nothing); nullopt when there is no route.
+std::optional<asio::ip::address> preferred_source(asio::io_context& io,
+                                                  const asio::ip::tcp::endpoint& remote) {
+  asio::ip::udp::socket probe(io);
+  std::error_code error;
+  probe.open(remote.address().is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), error);
+  if (!error) probe.connect(asio::ip::udp::endpoint(remote.address(), remote.port()), error);
+  if (error) return std::nullopt;
+  auto local = probe.local_endpoint(error);
+  if (error) return std::nullopt;
+  return local.address();
+}
+
+std::string describe_event(const RouteEvent& event) {
+  if (const auto* removed = std::get_if<route_events::AddressRemoved>(&event))
+    return "address " + removed->address.to_string() + " removed";
+  if (const auto* added = std::get_if<route_events::AddressAdded>(&event))
+    return "address " + added->address.to_string() + " added";
+  if (const auto* route = std::get_if<route_events::DefaultRouteChanged>(&event))
+    return route->removed ? "default route removed" : "default route changed";
+  if (const auto* lost = std::get_if<route_events::Resynchronise>(&event))
+    return "network changes lost (" + lost->reason + ")";
+  return "network monitor failed";
+}
+
+}  // namespace
+
+void ClientRuntime::on_route_event(const RouteEvent& event) {
+  if (stopped_) return;
+  if (const auto* failed = std::get_if<route_events::Failed>(&event)) {
+    spdlog::warn("client stopped watching network changes: {}", failed->reason);
+    return;
+  }
+  spdlog::debug("client network event: {}", describe_event(event));
+  const bool removal = std::holds_alternative<route_events::AddressRemoved>(event);
+  for (const auto& [id, driver] : paths_) {
+    if (!driver->local || !driver->remote) continue;
+    if (!may_break_connection(event, driver->local->address())) continue;
+    // A default route that moved (or lost events) matters only if this connection would now
+    // leave from another address; a removed address always does.
+    if (!removal && options_.bind_address.empty()) {
+      const auto source = preferred_source(io_, *driver->remote);
+      if (source && *source == driver->local->address()) continue;
+    }
+    spdlog::info("client {}: connection {} from {} is affected; moving now", describe_event(event),
+                 id, driver->local->address().to_string());
+    session_->on_path_network_change(id, now());
+  }
+  if (std::holds_alternative<route_events::AddressAdded>(event) ||
+      std::holds_alternative<route_events::DefaultRouteChanged>(event)) {
+    session_->on_network_available(now());
+  }
+  process();
+}
 
 void ClientRuntime::start_new_session() {
   asio::post(io_, [this, alive = alive_] {
@@ -257,7 +331,9 @@ asio::awaitable<void> ClientRuntime::connect() {
   } else {
     asio::ip::tcp::socket socket(io_);
     asio::steady_timer deadline(io_);
-    deadline.expires_after(options_.connect_timeout);
+    deadline.expires_after(session_->suspended()
+                               ? std::min(options_.connect_timeout, options_.resume_connect_timeout)
+                               : options_.connect_timeout);
     // The handler may run after this frame is gone: it owns what it touches.
     auto timed_out = std::make_shared<bool>(false);
     deadline.async_wait([timed_out, &socket, alive = alive_](std::error_code error) {
@@ -266,8 +342,11 @@ asio::awaitable<void> ClientRuntime::connect() {
       std::error_code ignored;
       socket.cancel(ignored);
     });
-    auto [connect_error, endpoint] = co_await asio::async_connect(socket, results, kTuple);
-    (void)endpoint;
+    std::error_code connect_error = asio::error::host_not_found;
+    for (const auto& entry : results) {
+      connect_error = co_await dial(socket, entry.endpoint());
+      if (!connect_error || *timed_out) break;
+    }
     if (connect_error) {
       failure = "cannot connect to " + options_.host + ":" + options_.port + ": " +
                 (*timed_out ? std::string("timed out") : connect_error.message());
@@ -302,10 +381,42 @@ asio::awaitable<void> ClientRuntime::connect() {
   }
   const session::PathId id = next_path_++;
   const KeyingMaterial keying = stream->keying_material();
+  std::error_code ignored;
+  const auto local = stream->socket().local_endpoint(ignored);
+  const auto remote = stream->socket().remote_endpoint(ignored);
   attach(id, std::move(stream));
+  if (auto driver = paths_.find(id); driver != paths_.end()) {
+    driver->second->local = local;
+    driver->second->remote = remote;
+  }
   session_->add_path(id, keying, now());
   spdlog::debug("client connection {} to {}:{} up", id, options_.host, options_.port);
   process();
+}
+
+asio::awaitable<std::error_code> ClientRuntime::dial(asio::ip::tcp::socket& socket,
+                                                     const asio::ip::tcp::endpoint& endpoint) {
+  std::error_code error;
+  if (socket.is_open()) socket.close(error);
+  socket.open(endpoint.protocol(), error);
+  if (error) co_return error;
+  if (!options_.bind_interface.empty()) {
+    if (::setsockopt(socket.native_handle(), SOL_SOCKET, SO_BINDTODEVICE,
+                     options_.bind_interface.data(),
+                     static_cast<socklen_t>(options_.bind_interface.size())) != 0) {
+      co_return std::error_code(errno, std::system_category());
+    }
+  }
+  if (!options_.bind_address.empty()) {
+    const auto address = asio::ip::make_address(options_.bind_address, error);
+    if (error) co_return error;
+    if (address.is_v4() != endpoint.address().is_v4())
+      co_return asio::error::address_family_not_supported;
+    socket.bind(asio::ip::tcp::endpoint(address, 0), error);
+    if (error) co_return error;
+  }
+  auto [connect_error] = co_await socket.async_connect(endpoint, kTuple);
+  co_return connect_error;
 }
 
 // ---- ServerRuntime

@@ -17,6 +17,7 @@
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
 #include "transport/byte_stream.hpp"
+#include "transport/route_monitor.hpp"
 
 namespace tether::transport {
 
@@ -47,7 +48,8 @@ class RuntimeBase {
   virtual ~RuntimeBase();
   // Schedules a processing pass: call after changing the session from outside an event handler.
   void wake();
-  void stop();
+  // Stops the timers and closes every connection; io_context::run() returns once they unwind.
+  virtual void stop();
 
  protected:
   struct PathDriver {
@@ -56,6 +58,8 @@ class RuntimeBase {
     bool writing = false;
     bool done_requested = false;
     bool closed = false;
+    std::optional<asio::ip::tcp::endpoint> local;   // client: where the connection leaves from
+    std::optional<asio::ip::tcp::endpoint> remote;  // client: the server address it reached
   };
 
   // The core, as the drivers see it.
@@ -101,6 +105,12 @@ struct ClientOptions {
   std::shared_ptr<asio::ssl::context> tls;  // null: plain TCP (tests only)
   session::SessionConfig session;
   std::chrono::milliseconds connect_timeout{10000};
+  // While the session is suspended, one connection attempt waits at most this long (a SYN lost
+  // in an outage would otherwise hold the next attempt for the kernel's whole retry schedule).
+  std::chrono::milliseconds resume_connect_timeout{2000};
+  std::string bind_address;    // empty: the kernel chooses the source address
+  std::string bind_interface;  // empty: any interface (SO_BINDTODEVICE otherwise)
+  bool watch_network = true;   // move at once when the host's addresses or routes change
 };
 
 class ClientRuntime final : public RuntimeBase {
@@ -114,7 +124,9 @@ class ClientRuntime final : public RuntimeBase {
   [[nodiscard]] bool finished() const {
     return session_->phase() == session::Phase::kClosed && paths_.empty();
   }
-  void start() { process(); }
+  // Starts connecting and, unless disabled, watching the host's network (rtnetlink).
+  void start();
+  void stop() override;
 
  private:
   void core_receive(session::PathId path, std::span<const std::byte> bytes) override;
@@ -125,8 +137,13 @@ class ClientRuntime final : public RuntimeBase {
   void core_timeout() override { session_->on_timeout(now()); }
   bool drain_events() override;
   asio::awaitable<void> connect();
+  // Dials one endpoint, bound as the options say; the error says what failed.
+  asio::awaitable<std::error_code> dial(asio::ip::tcp::socket& socket,
+                                        const asio::ip::tcp::endpoint& endpoint);
+  void on_route_event(const RouteEvent& event);
 
   ClientOptions options_;
+  RouteMonitor route_monitor_;
   SystemRandom random_;
   std::unique_ptr<session::Session> session_;
 };

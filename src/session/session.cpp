@@ -752,9 +752,14 @@ Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const s
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   if (stream->send.fin_written) return make_unexpected(StreamError::kStreamFinished);
   if (bytes.empty()) return std::size_t{0};
-  const std::size_t room =
-      config_.max_unacknowledged_bytes -
-      std::min<std::size_t>(unacknowledged_bytes_, config_.max_unacknowledged_bytes);
+  // The last part of the window is kept for streams with little outstanding: a bulk transfer
+  // that refills the window as fast as acknowledgements free it must not starve a new stream's
+  // request or an interactive stream's keystroke (they would otherwise lose every race for room).
+  const std::size_t window = config_.max_unacknowledged_bytes;
+  const std::size_t reserve = window / kInteractiveReserveDivisor;
+  const std::size_t limit =
+      stream->send.unacknowledged_bytes() >= reserve ? window - reserve : window;
+  const std::size_t room = limit - std::min<std::size_t>(unacknowledged_bytes_, limit);
   const std::size_t count = std::min(room, bytes.size());
   if (count < bytes.size()) write_blocked_ = true;
   if (count == 0) return make_unexpected(StreamError::kWouldBlock);

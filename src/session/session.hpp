@@ -60,6 +60,10 @@ enum class Phase : std::uint8_t { kConnecting, kOpen, kClosed };
 
 class ServerEndpoint;
 
+// One window/kInteractiveReserveDivisor of the unacknowledged-bytes bound is reserved for streams
+// with less than that outstanding (see Session::write).
+inline constexpr std::size_t kInteractiveReserveDivisor = 16;
+
 class Session {
  public:
   // A client session: it asks for its first path at once (PathWanted).
@@ -102,7 +106,8 @@ class Session {
   // ---- Streams ----------------------------------------------------------------------------------
   Expected<StreamId, StreamError> open_stream(std::uint8_t priority, Time now);
   // Accepts as many bytes as the session-wide bound allows (possibly fewer than given); WouldBlock
-  // when it can accept none. Accepted bytes are delivered exactly once or counted in Closed.
+  // when it can accept none. A stream with a sixteenth of the bound or more outstanding may fill
+  // only the rest of it, so that streams with little outstanding always find room. Accepted bytes are delivered exactly once or counted in Closed.
   Expected<std::size_t, StreamError> write(StreamId stream, std::span<const std::byte> bytes,
                                            Time now);
   // Half-close: no more writes; the peer sees the end after the last byte.

@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <asio/experimental/as_tuple.hpp>
 #include <cstdlib>
@@ -17,6 +19,16 @@ constexpr std::size_t kReadChunk = 64u << 10;
 // Bytes taken from the core per socket write: large enough for throughput, small enough that a
 // newly written interactive byte waits behind at most this much of our own queue.
 constexpr std::size_t kWriteChunk = 128u << 10;
+constexpr int kUnsentBytesLimit = 32 << 10;
+
+// Keeps the kernel's queue of not-yet-sent bytes short (TCP_NOTSENT_LOWAT): the socket reports
+// writable, and accepts writes, only while less than this is waiting to be sent. Bytes then wait in
+// the session, where the scheduler interleaves streams, instead of in one FIFO behind a bulk
+// transfer: an interactive stream's bytes are never queued behind megabytes of another's.
+void limit_unsent_bytes(asio::ip::tcp::socket& socket) {
+  const int bytes = kUnsentBytesLimit;
+  ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes);
+}
 
 std::chrono::milliseconds user_timeout_for(const session::SessionConfig& config) {
   const session::HeartbeatParameters heartbeat{config.heartbeat_interval,
@@ -352,6 +364,8 @@ asio::awaitable<void> ClientRuntime::connect() {
                 (*timed_out ? std::string("timed out") : connect_error.message());
     } else {
       tune_socket(socket, user_timeout_for(options_.session));
+  limit_unsent_bytes(socket);
+      limit_unsent_bytes(socket);
       deadline.cancel();
       asio::steady_timer handshake_deadline(io_);
       handshake_deadline.expires_after(options_.connect_timeout);
@@ -511,6 +525,7 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   std::error_code ignored;
   const auto remote = socket.remote_endpoint(ignored);
   tune_socket(socket, user_timeout_for(options_.session));
+  limit_unsent_bytes(socket);
   // The socket moves into the stream during the handshake; the descriptor stays open until the
   // deadline is cancelled below, so shutting it down is how the timeout interrupts the handshake.
   asio::steady_timer deadline(io_);

@@ -61,16 +61,12 @@ void StreamBridge::start_initiator(std::unique_ptr<LocalConnection> local,
   local_ = std::move(local);
   holding_listener_ = local_ == nullptr;
   on_reply_ = std::move(on_reply);
-  first_bytes_ = std::move(first_bytes);
-  session::Session* session = session_();
-  const auto encoded = encode(request);
-  if (session == nullptr || !session->write(stream_, encoded, session::Clock::now())) {
-    close("session not writable");
-    return;
-  }
-  runtime_.wake();
+  // The request goes first, through upstream(): like any byte it may have to wait for room in
+  // the session (a bulk transfer can hold the session's whole send window for a moment).
+  first_bytes_ = encode(request);
+  first_bytes_.insert(first_bytes_.end(), first_bytes.begin(), first_bytes.end());
   asio::co_spawn(io_, downstream(), asio::detached);
-  if (local_ != nullptr) asio::co_spawn(io_, upstream(), asio::detached);
+  asio::co_spawn(io_, upstream(), asio::detached);
 }
 
 void StreamBridge::start_acceptor(ConnectPolicy policy, ListenHandler on_listen) {
@@ -319,7 +315,7 @@ asio::awaitable<void> StreamBridge::upstream() {
         co_return;
       }
     }
-    if (closed_) co_return;
+    if (closed_ || local_ == nullptr) co_return;  // a listen stream has nothing more to send
     std::error_code error;
     const std::size_t count = co_await local_->read_some(buffer, error);
     if (closed_) co_return;

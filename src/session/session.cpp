@@ -188,9 +188,10 @@ void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now
   if (role_ == Role::kServer && suspended_ && data_path_ == path_id) mark_resumed(now);
 
   const std::uint64_t unacknowledged_before = unacknowledged_bytes_;
-  auto result = path.inbound.feed(bytes, decode_limits(), [&](const wire::Frame& frame) {
-    return handle_frame(path, frame, now);
-  });
+  auto result = path.inbound.feed_streaming(
+      bytes, decode_limits(),
+      [&](const wire::Frame& frame) { return handle_frame(path, frame, now); },
+      [&](const StreamDataPart& part) { return handle_stream_data_part(path, part, now); });
   if (!result && path.state != PathState::kDone && phase_ != Phase::kClosed) {
     if (path.state == PathState::kActive) {
       protocol_error(now);
@@ -199,14 +200,11 @@ void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now
     }
   }
   if (phase_ != Phase::kOpen) return;
-  for (auto stream_it = streams_.begin(); stream_it != streams_.end();) {
-    const StreamId id = stream_it->first;
-    ++stream_it;
-    release_stream_if_finished(id);
-  }
+  release_finished_streams();
   maybe_send_close(now);
   check_graceful_completion(now);
   announce_writable(unacknowledged_before);
+  check_stream_bookkeeping();
 }
 
 void Session::announce_writable(std::uint64_t unacknowledged_before) {
@@ -271,6 +269,7 @@ std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out,
     if (used < max_bytes) write_stream_frames(out, max_bytes - used);
     update_ack_progress(false, now);
   }
+  check_stream_bookkeeping();
   return out.size() - start;
 }
 
@@ -279,10 +278,11 @@ bool Session::has_outgoing(PathId path_id) const {
   if (it == paths_.end()) return false;
   if (!it->second.outgoing.empty()) return true;
   if (phase_ != Phase::kOpen || data_path_ != path_id) return false;
-  if (!final_acks_.empty()) return true;
-  return std::any_of(streams_.begin(), streams_.end(), [&](const auto& entry) {
-    return entry.second.acknowledgement_pending || stream_sendable(entry.second);
-  });
+  if (!final_acks_.empty() || !acknowledgement_pending_streams_.empty()) return true;
+  const Stream* control = find_stream(kControlStream);
+  if (control != nullptr && stream_sendable(*control)) return true;
+  return std::any_of(send_candidates_.begin(), send_candidates_.end(),
+                     [&](const Stream* stream) { return stream_sendable(*stream); });
 }
 
 // ---- Frames
@@ -303,7 +303,9 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
                    }
                  },
                  [&](const wire::Ack& ack) { handle_ack(ack, now); },
-                 [&](const wire::StreamData& data) { handle_stream_data(data, now); },
+                 [&](const wire::StreamData& data) {
+                   handle_stream_data(data, data.offset + data.data.size(), true, now);
+                 },
                  [&](const wire::Abort& abort) {
                    fail_session(abort.reason, true, abort.transient, now, false);
                  },
@@ -478,11 +480,25 @@ bool Session::accept_fast_close(const wire::FastClose& frame, Time now) {
   return true;
 }
 
-void Session::handle_stream_data(const wire::StreamData& frame, Time now) {
+bool Session::handle_stream_data_part(Path& path, const StreamDataPart& part, Time now) {
+  // As handle_frame does for a whole StreamData frame.
+  if (path.state == PathState::kDone || phase_ == Phase::kClosed) return false;
+  if (path.state == PathState::kHelloSent || path.state == PathState::kResumeSent) {
+    return handle_handshake_frame(path, wire::Frame{part.frame}, now);
+  }
+  handle_stream_data(part.frame, part.frame_end, part.first, now);
+  return phase_ == Phase::kOpen && path.state == PathState::kActive;
+}
+
+void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t frame_end,
+                                 bool first_part, Time now) {
   if (phase_ != Phase::kOpen) return;
   const StreamId id = frame.stream_id;
   Stream* stream = find_stream(id);
   if (stream == nullptr) {
+    // The first part of the frame already settled an unknown stream (answered, refused or found
+    // an error); the later parts of a frame whose stream has since ended are dropped.
+    if (!first_part) return;
     if (is_local_stream(id)) {
       if (id < next_local_stream_) {
         final_acks_.push_back(wire::AckEntry{id, kClosedStreamAck, 0});
@@ -500,10 +516,7 @@ void Session::handle_stream_data(const wire::StreamData& frame, Time now) {
       protocol_error(now);
       return;
     }
-    const auto peer_streams = static_cast<std::size_t>(std::count_if(
-        streams_.begin(), streams_.end(),
-        [&](const auto& entry) { return entry.first != 0 && !is_local_stream(entry.first); }));
-    if (peer_streams >= config_.max_streams) {
+    if (peer_stream_count_ >= config_.max_streams) {
       queue_control_message(
           wire::ResetStream{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
       closed_peer_streams_.insert(id);
@@ -513,16 +526,18 @@ void Session::handle_stream_data(const wire::StreamData& frame, Time now) {
     emit(events::StreamOpened{id});
   }
   ReceiveHalf& receive = stream->receive;
+  // The bytes here end at `end`; the whole frame's at `frame_end` (the same for a whole frame, and
+  // for the last part, which alone carries the FIN). The limits are checked for the whole frame.
   const std::uint64_t end = frame.offset + frame.data.size();
   const bool control = id == kControlStream;
-  if ((control && frame.fin) || (receive.final_size && end > *receive.final_size) ||
+  if ((control && frame.fin) || (receive.final_size && frame_end > *receive.final_size) ||
       (frame.fin && receive.final_size && *receive.final_size != end) ||
       frame.offset > receive.received ||
-      (!control && end > std::max(receive.advertised_window_limit, kInitialStreamWindow))) {
+      (!control && frame_end > std::max(receive.advertised_window_limit, kInitialStreamWindow))) {
     protocol_error(now);
     return;
   }
-  stream->acknowledgement_pending = true;
+  request_acknowledgement(*stream);
   if (end > receive.received) {
     const std::uint64_t skip = receive.received - frame.offset;
     const auto fresh = frame.data.subspan(static_cast<std::size_t>(skip));
@@ -554,8 +569,9 @@ void Session::handle_ack(const wire::Ack& ack, Time now) {
   for (const auto& entry : ack.entries) {
     Stream* stream = find_stream(entry.stream_id);
     if (stream == nullptr) continue;
-    if (entry.stream_id != kControlStream) {
-      stream->send.peer_window_limit = std::max(stream->send.peer_window_limit, entry.window_limit);
+    if (entry.stream_id != kControlStream && entry.window_limit > stream->send.peer_window_limit) {
+      stream->send.peer_window_limit = entry.window_limit;
+      mark_send_candidate(*stream);
     }
     if (!acknowledge(*stream, entry.received_offset, progressed)) {
       protocol_error(now);
@@ -576,6 +592,7 @@ void Session::handle_ack(const wire::Ack& ack, Time now) {
 
 bool Session::acknowledge(Stream& stream, std::uint64_t acknowledgement, bool& progressed) {
   SendHalf& send = stream.send;
+  const bool was_outstanding = send.outstanding();
   if (acknowledgement == kClosedStreamAck) {
     // The peer released the stream: it has everything it will ever want from us.
     acknowledgement = send.written + 1;
@@ -594,6 +611,8 @@ bool Session::acknowledge(Stream& stream, std::uint64_t acknowledgement, bool& p
   if (send.next_to_send < after) send.next_to_send = after;
   if (send.acknowledged == send.written + 1) send.fin_sent = true;
   if (send.acknowledged > 0) send.open_sent = true;
+  note_outstanding(was_outstanding, send.outstanding());
+  if (send.finished()) release_candidates_.push_back(stream.id);
   progressed = true;
   return true;
 }
@@ -684,9 +703,16 @@ Stream& Session::create_stream(StreamId id, std::uint8_t priority) {
   stream.id = id;
   stream.priority = priority;
   const bool control = id == kControlStream;
+  stream.send.buffer = ByteQueue(&block_pool_);
+  stream.receive.buffer = ByteQueue(&block_pool_);
   stream.send.peer_window_limit = control ? wire::kMaxVarint : kInitialStreamWindow;
   stream.receive.advertised_window_limit = control ? wire::kMaxVarint : kInitialStreamWindow;
-  if (control) stream.send.open_sent = true;
+  if (control) {
+    stream.send.open_sent = true;
+  } else {
+    ++(is_local_stream(id) ? local_stream_count_ : peer_stream_count_);
+    mark_send_candidate(stream);  // its opening frame
+  }
   return stream;
 }
 
@@ -706,14 +732,90 @@ bool Session::is_local_stream(StreamId id) const {
 }
 
 void Session::release_stream_if_finished(StreamId id) {
-  const Stream* stream = find_stream(id);
-  if (stream != nullptr && id != kControlStream && stream->finished()) drop_stream(id);
+  if (Stream* stream = find_stream(id)) release_stream_if_finished(*stream);
+}
+
+void Session::release_stream_if_finished(Stream& stream) {
+  if (stream.id != kControlStream && stream.finished()) drop_stream(stream.id);
+}
+
+void Session::release_finished_streams() {
+  if (release_candidates_.empty()) return;
+  std::sort(release_candidates_.begin(), release_candidates_.end());
+  release_candidates_.erase(std::unique(release_candidates_.begin(), release_candidates_.end()),
+                            release_candidates_.end());
+  for (const StreamId id : release_candidates_) release_stream_if_finished(id);
+  release_candidates_.clear();
+}
+
+void Session::mark_send_candidate(Stream& stream) {
+  if (stream.send_candidate || stream.id == kControlStream) return;
+  stream.send_candidate = true;
+  send_candidates_.push_back(&stream);
+}
+
+void Session::request_acknowledgement(Stream& stream) {
+  if (stream.acknowledgement_pending) return;
+  stream.acknowledgement_pending = true;
+  acknowledgement_pending_streams_.push_back(&stream);
+}
+
+void Session::note_outstanding(bool before, bool after) {
+  if (before == after) return;
+  if (after) {
+    ++outstanding_streams_;
+  } else {
+    assert(outstanding_streams_ > 0);
+    --outstanding_streams_;
+  }
+}
+
+void Session::check_stream_bookkeeping() const {
+#ifndef NDEBUG
+  if (phase_ == Phase::kClosed) return;
+  std::size_t outstanding = 0;
+  std::size_t local = 0;
+  std::size_t peer = 0;
+  std::size_t pending = 0;
+  std::size_t candidates = 0;
+  for (const auto& [id, stream] : streams_) {
+    if (stream.send.outstanding()) ++outstanding;
+    if (id != kControlStream) ++(is_local_stream(id) ? local : peer);
+    if (stream.acknowledgement_pending) ++pending;
+    if (stream.send_candidate) ++candidates;
+    assert(id == kControlStream || !stream_sendable(stream) || stream.send_candidate);
+  }
+  assert(outstanding == outstanding_streams_);
+  assert(local == local_stream_count_);
+  assert(peer == peer_stream_count_);
+  // Each list holds distinct streams, all flagged, as many as are flagged: exactly the flagged
+  // ones.
+  auto lists_exactly = [](std::vector<Stream*> listed, std::size_t flagged, auto flag) {
+    std::sort(listed.begin(), listed.end());
+    return std::adjacent_find(listed.begin(), listed.end()) == listed.end() &&
+           listed.size() == flagged && std::all_of(listed.begin(), listed.end(), flag);
+  };
+  assert(lists_exactly(send_candidates_, candidates,
+                       [](const Stream* stream) { return stream->send_candidate; }));
+  assert(lists_exactly(acknowledgement_pending_streams_, pending,
+                       [](const Stream* stream) { return stream->acknowledgement_pending; }));
+  (void)outstanding;
+  (void)local;
+  (void)peer;
+  (void)pending;
+  (void)candidates;
+  (void)lists_exactly;
+#endif
 }
 
 void Session::drop_stream(StreamId id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   Stream& stream = it->second;
+  note_outstanding(stream.send.outstanding(), false);
+  if (id != kControlStream) --(is_local_stream(id) ? local_stream_count_ : peer_stream_count_);
+  if (stream.send_candidate) std::erase(send_candidates_, &stream);
+  if (stream.acknowledgement_pending) std::erase(acknowledgement_pending_streams_, &stream);
   // Bytes of a reset stream that the peer never acknowledged are abandoned, not lost: count them
   // apart.
   unacknowledged_bytes_ -= stream.send.unacknowledged_bytes();
@@ -735,10 +837,8 @@ std::vector<StreamId> Session::stream_ids() const {
 
 Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time) {
   if (phase_ != Phase::kOpen || close_requested_) return make_unexpected(StreamError::kNotOpen);
-  const auto local_streams = static_cast<std::size_t>(
-      std::count_if(streams_.begin(), streams_.end(),
-                    [&](const auto& entry) { return is_local_stream(entry.first); }));
-  if (local_streams >= config_.max_streams) return make_unexpected(StreamError::kTooManyStreams);
+  if (local_stream_count_ >= config_.max_streams)
+    return make_unexpected(StreamError::kTooManyStreams);
   const StreamId id = next_local_stream_;
   next_local_stream_ += 2;
   create_stream(id, priority);
@@ -767,6 +867,7 @@ Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const s
   stream->send.written += count;
   unacknowledged_bytes_ += count;
   stats_.bytes_written += count;
+  mark_send_candidate(*stream);
   return count;
 }
 
@@ -776,6 +877,7 @@ Expected<void, StreamError> Session::finish(StreamId id, Time) {
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   if (stream->send.fin_written) return make_unexpected(StreamError::kStreamFinished);
   stream->send.fin_written = true;
+  mark_send_candidate(*stream);
   return {};
 }
 
@@ -784,7 +886,7 @@ Expected<ReadResult, StreamError> Session::read(StreamId id, std::span<std::byte
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   const std::size_t count = stream->receive.buffer.read(out);
   const bool finished = note_consumed(*stream, count);
-  release_stream_if_finished(id);
+  release_stream_if_finished(*stream);
   return ReadResult{count, finished};
 }
 
@@ -800,7 +902,7 @@ void Session::consume(StreamId id, std::size_t count, Time) {
   count = std::min(count, stream->receive.buffer.size());
   stream->receive.buffer.consume(count);
   note_consumed(*stream, count);
-  release_stream_if_finished(id);
+  release_stream_if_finished(*stream);
 }
 
 bool Session::note_consumed(Stream& stream, std::size_t count) {
@@ -810,7 +912,7 @@ bool Session::note_consumed(Stream& stream, std::size_t count) {
   // Advertise more credit once a quarter of the window has been read.
   if (receive.consumed + config_.stream_receive_window >=
       receive.advertised_window_limit + config_.stream_receive_window / 4) {
-    stream.acknowledgement_pending = true;
+    request_acknowledgement(stream);
   }
   if (receive.fin_received() && receive.consumed == *receive.final_size) {
     receive.fin_delivered = true;
@@ -850,36 +952,79 @@ bool Session::stream_sendable(const Stream& stream) const {
 
 std::size_t Session::write_stream_frames(std::vector<std::byte>& out, std::size_t budget) {
   std::size_t written = 0;
-  while (written < budget) {
-    Stream* chosen = nullptr;
-    Stream* control = find_stream(kControlStream);
-    if (control != nullptr && stream_sendable(*control)) {
-      chosen = control;
-    } else {
-      // Most urgent priority first; round-robin by id within it, starting after the last one
-      // served.
-      int best_priority = 256;
-      Stream* first_at_best = nullptr;
-      Stream* next_at_best = nullptr;
-      for (auto& [id, stream] : streams_) {
-        if (id == kControlStream || !stream_sendable(stream)) continue;
-        if (stream.priority < best_priority) {
-          best_priority = stream.priority;
-          first_at_best = &stream;
-          next_at_best = id > last_served_stream_ ? &stream : nullptr;
-        } else if (stream.priority == best_priority && next_at_best == nullptr &&
-                   id > last_served_stream_) {
-          next_at_best = &stream;
-        }
-      }
-      chosen = next_at_best != nullptr ? next_at_best : first_at_best;
+  // The control stream goes first. Only sending changes what a stream has to send while this runs,
+  // so once a stream has nothing left it stays so until the call returns.
+  if (Stream* control = find_stream(kControlStream)) {
+    while (written < budget && stream_sendable(*control)) {
+      const std::size_t before = out.size();
+      if (!write_one_stream_frame(*control, out, budget - written)) return written;
+      written += out.size() - before;
     }
-    if (chosen == nullptr) break;
-    const std::size_t before = out.size();
-    if (!write_one_stream_frame(*chosen, out, budget - written)) break;
-    written += out.size() - before;
-    if (chosen->id != kControlStream) last_served_stream_ = chosen->id;
   }
+  if (written >= budget || send_candidates_.empty()) return written;
+
+  // Then the other streams: most urgent priority first; round-robin by id within it, starting after
+  // the last one served. Candidates with nothing to send leave the list; the rest are ordered by
+  // (priority, id), and a stream that runs dry is set to nullptr where it stands.
+  std::vector<Stream*>& candidates = send_candidates_;
+  std::erase_if(candidates, [&](Stream* stream) {
+    if (stream_sendable(*stream)) return false;
+    stream->send_candidate = false;
+    return true;
+  });
+  std::sort(candidates.begin(), candidates.end(), [](const Stream* left, const Stream* right) {
+    return left->priority != right->priority ? left->priority < right->priority
+                                             : left->id < right->id;
+  });
+  std::size_t group_begin = 0;
+  bool stopped = false;
+  while (!stopped && written < budget && group_begin < candidates.size()) {
+    const std::uint8_t priority = candidates[group_begin]->priority;
+    std::size_t next_group = group_begin;
+    while (next_group < candidates.size() && candidates[next_group]->priority == priority)
+      ++next_group;
+    std::size_t group_end = next_group;  // shrinks when the group's gaps are closed up
+    std::size_t live = group_end - group_begin;
+    std::size_t dry = 0;  // entries of the group set to nullptr
+    std::size_t position = group_begin;
+    while (position < group_end && candidates[position]->id <= last_served_stream_) ++position;
+    if (position == group_end) position = group_begin;
+    while (written < budget) {
+      Stream& chosen = *candidates[position];
+      const std::size_t before = out.size();
+      if (!write_one_stream_frame(chosen, out, budget - written)) {
+        stopped = true;
+        break;
+      }
+      written += out.size() - before;
+      last_served_stream_ = chosen.id;
+      if (!stream_sendable(chosen)) {
+        chosen.send_candidate = false;
+        candidates[position] = nullptr;
+        ++dry;
+        if (--live == 0) break;
+      }
+      // The next live entry after `position`, wrapping around to the group's first. On wrapping,
+      // close up the group's gaps once they are as many as its live entries, so skipping them
+      // costs amortized constant time per frame.
+      do {
+        if (++position == group_end) {
+          if (dry >= live) {
+            auto kept =
+                std::remove(candidates.begin() + static_cast<std::ptrdiff_t>(group_begin),
+                            candidates.begin() + static_cast<std::ptrdiff_t>(group_end), nullptr);
+            std::fill(kept, candidates.begin() + static_cast<std::ptrdiff_t>(group_end), nullptr);
+            group_end = group_begin + live;
+            dry = 0;
+          }
+          position = group_begin;
+        }
+      } while (candidates[position] == nullptr);
+    }
+    if (live > 0) break;  // out of budget (or stopped) within this group
+    group_begin = next_group;
+  }
+  std::erase(candidates, nullptr);
   return written;
 }
 
@@ -901,8 +1046,10 @@ bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out
   frame.priority = stream.priority;
   frame.fin = send.fin_written && !send.fin_sent && send.next_to_send + count == send.written;
   if (count == 0 && !frame.fin && !(frame.open && !send.open_sent)) return false;
+  // The only copy of the data on the way out: from the replay buffer into `out`.
   wire::encode_stream_header(frame, count, out);
   out.insert(out.end(), view.begin(), view.end());
+  const bool was_outstanding = send.outstanding();
   if (stream.id != kControlStream) {
     stats_.bytes_sent += count;
     if (send.next_to_send < send.highest_sent) {
@@ -914,34 +1061,37 @@ bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out
   send.highest_sent = std::max(send.highest_sent, send.next_to_send);
   if (frame.fin) send.fin_sent = true;
   if (frame.open) send.open_sent = true;
+  note_outstanding(was_outstanding, send.outstanding());
   return true;
 }
 
 void Session::write_ack_frame(std::vector<std::byte>& out) {
-  wire::Ack ack;
-  ack.entries = std::move(final_acks_);
+  // Entries for released streams first, then the pending streams in id order.
+  std::vector<wire::AckEntry> entries = std::move(final_acks_);
   final_acks_.clear();
-  for (auto& [id, stream] : streams_) {
-    if (!stream.acknowledgement_pending) continue;
-    stream.acknowledgement_pending = false;
-    ReceiveHalf& receive = stream.receive;
-    const std::uint64_t window_limit =
-        id == kControlStream ? wire::kMaxVarint
-                             : std::max(receive.advertised_window_limit,
-                                        receive.consumed + config_.stream_receive_window);
-    receive.advertised_window_limit = window_limit;
-    ack.entries.push_back(wire::AckEntry{id, receive.acknowledgement(), window_limit});
+  if (!acknowledgement_pending_streams_.empty()) {
+    std::sort(acknowledgement_pending_streams_.begin(), acknowledgement_pending_streams_.end(),
+              [](const Stream* left, const Stream* right) { return left->id < right->id; });
+    for (Stream* stream : acknowledgement_pending_streams_) {
+      stream->acknowledgement_pending = false;
+      ReceiveHalf& receive = stream->receive;
+      const std::uint64_t window_limit =
+          stream->id == kControlStream ? wire::kMaxVarint
+                                       : std::max(receive.advertised_window_limit,
+                                                  receive.consumed + config_.stream_receive_window);
+      receive.advertised_window_limit = window_limit;
+      entries.push_back(wire::AckEntry{stream->id, receive.acknowledgement(), window_limit});
+    }
+    acknowledgement_pending_streams_.clear();
   }
-  if (ack.entries.empty()) return;
   constexpr std::size_t kEntriesPerFrame = 1024;
-  for (std::size_t start = 0; start < ack.entries.size(); start += kEntriesPerFrame) {
-    wire::Ack part;
-    const auto first = ack.entries.begin() + static_cast<std::ptrdiff_t>(start);
-    const auto last = ack.entries.begin() + static_cast<std::ptrdiff_t>(std::min(
-                                                ack.entries.size(), start + kEntriesPerFrame));
-    part.entries.assign(first, last);
-    wire::encode_frame(part, out);
+  for (std::size_t start = 0; start < entries.size(); start += kEntriesPerFrame) {
+    const std::size_t count = std::min(entries.size() - start, kEntriesPerFrame);
+    wire::encode_ack_frame(std::span(entries).subspan(start, count), out);
   }
+  // Keep the entries' capacity for the next call.
+  entries.clear();
+  final_acks_ = std::move(entries);
 }
 
 // ---- Paths and liveness
@@ -950,8 +1100,11 @@ void Session::write_ack_frame(std::vector<std::byte>& out) {
 void Session::switch_data_path(PathId path_id, Time now) {
   data_path_ = path_id;
   for (auto& [id, stream] : streams_) {
+    const bool was_outstanding = stream.send.outstanding();
     stream.send.rewind();
-    stream.acknowledgement_pending = true;  // the new path gets the full acknowledgement state
+    note_outstanding(was_outstanding, stream.send.outstanding());
+    mark_send_candidate(stream);
+    request_acknowledgement(stream);  // the new path gets the full acknowledgement state
   }
   ack_progress_.reset();
   update_ack_progress(false, now);
@@ -995,6 +1148,7 @@ void Session::suspend(SuspendCause cause, Time now) {
   if (suspended_ || phase_ != Phase::kOpen) return;
   suspended_ = true;
   suspended_since_ = now;
+  block_pool_.trim();  // nothing moves while suspended
   emit(events::Suspended{cause});
   if (role_ == Role::kServer) {
     linger_deadline_ = now + config_.linger;
@@ -1058,11 +1212,7 @@ bool Session::has_outstanding() const {
   if (!data_path_) return false;
   auto path = paths_.find(*data_path_);
   if (path != paths_.end() && path->second.outstanding_ping) return true;
-  return std::any_of(streams_.begin(), streams_.end(), [](const auto& entry) {
-    const SendHalf& send = entry.second.send;
-    return send.next_to_send > send.acknowledged_bytes() ||
-           (send.fin_sent && send.acknowledged <= send.written);
-  });
+  return outstanding_streams_ > 0;
 }
 
 void Session::update_ack_progress(bool progressed, Time now) {
@@ -1128,7 +1278,12 @@ void Session::on_timeout(Time now) {
       queue_frame(path, wire::Ping{sequence});
       if (!path.outstanding_ping) path.outstanding_ping = {sequence, now};
       path.heartbeat_schedule.on_ping_sent(now);
-      if (data_path_ == id) update_ack_progress(false, now);
+      if (data_path_ == id) {
+        update_ack_progress(false, now);
+        // Once per heartbeat interval: a busy session refills its pool at once, an idle one
+        // gives its spare blocks back.
+        block_pool_.trim();
+      }
     }
   }
   if (data_path_ && !suspended_) {
@@ -1180,12 +1335,24 @@ void Session::finish_session(const events::Closed& closed) {
   // received and not yet read stay readable, as after a TCP FIN; any other end discards them.
   if (closed.reason == Reason::kShutdown && !closed.transient) {
     for (auto it = streams_.begin(); it != streams_.end();) {
-      it->second.send.buffer = ByteQueue{};
+      it->second.send.buffer.clear();
+      it->second.send_candidate = false;
+      it->second.acknowledgement_pending = false;
       it = it->second.receive.buffer.empty() ? streams_.erase(it) : std::next(it);
     }
   } else {
     streams_.clear();
   }
+  send_candidates_.clear();
+  acknowledgement_pending_streams_.clear();
+  release_candidates_.clear();
+  outstanding_streams_ = 0;
+  local_stream_count_ = 0;
+  peer_stream_count_ = 0;
+  for (const auto& [id, stream] : streams_) {
+    if (id != kControlStream) ++(is_local_stream(id) ? local_stream_count_ : peer_stream_count_);
+  }
+  block_pool_.trim();
   final_acks_.clear();
   control_inbound_.clear();
   linger_deadline_.reset();

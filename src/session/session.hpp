@@ -107,7 +107,8 @@ class Session {
   Expected<StreamId, StreamError> open_stream(std::uint8_t priority, Time now);
   // Accepts as many bytes as the session-wide bound allows (possibly fewer than given); WouldBlock
   // when it can accept none. A stream with a sixteenth of the bound or more outstanding may fill
-  // only the rest of it, so that streams with little outstanding always find room. Accepted bytes are delivered exactly once or counted in Closed.
+  // only the rest of it, so that streams with little outstanding always find room. Accepted bytes
+  // are delivered exactly once or counted in Closed.
   Expected<std::size_t, StreamError> write(StreamId stream, std::span<const std::byte> bytes,
                                            Time now);
   // Half-close: no more writes; the peer sees the end after the last byte.
@@ -186,7 +187,14 @@ class Session {
 
   bool handle_frame(Path& path, const wire::Frame& frame, Time now);
   bool handle_handshake_frame(Path& path, const wire::Frame& frame, Time now);
-  void handle_stream_data(const wire::StreamData& frame, Time now);
+  // A StreamData frame, whole or a part of one whose rest has not arrived yet (see
+  // InboundBuffer::feed_streaming); returns as handle_frame does.
+  bool handle_stream_data_part(Path& path, const StreamDataPart& part, Time now);
+  // `frame` is a whole StreamData frame or a part of one: `frame_end` is the end offset of the
+  // whole frame's data, which the flow-control and final-size checks use; `first_part` is false
+  // for the later parts of a frame.
+  void handle_stream_data(const wire::StreamData& frame, std::uint64_t frame_end, bool first_part,
+                          Time now);
   void handle_ack(const wire::Ack& ack, Time now);
   void handle_control_message(const wire::Frame& frame, Time now);
   void deliver_control_bytes(std::span<const std::byte> bytes, Time now);
@@ -203,6 +211,17 @@ class Session {
   [[nodiscard]] const Stream* find_stream(StreamId id) const;
   [[nodiscard]] bool is_local_stream(StreamId id) const;
   void release_stream_if_finished(StreamId id);
+  void release_stream_if_finished(Stream& stream);  // `stream` may be dropped
+  // Releases the streams listed in release_candidates_ that are finished, in id order.
+  void release_finished_streams();
+  // Lists `stream` in send_candidates_ (once).
+  void mark_send_candidate(Stream& stream);
+  // Sets acknowledgement_pending and lists the stream (once).
+  void request_acknowledgement(Stream& stream);
+  // Keeps outstanding_streams_ exact across a change of a sending half.
+  void note_outstanding(bool before, bool after);
+  // Checks (in builds with assertions) that the stream lists and counters match the stream map.
+  void check_stream_bookkeeping() const;
   // Bookkeeping after the application took `count` bytes; true once it has read to the end.
   bool note_consumed(Stream& stream, std::size_t count);
   void drop_stream(StreamId id);
@@ -249,7 +268,26 @@ class Session {
   std::map<PathId, Path> paths_;
   std::optional<PathId> data_path_;
 
+  // Spare replay and receive blocks shared by this session's streams; declared before streams_ so
+  // that it outlives every queue using it. Trimmed once per heartbeat interval on the data path,
+  // on suspension and at the end, so an idle session holds no spare block for long.
+  static constexpr std::size_t kMaxSpareBlocks = 64;
+  BlockPool block_pool_{kMaxSpareBlocks};
+
   std::map<StreamId, Stream> streams_;
+  // Per-call work on the send and acknowledgement paths is proportional to the streams that need
+  // it, not to all streams. Every non-control stream that can send is in send_candidates_ (with
+  // send_candidate set; some listed streams may have nothing to send); every stream with
+  // acknowledgement_pending set is in acknowledgement_pending_streams_, once. drop_stream removes
+  // a stream from both.
+  std::vector<Stream*> send_candidates_;
+  std::vector<Stream*> acknowledgement_pending_streams_;
+  // Streams whose sending half became finished (fully acknowledged) since receive() last released
+  // finished streams; ids, as a listed stream may be dropped in between.
+  std::vector<StreamId> release_candidates_;
+  std::size_t outstanding_streams_ = 0;  // streams whose SendHalf::outstanding() holds
+  std::size_t local_stream_count_ = 0;   // streams opened by this side
+  std::size_t peer_stream_count_ = 0;  // streams opened by the peer (the control stream is neither)
   ClosedStreamSet closed_peer_streams_;
   std::vector<wire::AckEntry>
       final_acks_;  // for streams already released (or unknown: kClosedStreamAck)

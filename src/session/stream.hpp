@@ -38,6 +38,10 @@ struct SendHalf {
     return written - acknowledged_bytes();
   }
   [[nodiscard]] bool finished() const { return fin_written && acknowledged == written + 1; }
+  // Something went out on the data path (data, or the FIN) that the peer has not acknowledged.
+  [[nodiscard]] bool outstanding() const {
+    return next_to_send > acknowledged_bytes() || (fin_sent && acknowledged <= written);
+  }
   // Rewind to what the peer acknowledged, for sending on a new data path.
   void rewind() {
     next_to_send = acknowledged_bytes();
@@ -68,8 +72,12 @@ struct Stream {
   std::uint8_t priority = 0;  // 0 is most urgent
   SendHalf send;
   ReceiveHalf receive;
-  bool acknowledgement_pending = false;  // an Ack entry for this stream should go out
-  bool readable_reported = false;        // StreamReadable emitted and not yet drained
+  // An Ack entry for this stream should go out. The session lists every stream with this set, once.
+  bool acknowledgement_pending = false;
+  // The session lists this stream as one that may have something to send; every stream that has
+  // is listed (the sender drops listed streams that turn out to have nothing).
+  bool send_candidate = false;
+  bool readable_reported = false;  // StreamReadable emitted and not yet drained
 
   [[nodiscard]] bool finished() const { return send.finished() && receive.fin_delivered; }
 };

@@ -1,5 +1,7 @@
 #include "wire/codec.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cassert>
 #include <type_traits>
 
@@ -83,6 +85,36 @@ void write_positions(ByteWriter& writer, const std::vector<StreamPosition>& posi
     writer.write_varint(position.stream_id);
     writer.write_varint(position.offset);
   }
+}
+
+// Reads the fields of a StreamData payload that come before its data. On failure returns the
+// error detail and sets `truncated` when the failure was running out of bytes (rather than a bad
+// value), which a partial payload may cure.
+std::string_view read_stream_fields(ByteReader& reader, StreamData& stream, bool& truncated) {
+  truncated = true;
+  auto stream_id = reader.read_varint();
+  if (!stream_id) return "stream: stream_id truncated";
+  stream.stream_id = *stream_id;
+  auto offset = reader.read_varint();
+  if (!offset) return "stream: offset truncated";
+  stream.offset = *offset;
+  auto flags = reader.read_u8();
+  if (!flags) return "stream: flags truncated";
+  truncated = false;
+  if ((*flags & ~(StreamData::kOpenFlag | StreamData::kFinFlag)) != 0) {
+    return "stream: unknown flag bits";
+  }
+  stream.open = (*flags & StreamData::kOpenFlag) != 0;
+  stream.fin = (*flags & StreamData::kFinFlag) != 0;
+  if (stream.open) {
+    auto priority = reader.read_u8();
+    if (!priority) {
+      truncated = true;
+      return "stream: priority truncated";
+    }
+    stream.priority = *priority;
+  }
+  return {};
 }
 
 Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const std::byte> payload,
@@ -186,17 +218,10 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
     }
     case FrameType::kStream: {
       StreamData stream;
-      std::uint8_t flags = 0;
-      if (!reader.varint(stream.stream_id)) return malformed("stream: stream_id truncated");
-      if (!reader.varint(stream.offset)) return malformed("stream: offset truncated");
-      if (!reader.u8(flags)) return malformed("stream: flags truncated");
-      if ((flags & ~(StreamData::kOpenFlag | StreamData::kFinFlag)) != 0) {
-        return malformed("stream: unknown flag bits");
+      bool truncated = false;
+      if (auto error = read_stream_fields(reader.raw(), stream, truncated); !error.empty()) {
+        return malformed(error);
       }
-      stream.open = (flags & StreamData::kOpenFlag) != 0;
-      stream.fin = (flags & StreamData::kFinFlag) != 0;
-      if (stream.open && !reader.u8(stream.priority))
-        return malformed("stream: priority truncated");
       stream.data = reader.raw().read_rest();
       if (stream.offset > kMaxVarint - stream.data.size())
         return malformed("stream: offset overflows");
@@ -267,12 +292,7 @@ void encode_payload(const Frame& frame, ByteWriter& writer) {
         } else if constexpr (std::is_same_v<T, Ping> || std::is_same_v<T, Pong>) {
           writer.write_varint(value.sequence);
         } else if constexpr (std::is_same_v<T, Ack>) {
-          writer.write_varint(value.entries.size());
-          for (const auto& entry : value.entries) {
-            writer.write_varint(entry.stream_id);
-            writer.write_varint(entry.received_offset);
-            writer.write_varint(entry.window_limit);
-          }
+          assert(false && "Ack is encoded by encode_ack_frame");
         } else if constexpr (std::is_same_v<T, StreamData>) {
           assert(false && "StreamData is encoded by encode_frame directly");
         } else if constexpr (std::is_same_v<T, FastClose>) {
@@ -289,6 +309,37 @@ void encode_payload(const Frame& frame, ByteWriter& writer) {
         }
       },
       frame);
+}
+
+// Writes the QUIC varint encoding of `value` (precondition: value <= kMaxVarint) at `cursor` and
+// advances it: the same bytes as ByteWriter::write_varint, for encoders that size their output
+// first and then fill it without a capacity check per byte.
+void put_varint(std::byte*& cursor, std::uint64_t value) {
+  assert(value <= kMaxVarint);
+  auto put = [&cursor](std::uint64_t marked, std::size_t length) {
+    for (std::size_t index = 0; index < length; ++index)
+      cursor[index] = static_cast<std::byte>(marked >> (8 * (length - 1 - index)));
+    cursor += length;
+  };
+  // One branch per length, so each loop has a constant trip count and unrolls.
+  if (value < (std::uint64_t{1} << 6)) {
+    put(value, 1);
+  } else if (value < (std::uint64_t{1} << 14)) {
+    put(value | (std::uint64_t{0x40} << 8), 2);
+  } else if (value < (std::uint64_t{1} << 30)) {
+    put(value | (std::uint64_t{0x80} << 24), 4);
+  } else {
+    put(value | (std::uint64_t{0xc0} << 56), 8);
+  }
+}
+
+std::size_t ack_payload_size(std::span<const AckEntry> entries) {
+  std::size_t size = varint_size(entries.size());
+  for (const auto& entry : entries) {
+    size += varint_size(entry.stream_id) + varint_size(entry.received_offset) +
+            varint_size(entry.window_limit);
+  }
+  return size;
 }
 
 std::size_t stream_fields_size(const StreamData& frame) {
@@ -315,10 +366,46 @@ Expected<std::optional<DecodedFrame>, DecodeError> decode_frame(std::span<const 
   return std::optional<DecodedFrame>{DecodedFrame{std::move(*frame), reader.position()}};
 }
 
+Expected<std::optional<StreamDataPrefix>, DecodeError> decode_stream_data_prefix(
+    std::span<const std::byte> input, const DecodeLimits& limits) {
+  ByteReader reader(input);
+  auto type = reader.read_u8();
+  if (!type || *type != static_cast<std::uint8_t>(FrameType::kStream)) {
+    return std::optional<StreamDataPrefix>{};
+  }
+  auto length = reader.read_varint();
+  if (!length) return std::optional<StreamDataPrefix>{};
+  if (*length > limits.max_payload) {
+    return make_unexpected(
+        DecodeError{DecodeErrorCode::kFrameTooLarge, "frame length exceeds limit"});
+  }
+  const auto payload_size = static_cast<std::size_t>(*length);
+  const bool complete = reader.remaining() >= payload_size;
+  // The fields are read from the payload bytes that are here: running out of them is malformation
+  // when the payload is complete (as decode_frame says), and only "need more" otherwise.
+  ByteReader fields(input.subspan(reader.position(), std::min(reader.remaining(), payload_size)));
+  StreamDataPrefix prefix;
+  bool truncated = false;
+  if (auto error = read_stream_fields(fields, prefix.frame, truncated); !error.empty()) {
+    if (truncated && !complete) return std::optional<StreamDataPrefix>{};
+    return make_unexpected(DecodeError{DecodeErrorCode::kMalformed, error});
+  }
+  prefix.prefix_size = reader.position() + fields.position();
+  prefix.data_size = payload_size - fields.position();
+  if (prefix.frame.offset > kMaxVarint - prefix.data_size) {
+    return make_unexpected(DecodeError{DecodeErrorCode::kMalformed, "stream: offset overflows"});
+  }
+  return std::optional<StreamDataPrefix>{prefix};
+}
+
 void encode_frame(const Frame& frame, std::vector<std::byte>& out) {
   if (const auto* stream = std::get_if<StreamData>(&frame)) {
     encode_stream_header(*stream, stream->data.size(), out);
     out.insert(out.end(), stream->data.begin(), stream->data.end());
+    return;
+  }
+  if (const auto* ack = std::get_if<Ack>(&frame)) {
+    encode_ack_frame(ack->entries, out);
     return;
   }
   // Encode the payload into the tail of `out`, then insert the header in front of it: control
@@ -327,23 +414,43 @@ void encode_frame(const Frame& frame, std::vector<std::byte>& out) {
   ByteWriter payload_writer(out);
   encode_payload(frame, payload_writer);
   const std::size_t payload_size = out.size() - start;
-  std::vector<std::byte> header;
-  ByteWriter header_writer(header);
-  header_writer.write_u8(static_cast<std::uint8_t>(frame_type(frame)));
-  header_writer.write_varint(payload_size);
-  out.insert(out.begin() + static_cast<std::ptrdiff_t>(start), header.begin(), header.end());
+  std::array<std::byte, kMaxFrameHeaderSize> header{};
+  header[0] = static_cast<std::byte>(frame_type(frame));
+  std::byte* cursor = header.data() + 1;
+  put_varint(cursor, payload_size);
+  out.insert(out.begin() + static_cast<std::ptrdiff_t>(start), header.data(), cursor);
+}
+
+void encode_ack_frame(std::span<const AckEntry> entries, std::vector<std::byte>& out) {
+  const std::size_t payload_size = ack_payload_size(entries);
+  const std::size_t start = out.size();
+  // Sized first, then filled: the zero-fill of resize is cheap next to a capacity check per byte.
+  out.resize(start + 1 + varint_size(payload_size) + payload_size);
+  std::byte* cursor = out.data() + start;
+  *cursor++ = static_cast<std::byte>(FrameType::kAck);
+  put_varint(cursor, payload_size);
+  put_varint(cursor, entries.size());
+  for (const auto& entry : entries) {
+    put_varint(cursor, entry.stream_id);
+    put_varint(cursor, entry.received_offset);
+    put_varint(cursor, entry.window_limit);
+  }
+  assert(cursor == out.data() + out.size());
 }
 
 void encode_stream_header(const StreamData& frame, std::size_t data_size,
                           std::vector<std::byte>& out) {
-  ByteWriter writer(out);
-  writer.write_u8(static_cast<std::uint8_t>(FrameType::kStream));
-  writer.write_varint(stream_fields_size(frame) + data_size);
-  writer.write_varint(frame.stream_id);
-  writer.write_varint(frame.offset);
-  writer.write_u8(static_cast<std::uint8_t>((frame.open ? StreamData::kOpenFlag : 0) |
-                                            (frame.fin ? StreamData::kFinFlag : 0)));
-  if (frame.open) writer.write_u8(frame.priority);
+  // Type, length, stream_id, offset (at most 8 bytes each), flags, priority.
+  std::array<std::byte, 1 + 3 * 8 + 2> header{};
+  std::byte* cursor = header.data();
+  *cursor++ = static_cast<std::byte>(FrameType::kStream);
+  put_varint(cursor, stream_fields_size(frame) + data_size);
+  put_varint(cursor, frame.stream_id);
+  put_varint(cursor, frame.offset);
+  *cursor++ = static_cast<std::byte>((frame.open ? StreamData::kOpenFlag : 0) |
+                                     (frame.fin ? StreamData::kFinFlag : 0));
+  if (frame.open) *cursor++ = static_cast<std::byte>(frame.priority);
+  out.insert(out.end(), header.data(), cursor);
 }
 
 std::size_t stream_header_size(const StreamData& frame, std::size_t data_size) {

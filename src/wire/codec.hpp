@@ -48,8 +48,32 @@ struct DecodedFrame {
 [[nodiscard]] Expected<std::optional<DecodedFrame>, DecodeError> decode_frame(
     std::span<const std::byte> input, const DecodeLimits& limits = {});
 
+// The start of a StreamData frame, possibly with its data still arriving: lets a receiver take the
+// data as it comes, copying each byte once, straight to where it is kept.
+struct StreamDataPrefix {
+  StreamData frame;             // stream_id, offset, open, fin and priority; `data` is empty
+  std::size_t prefix_size = 0;  // bytes of frame header and stream fields: the data starts here
+  std::size_t data_size = 0;    // bytes of data the whole frame carries
+  // The whole frame (prefix_size + data_size bytes) is in the input.
+  [[nodiscard]] bool complete(std::size_t input_size) const {
+    return input_size - prefix_size >= data_size;
+  }
+};
+
+// When `input` starts with a StreamData frame whose header and stream fields are all there, returns
+// them, whether its data is complete or not. std::nullopt when `input` starts with another type or
+// is too short to tell. The errors are exactly those decode_frame reports for that frame (length
+// over the limit, a field the frame's own length truncates, unknown flag bits, offset overflow),
+// found as soon as the bytes that cause them are there.
+[[nodiscard]] Expected<std::optional<StreamDataPrefix>, DecodeError> decode_stream_data_prefix(
+    std::span<const std::byte> input, const DecodeLimits& limits = {});
+
 // Appends the encoding of `frame` to `out`.
 void encode_frame(const Frame& frame, std::vector<std::byte>& out);
+
+// Appends one Ack frame carrying `entries` to `out`: the encoding of encode_frame(Ack{entries})
+// without copying the entries into a Frame first.
+void encode_ack_frame(std::span<const AckEntry> entries, std::vector<std::byte>& out);
 
 // Appends the header of a StreamData frame whose payload data (`data_size` bytes, `frame.data` is
 // ignored) the caller sends separately: lets the sender keep data in its own buffer (zero copy).

@@ -400,6 +400,12 @@ Expected<std::unique_ptr<asio::ip::tcp::acceptor>, std::string> listen_on(asio::
   return acceptor;
 }
 
+// A new stream on `session`, or kNotOpen when there is no open session.
+Expected<session::StreamId, session::StreamError> open_stream_on(session::Session* session) {
+  if (session == nullptr) return make_unexpected(session::StreamError::kNotOpen);
+  return session->open_stream(0, session::Clock::now());
+}
+
 std::string describe(const std::string& host, std::uint16_t port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
          std::to_string(port);
@@ -483,10 +489,7 @@ std::shared_ptr<StreamBridge> ClientTunnel::new_bridge(session::StreamId stream,
 }
 
 void ClientTunnel::open_local(asio::ip::tcp::socket socket, const StreamRequest& target) {
-  session::Session* session = open_session();
-  auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
-                                   : Expected<session::StreamId, session::StreamError>(
-                                         make_unexpected(session::StreamError::kNotOpen));
+  auto stream = open_stream_on(open_session());
   if (!stream) {
     spdlog::warn("client cannot open a stream: {}", session::to_string(stream.error()));
     return;
@@ -533,10 +536,7 @@ asio::awaitable<void> ClientTunnel::socks_handshake(asio::ip::tcp::socket socket
 
 void ClientTunnel::open_socks(asio::ip::tcp::socket socket, const StreamRequest& target,
                               std::vector<std::byte> first_bytes) {
-  session::Session* session = open_session();
-  auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
-                                   : Expected<session::StreamId, session::StreamError>(
-                                         make_unexpected(session::StreamError::kNotOpen));
+  auto stream = open_stream_on(open_session());
   if (!stream) {
     spdlog::warn("client cannot open a stream: {}", session::to_string(stream.error()));
     std::error_code ignored;
@@ -556,10 +556,7 @@ void ClientTunnel::open_socks(asio::ip::tcp::socket socket, const StreamRequest&
 }
 
 void ClientTunnel::open_stdio() {
-  session::Session* session = open_session();
-  auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
-                                   : Expected<session::StreamId, session::StreamError>(
-                                         make_unexpected(session::StreamError::kNotOpen));
+  auto stream = open_stream_on(open_session());
   if (!stream || stdio_ == nullptr) {
     spdlog::error("client cannot open the stdio stream");
     shutdown(kExitRefused);
@@ -800,10 +797,7 @@ asio::awaitable<void> ServerTunnel::accept_loop(session::SessionId id, session::
     auto [error, socket] = co_await listener->acceptor->async_accept(kTuple);
     if (error == asio::error::operation_aborted || !listener->acceptor->is_open()) co_return;
     if (error) continue;
-    session::Session* session = find_open(id);
-    auto stream = session != nullptr ? session->open_stream(0, session::Clock::now())
-                                     : Expected<session::StreamId, session::StreamError>(
-                                           make_unexpected(session::StreamError::kNotOpen));
+    auto stream = open_stream_on(find_open(id));
     if (!stream) {
       spdlog::warn("{}: -R connection dropped: {}", name, session::to_string(stream.error()));
       continue;

@@ -207,6 +207,23 @@ asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header
 asio::awaitable<void> StreamBridge::downstream() {
   auto self = shared_from_this();
   std::vector<std::byte> buffer;
+  // The peer's FIN was reached (or the header never completed): pass it on or end the bridge.
+  auto peer_finished = [this](session::Session& session) {
+    if (!header_done_) {
+      close("stream ended before its header");
+      return;
+    }
+    if (holding_listener_) {
+      // The peer no longer wants the listener: end the stream both ways.
+      (void)session.finish(stream_, session::Clock::now());
+      runtime_.wake();
+      end(true);
+      return;
+    }
+    local_->shutdown_send();
+    downstream_done_ = true;
+    finish_local_if_done();
+  };
   while (!closed_) {
     session::Session* session = session_();
     if (session == nullptr) {
@@ -221,20 +238,7 @@ asio::awaitable<void> StreamBridge::downstream() {
         co_return;
       }
       if (ended->finished) {
-        if (!header_done_) {
-          close("stream ended before its header");
-          co_return;
-        }
-        if (holding_listener_) {
-          // The peer no longer wants the listener: end the stream both ways.
-          (void)session->finish(stream_, session::Clock::now());
-          runtime_.wake();
-          end(true);
-          co_return;
-        }
-        local_->shutdown_send();
-        downstream_done_ = true;
-        finish_local_if_done();
+        peer_finished(*session);
         co_return;
       }
       co_await wait(readable_signal_);
@@ -243,6 +247,10 @@ asio::awaitable<void> StreamBridge::downstream() {
     const std::size_t count = std::min(view.size(), kChunk);
     buffer.assign(view.begin(), view.begin() + static_cast<std::ptrdiff_t>(count));
     session->consume(stream_, count, session::Clock::now());
+    // Consuming the last bytes after the peer's FIN, with our own side already acknowledged,
+    // releases the stream at once: that is its end, not an error.
+    auto state = session->read(stream_, {}, session::Clock::now());
+    const bool released = !state && state.error() == session::StreamError::kUnknownStream;
     runtime_.wake();
     if (!header_done_) {
       // Bounded: the parsers ask for more only while the header is shorter than its declared
@@ -250,14 +258,27 @@ asio::awaitable<void> StreamBridge::downstream() {
       header_.insert(header_.end(), buffer.begin(), buffer.end());
       auto after = co_await take_header();
       if (closed_) co_return;
-      if (!after) continue;
-      buffer = std::move(*after);
+      if (after) {
+        buffer = std::move(*after);
+      } else {
+        buffer.clear();
+      }
     }
-    if (buffer.empty() || holding_listener_) continue;
-    std::error_code error;
-    co_await local_->write_all(buffer, error);
-    if (error) {
-      if (!closed_) close("local write failed: " + error.message());
+    if (!buffer.empty() && !holding_listener_) {
+      std::error_code error;
+      co_await local_->write_all(buffer, error);
+      if (error) {
+        if (!closed_) close("local write failed: " + error.message());
+        co_return;
+      }
+    }
+    if (released && !closed_) {
+      session = session_();
+      if (session == nullptr) {
+        drop("session gone");
+        co_return;
+      }
+      peer_finished(*session);
       co_return;
     }
   }

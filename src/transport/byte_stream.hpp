@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,9 +24,13 @@ using KeyingMaterial = std::array<std::byte, 32>;
 class ByteStream {
  public:
   virtual ~ByteStream() = default;
-  // Reads at least one byte; an error (including end of stream) ends the connection.
+  // Reads at least one byte; an error (including end of stream) ends the connection. At most one
+  // read_some at a time; it may run while a write_all is pending. Like Asio's own operations,
+  // read_some and write_all complete through the executor, never before the first suspension.
   virtual asio::awaitable<std::size_t> read_some(std::span<std::byte> buffer,
                                                  std::error_code& error) = 0;
+  // Completes once every byte is handed to the kernel, or with an error. At most one write_all at a
+  // time.
   virtual asio::awaitable<void> write_all(std::span<const std::byte> bytes,
                                           std::error_code& error) = 0;
   // Closes at once; pending operations complete with an error.
@@ -37,12 +42,22 @@ class ByteStream {
 // The two ends of a connection: the client dials, the server accepts.
 enum class Side : std::uint8_t { kClient, kServer };
 
+// TLS 1.3 with AES-GCM should encrypt at most about 2^24.5 full records under one key (RFC 8446
+// section 5.5), which a fast tunnel reaches within an hour; a TLS ByteStream therefore updates its
+// sending key (a KeyUpdate message) after every this many bytes of plaintext: 64 GiB, 4 million
+// full records.
+inline constexpr std::uint64_t kKeyUpdateInterval = std::uint64_t{1} << 36;
+
 // Completes the TLS handshake on a connected socket and exports the keying material. A client
 // context must come from make_client_context (it carries the trusted host and the TLS session to
 // resume). The error string says what failed (for a pinned fingerprint, which fingerprint the
-// server presented).
+// server presented). The stream batches: write_all encrypts all its bytes and sends the records
+// with one socket write; read_some reads up to 256 KiB of records with one socket read and returns
+// as much plaintext as they hold and the buffer takes. `key_update_interval` (bytes, at least 1)
+// exists for tests.
 asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_tls(
-    asio::ip::tcp::socket socket, asio::ssl::context& context, Side side);
+    asio::ip::tcp::socket socket, asio::ssl::context& context, Side side,
+    std::uint64_t key_update_interval = kKeyUpdateInterval);
 
 // Plain TCP for tests: each end sends 32 random bytes and the keying material is derived from both.
 // There is no confidentiality and no authentication: anyone on the path can take the session over.

@@ -35,8 +35,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 free_port() {  # a port nothing listens on, from a range chosen by the process id
-  local port=$((20000 + ($$ * 11 + $1 * 137) % 30000))
-  while ss -Htln "sport = :$port" | grep -q .; do port=$((port + 1)); done
+  local port=$((10000 + ($$ * 11 + $1 * 137) % 22000))
+  while ss -Htan "( sport = :$port or dport = :$port )" | grep -q .; do port=$((port + 1)); done
   echo $port
 }
 wait_for() {  # wait_for SECONDS COMMAND...: polls until COMMAND succeeds

@@ -56,7 +56,7 @@ ip -n "$namespace" link set "$client_side" up
 ip netns exec "$namespace" tc qdisc add dev "$client_side" root tbf rate 20mbit burst 32kb latency 50ms \
   || { echo "SKIP: tc tbf unavailable"; exit 77; }
 
-server_port=$((30000 + ($$ + 7) % 20000))
+server_port=$((10000 + ($$ + 7) % 22000))
 echo_port=$((server_port + 1))
 sink_port=$((server_port + 2))
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')

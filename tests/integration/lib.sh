@@ -105,7 +105,7 @@ declare -A lib_ports_taken=()
 free_port() {  # a loopback TCP port no socket uses, never the same twice in one test
   local port _
   for _ in $(seq 200); do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+    port=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
     [[ -n ${lib_ports_taken[$port]:-} ]] && continue
     ss -Htan "( sport = :$port or dport = :$port )" | grep -q . && continue
     lib_ports_taken[$port]=1

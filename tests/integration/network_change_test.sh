@@ -56,7 +56,7 @@ ip -n "$namespace" addr add "10.77.$subnet.2/24" dev "$client_side"
 ip -n "$namespace" link set "$client_side" up
 wait_for 5 ip netns exec "$namespace" ping -c1 -W1 "10.77.$subnet.1" >/dev/null || true
 
-server_port=$((30000 + $$ % 20000))
+server_port=$((10000 + $$ % 22000))
 sink_port=$((server_port + 1))
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
 socat -u TCP-LISTEN:$sink_port,reuseaddr,bind=127.0.0.1 OPEN:"$work/received",creat,trunc &

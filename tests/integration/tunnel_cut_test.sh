@@ -20,8 +20,8 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {  # a port nothing listens on, from a range chosen by the process id
-  local port=$((20000 + ($$ * 7 + $1 * 131) % 30000))
-  while ss -Htln "sport = :$port" | grep -q .; do port=$((port + 1)); done
+  local port=$((10000 + ($$ * 7 + $1 * 131) % 22000))
+  while ss -Htan "( sport = :$port or dport = :$port )" | grep -q .; do port=$((port + 1)); done
   echo $port
 }
 server_port=$(free_port 1)

@@ -18,8 +18,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { keep=1; echo "FAIL: $*"; for log in "$work"/*.log; do echo "--- $log"; cat "$log"; done; exit 1; }
 free_port() {
-  local port=$((20000 + ($$ * 11 + $1 * 173) % 30000))
-  while ss -Htln "sport = :$port" | grep -q .; do port=$((port + 1)); done
+  local port=$((10000 + ($$ * 11 + $1 * 173) % 22000))
+  while ss -Htan "( sport = :$port or dport = :$port )" | grep -q .; do port=$((port + 1)); done
   echo $port
 }
 wait_for() {  # wait_for FILE PATTERN SECONDS

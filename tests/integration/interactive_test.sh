@@ -13,46 +13,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root (network namespaces, tc)"; exit 77; fi
 for tool in ip tc socat python3; do command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }; done
 
-namespace="tether-slow-$$"
-subnet=$((100 + ($$ + 37) % 100))
-host_side="tsh$$"
-client_side="tsc$$"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local status=$?
-  set +e
-  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do kill "${pids[index]}" 2>/dev/null; done
-  sleep 0.3
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  ip netns del "$namespace" 2>/dev/null
-  ip link del "$host_side" 2>/dev/null
-  if [[ $status != 0 || ${SHOW_LOGS:-0} == 1 ]]; then
-    for log in "$work"/*.log; do echo "--- $(basename "$log")"; tail -n 30 "$log"; done
-  fi
-  rm -rf "$work"
-  exit $status
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" 2>/dev/null; do ((SECONDS < deadline)) || return 1; sleep 0.05; done
-}
-
-if ! ip netns add "$namespace" 2>"$work/netns.err"; then
-  echo "SKIP: cannot create a network namespace: $(cat "$work/netns.err")"
-  exit 77
-fi
-ip link add "$host_side" type veth peer name "$client_side"
-ip link set "$client_side" netns "$namespace"
-ip addr add "10.78.$subnet.1/24" dev "$host_side"
-ip link set "$host_side" up
-ip -n "$namespace" link set lo up
-ip -n "$namespace" addr add "10.78.$subnet.2/24" dev "$client_side"
-ip -n "$namespace" link set "$client_side" up
+source "$(dirname "$0")/netns.sh"
+netns_create slow 78
 ip netns exec "$namespace" tc qdisc add dev "$client_side" root tbf rate 20mbit burst 32kb latency 50ms \
   || { echo "SKIP: tc tbf unavailable"; exit 77; }
 
@@ -64,12 +26,12 @@ socat TCP-LISTEN:$echo_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat &
 pids+=($!)
 socat -u TCP-LISTEN:$sink_port,reuseaddr,fork,bind=127.0.0.1 OPEN:/dev/null &
 pids+=($!)
-"$tether" server --listen "10.78.$subnet.1:$server_port" --cert "$work/identity/certificate.pem" \
+"$tether" server --listen "$server_address:$server_port" --cert "$work/identity/certificate.pem" \
   --key "$work/identity/key.pem" --allow "127.0.0.1:*" --auth none \
   >"$work/server.log" 2>&1 &
 pids+=($!)
 wait_for 10 grep -q "server listening" "$work/server.log" || fail "server did not start"
-ip netns exec "$namespace" "$tether" client --server "10.78.$subnet.1:$server_port" \
+ip netns exec "$namespace" "$tether" client --server "$server_address:$server_port" \
   --fingerprint "$fingerprint" --known-servers "$work/known" \
   -L "7101:127.0.0.1:$echo_port" -L "7102:127.0.0.1:$sink_port" >"$work/client.log" 2>&1 &
 pids+=($!)

@@ -11,57 +11,15 @@ tether=$(realpath "$1")
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root (network namespaces)"; exit 77; fi
 for tool in ip socat pv sha256sum; do command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }; done
 
-namespace="tether-move-$$"
-subnet=$((100 + $$ % 100))
-host_side="tmh$$"
-client_side="tmc$$"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local status=$?
-  set +e
-  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do kill "${pids[index]}" 2>/dev/null; done
-  sleep 0.3
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  ip netns del "$namespace" 2>/dev/null
-  ip link del "$host_side" 2>/dev/null
-  if [[ $status != 0 ]]; then
-    for log in "$work"/*.log; do echo "--- $(basename "$log")"; tail -n 40 "$log"; done
-  elif [[ ${SHOW_LOGS:-0} == 1 ]]; then
-    for log in "$work"/*.log; do echo "--- $(basename "$log")"; cat "$log"; done
-  fi
-  rm -rf "$work"
-  exit $status
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" 2>/dev/null; do ((SECONDS < deadline)) || return 1; sleep 0.05; done
-}
-
-if ! ip netns add "$namespace" 2>"$work/netns.err"; then
-  echo "SKIP: cannot create a network namespace: $(cat "$work/netns.err")"
-  exit 77
-fi
-ip link add "$host_side" type veth peer name "$client_side"
-ip link set "$client_side" netns "$namespace"
-ip addr add "10.77.$subnet.1/24" dev "$host_side"
-ip link set "$host_side" up
-ip -n "$namespace" link set lo up
-ip netns exec "$namespace" sysctl -qw "net.ipv4.conf.$client_side.promote_secondaries=1"
-ip -n "$namespace" addr add "10.77.$subnet.2/24" dev "$client_side"
-ip -n "$namespace" link set "$client_side" up
-wait_for 5 ip netns exec "$namespace" ping -c1 -W1 "10.77.$subnet.1" >/dev/null || true
+source "$(dirname "$0")/netns.sh"
+netns_create move 77
 
 server_port=$((10000 + $$ % 22000))
 sink_port=$((server_port + 1))
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
 socat -u TCP-LISTEN:$sink_port,reuseaddr,bind=127.0.0.1 OPEN:"$work/received",creat,trunc &
 pids+=($!)
-"$tether" server --listen "10.77.$subnet.1:$server_port" --cert "$work/identity/certificate.pem" \
+"$tether" server --listen "$server_address:$server_port" --cert "$work/identity/certificate.pem" \
   --key "$work/identity/key.pem" --allow "127.0.0.1:$sink_port" --auth none \
   --heartbeat-interval 5000 --missing-heartbeats 3 --control-socket none >"$work/server.log" 2>&1 &
 pids+=($!)
@@ -69,7 +27,7 @@ wait_for 10 grep -q "server listening" "$work/server.log" || fail "server did no
 run_client() {  # run_client LOG LOCALPORT [FLAGS...]
   local log=$1 port=$2
   shift 2
-  ip netns exec "$namespace" "$tether" ${VERBOSE:+-v} client --server "10.77.$subnet.1:$server_port" \
+  ip netns exec "$namespace" "$tether" ${VERBOSE:+-v} client --server "$server_address:$server_port" \
     --fingerprint "$fingerprint" --known-servers "$work/known" -L "$port:127.0.0.1:$sink_port" \
     --heartbeat-interval 5000 --missing-heartbeats 3 --control-socket none "$@" >"$work/$log" 2>&1 &
   pids+=($!)
@@ -83,11 +41,11 @@ head -c 16M /dev/urandom >"$work/source"
 ip netns exec "$namespace" bash -c "pv -q -L 4m '$work/source' | socat -u - TCP:127.0.0.1:7001" &
 sender=$!
 sleep 1.5
-ip -n "$namespace" addr add "10.77.$subnet.3/24" dev "$client_side"
-ip -n "$namespace" addr del "10.77.$subnet.2/24" dev "$client_side"
+ip -n "$namespace" addr add "$client_prefix.3/24" dev "$client_side"
+ip -n "$namespace" addr del "$client_prefix.2/24" dev "$client_side"
 changed_at=$SECONDS
 wait_for 5 grep -q "resumed" "$work/client.log" || fail "client did not resume within 5 s of the address change"
-grep -q "address 10.77.$subnet.2 removed" "$work/client.log" || fail "client did not log the address removal"
+grep -q "address $client_prefix.2 removed" "$work/client.log" || fail "client did not log the address removal"
 downtime=$(grep -o "resumed after [0-9]* ms" "$work/client.log" | head -1 | grep -o "[0-9]*")
 ((downtime < 2000)) || fail "resume took $downtime ms"
 blind_resumed=$(grep -c "resumed" "$work/blind.log" || true)
@@ -96,4 +54,4 @@ expected=$(stat -c %s "$work/source")
 sink_complete() { [[ $(stat -c %s "$work/received" 2>/dev/null || echo 0) -ge $expected ]]; }
 wait_for 60 sink_complete || fail "sink got $(stat -c %s "$work/received") of $expected bytes"
 [[ $(sha256sum <"$work/source") == $(sha256sum <"$work/received") ]] || fail "bytes differ"
-echo "ok: address 10.77.$subnet.2 removed mid-transfer: the client moved in $downtime ms (heartbeats alone: 15 s budget; the client without the watcher had resumed $blind_resumed times by then); 16 MiB intact"
+echo "ok: address $client_prefix.2 removed mid-transfer: the client moved in $downtime ms (heartbeats alone: 15 s budget; the client without the watcher had resumed $blind_resumed times by then); 16 MiB intact"

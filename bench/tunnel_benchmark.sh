@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Tunnel benchmark: raw TCP vs stunnel4 vs ssh -L vs tether -L, side by side, on loopback, TLS on.
 #
-# Usage: bench/tunnel_benchmark.sh [--tether PATH] [--repeat N] [--quick]
-#   --tether PATH  the tether binary (default: build/gcc/apps/tether/tether, relative to the repository)
-#   --repeat N     repetitions of every measurement; the table shows the median (default 3, or
-#                  $TETHER_BENCH_REPEAT; 1 with --quick unless given)
-#   --quick        short runs (a smoke test of the script, not figures to quote)
+# Usage: bench/tunnel_benchmark.sh [--tether PATH] [--baseline PATH] [--paths LIST] [--repeat N] [--quick]
+#   --tether PATH    the tether binary (default: build/gcc/apps/tether/tether, relative to the repository)
+#   --baseline PATH  another tether binary measured side by side as path "baseline" (before/after)
+#   --paths LIST     comma-separated subset of raw,relay,stunnel,ssh,tether,baseline (default: all but
+#                    baseline, plus baseline when given); goals needing a missing path are skipped
+#   --repeat N       repetitions of every measurement; the table shows the median (default 3, or
+#                    $TETHER_BENCH_REPEAT; 1 with --quick unless given)
+#   --quick          short runs (a smoke test of the script, not figures to quote)
 #
 # Contract:
 # - A benchmark, not a test: it prints a table and marks the goals met/missed, and exits 0 whether or not
@@ -17,10 +20,13 @@
 # - Starts its own redis-server (--save '' --appendonly no) and iperf3 -s, then, for each path, a forwarder
 #   whose local ports lead to both:
 #     raw      the backends themselves (no forwarder)
+#     relay    two plain socat relays in a chain (no TLS, no framing): the same three loopback hops as
+#              every tunnel below, so the floor that any two-process user-space tunnel starts from
 #     stunnel  stunnel4 client + stunnel4 server, TLS 1.3, the client verifying the server's certificate
 #     ssh      a private sshd (own config, host key and client key in a temp dir) and ssh -N -L, default
 #              ciphers; the negotiated cipher is reported
 #     tether   tether server --auth none + tether client -L, TLS 1.3 with a pinned fingerprint
+#     baseline the same with the --baseline binary
 # - Measures, per path: iperf3 single-stream throughput (receiver side; the control and data connections
 #   both go through the forward), redis-benchmark PING_MBULK with 1 client (requests/s and p50 latency),
 #   redis-benchmark SET with 50 clients and pipeline 16 (requests/s). Each repetition runs every
@@ -33,11 +39,15 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tether="$repo/build/gcc/apps/tether/tether"
 repeat=${TETHER_BENCH_REPEAT:-}
 quick=0
+baseline=''
+path_list=''
 
 usage() { sed -n '4,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --tether) tether=${2:?--tether needs a path}; shift 2 ;;
+    --baseline) baseline=${2:?--baseline needs a path}; shift 2 ;;
+    --paths) path_list=${2:?--paths needs a list}; shift 2 ;;
     --repeat) repeat=${2:?--repeat needs a number}; shift 2 ;;
     --quick) quick=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -48,14 +58,28 @@ if [[ -z $repeat ]]; then repeat=$((quick ? 1 : 3)); fi
 [[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "--repeat must be a positive integer, got '$repeat'" >&2; exit 2; }
 [[ -x $tether ]] || { echo "tether binary not found or not executable: $tether (build it, or pass --tether PATH)" >&2; exit 2; }
 tether=$(realpath "$tether")
+if [[ -n $baseline ]]; then
+  [[ -x $baseline ]] || { echo "baseline binary not found or not executable: $baseline" >&2; exit 2; }
+  baseline=$(realpath "$baseline")
+fi
 
 if ((quick)); then
   iperf_seconds=1 ping_requests=2000 set_requests=50000
 else
   iperf_seconds=5 ping_requests=20000 set_requests=400000
 fi
-paths=(raw stunnel ssh tether)
-declare -A path_title=([raw]="raw TCP" [stunnel]="stunnel4" [ssh]="ssh -L" [tether]="tether -L")
+declare -A path_title=([raw]="raw TCP" [relay]="socat x2" [stunnel]="stunnel4" [ssh]="ssh -L"
+  [tether]="tether -L" [baseline]="baseline")
+if [[ -n $path_list ]]; then
+  IFS=, read -r -a paths <<<"$path_list"
+else
+  paths=(raw relay stunnel ssh tether)
+  [[ -z $baseline ]] || paths+=(baseline)
+fi
+for path in "${paths[@]}"; do
+  [[ -n ${path_title[$path]:-} ]] || { echo "unknown path '$path' in --paths" >&2; exit 2; }
+done
+[[ " ${paths[*]} " != *" baseline "* || -n $baseline ]] || { echo "path baseline needs --baseline PATH" >&2; exit 2; }
 declare -A redis_port iperf_port  # per path: the local port leading to each backend
 redis_backend='' iperf_backend='' # the ports redis-server and iperf3 -s listen on
 startup_timeout=15                # seconds a process may take to come up
@@ -103,7 +127,7 @@ fail() {  # fail MESSAGE [LOGFILE...]: explain, show the logs, exit (cleanup run
 install_dependencies() {
   local -A package_of=([iperf3]=iperf3 [redis-server]=redis-server [redis-benchmark]=redis-tools
     [redis-cli]=redis-tools [stunnel4]=stunnel4 [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client
-    [ssh-keygen]=openssh-client [jq]=jq [openssl]=openssl [ss]=iproute2 [timeout]=coreutils)
+    [ssh-keygen]=openssh-client [socat]=socat [jq]=jq [openssl]=openssl [ss]=iproute2 [timeout]=coreutils)
   local -A missing=()
   local command
   for command in "${!package_of[@]}"; do
@@ -185,6 +209,24 @@ setup_raw() {
   iperf_port[raw]=$iperf_backend
   wait_redis_ping raw "$work/redis.log"
   detail[raw]="direct connections"
+}
+
+setup_relay() {
+  local hop_redis hop_iperf
+  free_port hop_redis hop_iperf 'redis_port[relay]' 'iperf_port[relay]'
+  relay_pair() {  # relay_pair ENTRY HOP TARGET: socat ENTRY -> socat HOP -> TARGET
+    local socat=(socat -b 262144)
+    start "$work/relay-$1.log" "${socat[@]}" "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr,fork,nodelay" \
+      "TCP:127.0.0.1:$3,nodelay"
+    wait_listening "socat relay" "$started" "$2" "$work/relay-$1.log"
+    start "$work/relay-$1-entry.log" "${socat[@]}" "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork,nodelay" \
+      "TCP:127.0.0.1:$2,nodelay"
+    wait_listening "socat relay" "$started" "$1" "$work/relay-$1-entry.log"
+  }
+  relay_pair "${redis_port[relay]}" "$hop_redis" "$redis_backend"
+  relay_pair "${iperf_port[relay]}" "$hop_iperf" "$iperf_backend"
+  wait_redis_ping relay "$work/relay-${redis_port[relay]}.log"
+  detail[relay]="plaintext, socat -b 262144, a process per connection"
 }
 
 setup_stunnel() {
@@ -273,24 +315,27 @@ EOF
   detail[ssh]="${cipher:-cipher unknown}"
 }
 
-setup_tether() {
-  local dir=$work/tether server_port fingerprint
+setup_tether() { tether_pair tether "$tether"; }
+setup_baseline() { tether_pair baseline "$baseline"; }
+
+tether_pair() {  # tether_pair PATH BINARY: a tether server and a client with -L to both backends
+  local path=$1 binary=$2 dir=$work/$1 server_port fingerprint
   mkdir -p "$dir"
-  free_port server_port 'redis_port[tether]' 'iperf_port[tether]'
-  "$tether" keygen --out "$dir/identity" >"$dir/keygen.log" 2>&1 || fail "tether keygen failed" "$dir/keygen.log"
+  free_port server_port "redis_port[$path]" "iperf_port[$path]"
+  "$binary" keygen --out "$dir/identity" >"$dir/keygen.log" 2>&1 || fail "tether keygen failed" "$dir/keygen.log"
   fingerprint=$(awk '/^fingerprint/ {print $2}' "$dir/keygen.log")
   [[ $fingerprint == sha256:* ]] || fail "tether keygen printed no fingerprint" "$dir/keygen.log"
-  start "$dir/server.log" "$tether" server --listen "127.0.0.1:$server_port" \
+  start "$dir/server.log" "$binary" server --listen "127.0.0.1:$server_port" \
     --cert "$dir/identity/certificate.pem" --key "$dir/identity/key.pem" --allow '127.0.0.1:*' --auth none
-  tether_server_pid=$started
+  server_pid[$path]=$started
   wait_listening "tether server" "$started" "$server_port" "$dir/server.log"
-  detail[tether]="TLS 1.3 $(tls_suite "$server_port")"
-  start "$dir/client.log" "$tether" client --server "127.0.0.1:$server_port" --fingerprint "$fingerprint" \
+  detail[$path]="TLS 1.3 $(tls_suite "$server_port")"
+  start "$dir/client.log" "$binary" client --server "127.0.0.1:$server_port" --fingerprint "$fingerprint" \
     --known-servers "$dir/known_servers" \
-    -L "${redis_port[tether]}:127.0.0.1:$redis_backend" -L "${iperf_port[tether]}:127.0.0.1:$iperf_backend"
-  tether_client_pid=$started
-  wait_listening "tether client" "$started" "${iperf_port[tether]}" "$dir/client.log"
-  wait_redis_ping tether "$dir/server.log" "$dir/client.log"
+    -L "${redis_port[$path]}:127.0.0.1:$redis_backend" -L "${iperf_port[$path]}:127.0.0.1:$iperf_backend"
+  client_pid[$path]=$started
+  wait_listening "tether client" "$started" "${iperf_port[$path]}" "$dir/client.log"
+  wait_redis_ping "$path" "$dir/server.log" "$dir/client.log"
 }
 
 # ------------------------------------------------------------------------ one function per measurement
@@ -332,7 +377,7 @@ measure_set() {  # measure_set PATH: prints requests/s (SET, 50 clients, pipelin
 declare -A samples=()  # "path metric" -> space-separated values
 record() { samples["$1 $2"]+="$3 "; }
 median() {  # median PATH METRIC
-  tr ' ' '\n' <<<"${samples["$1 $2"]}" | grep . | sort -g |
+  tr ' ' '\n' <<<"${samples["$1 $2"]:-}" | grep . | sort -g |
     awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
@@ -363,9 +408,27 @@ print_table() {
   goal "tether throughput / ssh -L" "$(median tether gbits)" "$(median ssh gbits)" ">=" 2.5
   goal "tether PING p50 / raw TCP PING p50" "$(median tether ping_p50)" "$(median raw ping_p50)" "<=" 2
   goal "tether SET req/s / ssh -L SET req/s" "$(median tether set_rps)" "$(median ssh set_rps)" ">=" 3
+  echo
+  echo "context (no goals): the two-relay floor and before/after"
+  ratio "socat x2 throughput / raw TCP" "$(median relay gbits)" "$(median raw gbits)"
+  ratio "socat x2 PING p50 / raw TCP" "$(median relay ping_p50)" "$(median raw ping_p50)"
+  ratio "tether throughput / socat x2" "$(median tether gbits)" "$(median relay gbits)"
+  ratio "tether PING p50 / socat x2" "$(median tether ping_p50)" "$(median relay ping_p50)"
+  ratio "tether throughput / baseline" "$(median tether gbits)" "$(median baseline gbits)"
+  ratio "tether PING p50 / baseline" "$(median tether ping_p50)" "$(median baseline ping_p50)"
+  ratio "tether SET req/s / baseline" "$(median tether set_rps)" "$(median baseline set_rps)"
+}
+
+ratio() {  # ratio TITLE NUMERATOR DENOMINATOR: printed only when both paths were measured
+  [[ $2 != nan && $3 != nan ]] || return 0
+  awk -v title="$1" -v a="$2" -v b="$3" 'BEGIN { if (b + 0 != 0) printf "%-38s | %7.2fx\n", title, a / b }'
 }
 
 goal() {  # goal TITLE NUMERATOR DENOMINATOR >=|<= TARGET
+  if [[ $2 == nan || $3 == nan ]]; then
+    printf '%-38s | %8s | %2s %4sx | %s\n' "$1" n/a "$4" "$5" "skipped (path not measured)"
+    return 0
+  fi
   awk -v title="$1" -v a="$2" -v b="$3" -v op="$4" -v target="$5" 'BEGIN {
     if (b + 0 == 0) { printf "%-38s | %8s | %2s %4sx | %s\n", title, "n/a", op, target, "missed (no baseline)"; exit }
     ratio = a / b
@@ -376,14 +439,16 @@ goal() {  # goal TITLE NUMERATOR DENOMINATOR >=|<= TARGET
 
 # ----------------------------------------------------------------------------------------------- main
 install_dependencies
-declare -A detail=()
+declare -A detail=() server_pid=() client_pid=()
 log "work dir $work; tether $tether"
 start_backends
 for path in "${paths[@]}"; do
   log "setting up ${path_title[$path]}"
   "setup_$path"
 done
-log "tether server pid $tether_server_pid, client pid $tether_client_pid"
+for path in tether baseline; do
+  [[ -z ${server_pid[$path]:-} ]] || log "${path_title[$path]}: server pid ${server_pid[$path]}, client pid ${client_pid[$path]}"
+done
 
 for ((rep = 1; rep <= repeat; rep++)); do
   for path in "${paths[@]}"; do

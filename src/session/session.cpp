@@ -264,7 +264,8 @@ std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out,
   const bool carries_data = path.state == PathState::kActive ||
                             (role_ == Role::kClient && path.state == PathState::kResumeSent);
   if (phase_ == Phase::kOpen && data_path_ == path_id && carries_data) {
-    write_ack_frame(out);
+    // Pending acknowledgements ride along with anything else going out; alone only when due.
+    if (out.size() > start || acknowledgement_due(now) || has_stream_frames()) write_ack_frame(out);
     const std::size_t used = out.size() - start;
     if (used < max_bytes) write_stream_frames(out, max_bytes - used);
     update_ack_progress(false, now);
@@ -278,11 +279,9 @@ bool Session::has_outgoing(PathId path_id) const {
   if (it == paths_.end()) return false;
   if (!it->second.outgoing.empty()) return true;
   if (phase_ != Phase::kOpen || data_path_ != path_id) return false;
-  if (!final_acks_.empty() || !acknowledgement_pending_streams_.empty()) return true;
-  const Stream* control = find_stream(kControlStream);
-  if (control != nullptr && stream_sendable(*control)) return true;
-  return std::any_of(send_candidates_.begin(), send_candidates_.end(),
-                     [&](const Stream* stream) { return stream_sendable(*stream); });
+  // Delayed acknowledgements count once on_timeout() found them due (it sets ack_now_).
+  if (!final_acks_.empty() || (!acknowledgement_pending_streams_.empty() && ack_now_)) return true;
+  return has_stream_frames();
 }
 
 // ---- Frames
@@ -537,7 +536,13 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
     protocol_error(now);
     return;
   }
-  request_acknowledgement(*stream);
+  // Delayed unless this frame makes the acknowledgement matter now: a FIN (the peer releases the
+  // stream once it is acknowledged), bytes we already had (the peer is replaying: stop it), or
+  // enough bytes since the last acknowledgement to keep the peer's send buffer moving.
+  bytes_since_ack_ += frame.data.size();
+  const bool eager = frame.fin || end <= receive.received || frame.offset < receive.received ||
+                     bytes_since_ack_ >= config_.ack_eager_bytes;
+  request_acknowledgement(*stream, eager ? AckUrgency::kImmediate : AckUrgency::kDelayed, now);
   if (end > receive.received) {
     const std::uint64_t skip = receive.received - frame.offset;
     const auto fresh = frame.data.subspan(static_cast<std::size_t>(skip));
@@ -754,10 +759,28 @@ void Session::mark_send_candidate(Stream& stream) {
   send_candidates_.push_back(&stream);
 }
 
-void Session::request_acknowledgement(Stream& stream) {
+void Session::request_acknowledgement(Stream& stream, AckUrgency urgency, Time now) {
+  if (urgency == AckUrgency::kImmediate) {
+    ack_now_ = true;
+  } else if (!ack_deadline_) {
+    ack_deadline_ = now + config_.ack_delay;
+  }
   if (stream.acknowledgement_pending) return;
   stream.acknowledgement_pending = true;
   acknowledgement_pending_streams_.push_back(&stream);
+}
+
+bool Session::acknowledgement_due(Time now) const {
+  if (!final_acks_.empty()) return true;
+  if (acknowledgement_pending_streams_.empty()) return false;
+  return ack_now_ || (ack_deadline_ && now >= *ack_deadline_);
+}
+
+bool Session::has_stream_frames() const {
+  const Stream* control = find_stream(kControlStream);
+  if (control != nullptr && stream_sendable(*control)) return true;
+  return std::any_of(send_candidates_.begin(), send_candidates_.end(),
+                     [&](const Stream* stream) { return stream_sendable(*stream); });
 }
 
 void Session::note_outstanding(bool before, bool after) {
@@ -881,11 +904,11 @@ Expected<void, StreamError> Session::finish(StreamId id, Time) {
   return {};
 }
 
-Expected<ReadResult, StreamError> Session::read(StreamId id, std::span<std::byte> out, Time) {
+Expected<ReadResult, StreamError> Session::read(StreamId id, std::span<std::byte> out, Time now) {
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   const std::size_t count = stream->receive.buffer.read(out);
-  const bool finished = note_consumed(*stream, count);
+  const bool finished = note_consumed(*stream, count, now);
   release_stream_if_finished(*stream);
   return ReadResult{count, finished};
 }
@@ -896,23 +919,23 @@ std::span<const std::byte> Session::peek(StreamId id) const {
   return stream->receive.buffer.view(0, stream->receive.buffer.size());
 }
 
-void Session::consume(StreamId id, std::size_t count, Time) {
+void Session::consume(StreamId id, std::size_t count, Time now) {
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return;
   count = std::min(count, stream->receive.buffer.size());
   stream->receive.buffer.consume(count);
-  note_consumed(*stream, count);
+  note_consumed(*stream, count, now);
   release_stream_if_finished(*stream);
 }
 
-bool Session::note_consumed(Stream& stream, std::size_t count) {
+bool Session::note_consumed(Stream& stream, std::size_t count, Time now) {
   ReceiveHalf& receive = stream.receive;
   receive.consumed += count;
   if (receive.buffer.empty()) stream.readable_reported = false;
   // Advertise more credit once a quarter of the window has been read.
   if (receive.consumed + config_.stream_receive_window >=
       receive.advertised_window_limit + config_.stream_receive_window / 4) {
-    request_acknowledgement(stream);
+    request_acknowledgement(stream, AckUrgency::kImmediate, now);
   }
   if (receive.fin_received() && receive.consumed == *receive.final_size) {
     receive.fin_delivered = true;
@@ -1084,6 +1107,9 @@ void Session::write_ack_frame(std::vector<std::byte>& out) {
     }
     acknowledgement_pending_streams_.clear();
   }
+  ack_deadline_.reset();
+  ack_now_ = false;
+  bytes_since_ack_ = 0;
   constexpr std::size_t kEntriesPerFrame = 1024;
   for (std::size_t start = 0; start < entries.size(); start += kEntriesPerFrame) {
     const std::size_t count = std::min(entries.size() - start, kEntriesPerFrame);
@@ -1104,7 +1130,8 @@ void Session::switch_data_path(PathId path_id, Time now) {
     stream.send.rewind();
     note_outstanding(was_outstanding, stream.send.outstanding());
     mark_send_candidate(stream);
-    request_acknowledgement(stream);  // the new path gets the full acknowledgement state
+    // The new path gets the full acknowledgement state.
+    request_acknowledgement(stream, AckUrgency::kImmediate, now);
   }
   ack_progress_.reset();
   update_ack_progress(false, now);
@@ -1235,6 +1262,7 @@ std::optional<Time> Session::next_deadline() const {
                           : path.liveness.deadline(rto));
   }
   if (data_path_ && !suspended_) consider(ack_progress_.deadline(budget()));
+  if (data_path_ && !acknowledgement_pending_streams_.empty() && !ack_now_) consider(ack_deadline_);
   consider(linger_deadline_);
   consider(give_up_deadline_);
   consider(next_attempt_at_);
@@ -1286,6 +1314,7 @@ void Session::on_timeout(Time now) {
       }
     }
   }
+  if (ack_deadline_ && now >= *ack_deadline_) ack_now_ = true;
   if (data_path_ && !suspended_) {
     const auto stall = ack_progress_.deadline(budget());
     if (stall && now >= *stall) {

@@ -216,14 +216,20 @@ class Session {
   void release_finished_streams();
   // Lists `stream` in send_candidates_ (once).
   void mark_send_candidate(Stream& stream);
-  // Sets acknowledgement_pending and lists the stream (once).
-  void request_acknowledgement(Stream& stream);
+  // Sets acknowledgement_pending and lists the stream (once). An immediate request makes the
+  // pending acknowledgements due now; otherwise they are due `ack_delay` after the first request.
+  enum class AckUrgency { kDelayed, kImmediate };
+  void request_acknowledgement(Stream& stream, AckUrgency urgency, Time now);
+  // Whether the pending acknowledgements must go out now even without other frames to carry them.
+  [[nodiscard]] bool acknowledgement_due(Time now) const;
+  // Whether write_stream_frames would write anything (on the control stream or a data stream).
+  [[nodiscard]] bool has_stream_frames() const;
   // Keeps outstanding_streams_ exact across a change of a sending half.
   void note_outstanding(bool before, bool after);
   // Checks (in builds with assertions) that the stream lists and counters match the stream map.
   void check_stream_bookkeeping() const;
   // Bookkeeping after the application took `count` bytes; true once it has read to the end.
-  bool note_consumed(Stream& stream, std::size_t count);
+  bool note_consumed(Stream& stream, std::size_t count, Time now);
   void drop_stream(StreamId id);
   void queue_control_message(const wire::Frame& frame);
   void queue_frame(Path& path, const wire::Frame& frame);
@@ -290,7 +296,13 @@ class Session {
   std::size_t peer_stream_count_ = 0;  // streams opened by the peer (the control stream is neither)
   ClosedStreamSet closed_peer_streams_;
   std::vector<wire::AckEntry>
-      final_acks_;  // for streams already released (or unknown: kClosedStreamAck)
+      final_acks_;  // for streams already released (or unknown: kClosedStreamAck); always due
+  // Delayed acknowledgements (see SessionConfig::ack_delay): while streams are listed in
+  // acknowledgement_pending_streams_, they are due at ack_deadline_, or now when ack_now_ is set.
+  // write_ack_frame resets all three.
+  std::optional<Time> ack_deadline_;
+  bool ack_now_ = false;
+  std::uint64_t bytes_since_ack_ = 0;
   StreamId next_local_stream_ = 0;
   StreamId last_served_stream_ = 0;
   std::vector<std::byte> control_inbound_;

@@ -58,6 +58,13 @@ struct SessionConfig {
   std::size_t stream_receive_window = 1u << 20;
   // Largest data payload put in one frame, and so the scheduling quantum between streams.
   std::size_t max_data_frame_payload = 16u << 10;
+  // Acknowledgements of received bytes are delayed so that they ride along with the next frame
+  // going the other way (a request's acknowledgement with its response): a pending one goes out
+  // with any outgoing frame, on its own after `ack_delay` at the latest, and at once when
+  // `ack_eager_bytes` have arrived since the last one, with a FIN, or when a stream's window needs
+  // more credit. Far below the heartbeat budget, so it never looks like a stall.
+  Duration ack_delay = milliseconds(10);
+  std::size_t ack_eager_bytes = 128u << 10;
   // Largest frame payload accepted from the peer.
   std::size_t max_frame_payload = 1u << 20;
   std::size_t max_streams = 4096;  // concurrent streams per session, each direction

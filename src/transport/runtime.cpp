@@ -204,10 +204,14 @@ asio::awaitable<void> RuntimeBase::deadline_loop() {
 }
 
 void RuntimeBase::arm_timer() {
-  const auto deadline = core_deadline();
-  if (deadline == armed_) return;
-  armed_ = deadline;
-  timer_.expires_at(deadline ? *deadline : session::Time::max());
+  // Only ever move the timer earlier: a deadline that moved later (a delayed acknowledgement that
+  // left with a data frame, a heartbeat pushed back) lets the armed timer fire early, which costs
+  // one harmless on_timeout() instead of re-arming the timer on every pass.
+  // With no deadline the timer is parked at the end of time. armed_ is empty once it fired.
+  const session::Time target = core_deadline().value_or(session::Time::max());
+  if (armed_ && *armed_ <= target) return;
+  armed_ = target;
+  timer_.expires_at(target);
 }
 
 // ---- ClientRuntime

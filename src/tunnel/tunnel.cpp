@@ -10,7 +10,9 @@ namespace tether::tunnel {
 namespace {
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
-constexpr std::size_t kChunk = 64u << 10;
+constexpr std::size_t kReadChunk = 64u << 10;
+// The most one downstream socket write carries (bounds the bridge's copy buffer).
+constexpr std::size_t kDownstreamBatch = 256u << 10;
 namespace events = session::events;
 using BridgeMap = std::map<session::StreamId, std::shared_ptr<StreamBridge>>;
 
@@ -244,9 +246,15 @@ asio::awaitable<void> StreamBridge::downstream() {
       co_await wait(readable_signal_);
       continue;
     }
-    const std::size_t count = std::min(view.size(), kChunk);
-    buffer.assign(view.begin(), view.begin() + static_cast<std::ptrdiff_t>(count));
-    session->consume(stream_, count, session::Clock::now());
+    // Gather everything received so far (up to kDownstreamBatch) into one write: the session
+    // hands out one block per peek, and one socket write per block cost a syscall per 16 KiB.
+    buffer.clear();
+    for (auto next = view; !next.empty() && buffer.size() < kDownstreamBatch;
+         next = session->peek(stream_)) {
+      const std::size_t count = std::min(next.size(), kDownstreamBatch - buffer.size());
+      buffer.insert(buffer.end(), next.begin(), next.begin() + static_cast<std::ptrdiff_t>(count));
+      session->consume(stream_, count, session::Clock::now());
+    }
     // Consuming the last bytes after the peer's FIN, with our own side already acknowledged,
     // releases the stream at once: that is its end, not an error.
     auto state = session->read(stream_, {}, session::Clock::now());
@@ -315,7 +323,7 @@ asio::awaitable<void> StreamBridge::connect_target(StreamRequest request) {
 
 asio::awaitable<void> StreamBridge::upstream() {
   auto self = shared_from_this();
-  std::vector<std::byte> buffer(kChunk);
+  std::vector<std::byte> buffer(kReadChunk);
   std::vector<std::byte> first = std::move(first_bytes_);
   std::span<const std::byte> pending(first);
   while (!closed_) {

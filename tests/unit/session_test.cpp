@@ -685,6 +685,113 @@ TEST(Priority, EqualPrioritiesShareRoundRobin) {
   EXPECT_EQ(order, (std::vector<StreamId>{a, b, a}));
 }
 
+// ---- Delayed acknowledgements
+// -------------------------------------------------------------------------------
+
+// Acknowledgement frames the server sent to the client at `at` or later.
+std::size_t acks_to_client_since(const Loopback& loop, Time at) {
+  std::size_t count = 0;
+  for (const auto& chunk : loop.chunks) {
+    if (!chunk.to_server && chunk.at >= at) count += frames_of<wire::Ack>(chunk.bytes).size();
+  }
+  return count;
+}
+
+// An open stream from the client whose opening exchange is over: later bytes on it are plain data.
+StreamId settled_stream(Loopback& loop) {
+  const StreamId stream = *loop.client.open_stream(0, loop.now);
+  write_all(loop.client, stream, to_bytes("hello"), loop.now);
+  loop.pump();
+  EXPECT_EQ(read_all(*loop.server_session(), stream, loop.now), to_bytes("hello"));
+  loop.advance(milliseconds(20));
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 0u);
+  return stream;
+}
+
+TEST(Acknowledgements, AloneTheyWaitForTheAckDelay) {
+  Loopback loop;
+  loop.establish();
+  const StreamId stream = settled_stream(loop);
+  const Time sent = loop.now;
+  write_all(loop.client, stream, to_bytes("no answer to this"), loop.now);
+  loop.pump();
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 17u);
+  EXPECT_EQ(acks_to_client_since(loop, sent), 0u);
+  EXPECT_EQ(loop.server_session()->next_deadline(), sent + test_config().ack_delay);
+
+  loop.advance(test_config().ack_delay - milliseconds(1));
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 17u);
+  loop.advance(milliseconds(1));
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 0u);
+  EXPECT_EQ(acks_to_client_since(loop, sent), 1u);
+}
+
+TEST(Acknowledgements, RideAlongWithTheAnswer) {
+  Loopback loop;
+  loop.establish();
+  const StreamId stream = settled_stream(loop);
+  const Time sent = loop.now;
+  write_all(loop.client, stream, to_bytes("PING"), loop.now);
+  loop.pump();
+  EXPECT_EQ(read_all(*loop.server_session(), stream, loop.now), to_bytes("PING"));
+  write_all(*loop.server_session(), stream, to_bytes("PONG"), loop.now);
+  loop.pump();
+  // No time passed: the acknowledgement left in the same chunk as the answer.
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 0u);
+  std::size_t chunks_to_client = 0;
+  for (const auto& chunk : loop.chunks) {
+    if (chunk.to_server || chunk.at < sent || chunk.bytes.empty()) continue;
+    ++chunks_to_client;
+    EXPECT_EQ(frames_of<wire::Ack>(chunk.bytes).size(), 1u);
+    EXPECT_EQ(frames_of<wire::StreamData>(chunk.bytes).size(), 1u);
+  }
+  EXPECT_EQ(chunks_to_client, 1u);
+}
+
+TEST(Acknowledgements, EagerAfterEnoughBytes) {
+  SessionConfig server_config = test_config();
+  server_config.ack_eager_bytes = 1000;
+  Loopback loop(test_config(), server_config);
+  loop.establish();
+  const StreamId stream = settled_stream(loop);
+  SplitMix64 random(9);
+  write_all(loop.client, stream, random_bytes(random, 999), loop.now);
+  loop.pump();
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 999u);
+  write_all(loop.client, stream, random_bytes(random, 1), loop.now);
+  loop.pump();
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 0u);
+}
+
+TEST(Acknowledgements, FinIsAcknowledgedAtOnce) {
+  Loopback loop;
+  loop.establish();
+  const StreamId stream = settled_stream(loop);
+  write_all(loop.client, stream, to_bytes("last words"), loop.now);
+  ASSERT_TRUE(loop.client.finish(stream, loop.now).has_value());
+  loop.pump();
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, 0u);
+}
+
+TEST(Acknowledgements, WindowCreditIsSentAtOnce) {
+  SessionConfig server_config = test_config();
+  server_config.ack_eager_bytes = 4u << 20;  // only the window decides here
+  Loopback loop(test_config(), server_config);
+  loop.establish();
+  const StreamId stream = settled_stream(loop);
+  SplitMix64 random(10);
+  const Bytes data = random_bytes(random, server_config.stream_receive_window / 4 + 100);
+  write_all(loop.client, stream, data, loop.now);
+  loop.pump();
+  EXPECT_EQ(loop.client.stats().unacknowledged_bytes, data.size());
+  // Reading more than a quarter of the window makes the server advertise credit without waiting.
+  const Time read_at = loop.now;
+  EXPECT_EQ(read_all(*loop.server_session(), stream, loop.now), data);
+  loop.pump();
+  EXPECT_EQ(acks_to_client_since(loop, read_at), 1u);
+  EXPECT_EQ(loop.now, read_at);
+}
+
 // ---- Heartbeats
 // -----------------------------------------------------------------------------------
 

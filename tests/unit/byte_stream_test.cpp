@@ -7,7 +7,6 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -23,38 +22,17 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ssl.hpp>
 
+#include "tests/support/temporary_directory.hpp"
 #include "transport/byte_stream.hpp"
 #include "transport/tls.hpp"
 
 namespace tether::transport {
 namespace {
 
-namespace fs = std::filesystem;
+using tether::testing::TemporaryDirectory;
 using Bytes = std::vector<std::byte>;
 using AsioTls = asio::ssl::stream<asio::ip::tcp::socket>;
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
-
-// A fresh directory under the system temporary directory, removed with everything in it.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    static std::atomic<unsigned> counter{0};
-    std::random_device entropy;
-    path_ = fs::temp_directory_path() / ("tether-byte-stream-test-" + std::to_string(entropy()) +
-                                         "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 Bytes random_bytes(std::size_t size, std::uint32_t seed) {
   std::mt19937 generator(seed);

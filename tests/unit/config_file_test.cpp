@@ -4,45 +4,23 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "config_file.hpp"
+#include "tests/support/temporary_directory.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using tether::command_line::enable_config_file;
 using tether::command_line::TomlConfig;
+using tether::testing::TemporaryDirectory;
 using Strings = std::vector<std::string>;
-
-// A fresh directory under the system temporary directory, removed with everything in it.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    static std::atomic<unsigned> counter{0};
-    std::random_device entropy;
-    path_ = fs::temp_directory_path() /
-            ("tether-config-test-" + std::to_string(entropy()) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // tether's command line in miniature: the option kinds tether has, plus a float option and a
 // nested subcommand (client tune) to cover what tether does not use yet.

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include <array>
-#include <atomic>
 #include <cctype>
 #include <cstddef>
 #include <cstdlib>
@@ -19,7 +18,6 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -28,6 +26,7 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+#include "tests/support/temporary_directory.hpp"
 #include "transport/known_servers.hpp"
 #include "transport/tls.hpp"
 
@@ -35,29 +34,8 @@ namespace tether::transport {
 namespace {
 
 namespace fs = std::filesystem;
+using tether::testing::TemporaryDirectory;
 using Material = std::array<std::byte, 32>;
-
-// A fresh directory under the system temporary directory, removed with everything in it.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    static std::atomic<unsigned> counter{0};
-    std::random_device entropy;
-    path_ = fs::temp_directory_path() /
-            ("tether-tls-test-" + std::to_string(entropy()) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // The permission bits of a file.
 unsigned mode_of(const fs::path& path) {

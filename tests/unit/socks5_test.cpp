@@ -10,31 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/bytes.hpp"
 #include "tunnel/socks5.hpp"
 #include "tunnel/tunnel_protocol.hpp"
 
 namespace tether::tunnel {
 namespace {
 
-using Bytes = std::vector<std::byte>;
+using tether::testing::Bytes;
+using tether::testing::bytes;
+using tether::testing::concat;
+using tether::testing::text;
 using State = Socks5Handshake::State;
-
-Bytes bytes(std::initializer_list<unsigned> values) {
-  Bytes out;
-  for (unsigned value : values) out.push_back(static_cast<std::byte>(value));
-  return out;
-}
-
-Bytes concat(Bytes left, const Bytes& right) {
-  left.insert(left.end(), right.begin(), right.end());
-  return left;
-}
-
-Bytes text(std::string_view value) {
-  Bytes out;
-  for (char character : value) out.push_back(static_cast<std::byte>(character));
-  return out;
-}
 
 Bytes port_bytes(std::uint16_t port) {
   return {static_cast<std::byte>(port >> 8), static_cast<std::byte>(port & 0xff)};

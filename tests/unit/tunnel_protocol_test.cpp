@@ -4,35 +4,21 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "tests/support/bytes.hpp"
 #include "tunnel/tunnel_protocol.hpp"
 
 namespace tether::tunnel {
 namespace {
 
-using Bytes = std::vector<std::byte>;
-
-Bytes bytes(std::initializer_list<unsigned> values) {
-  Bytes out;
-  for (unsigned value : values) out.push_back(static_cast<std::byte>(value));
-  return out;
-}
-
-Bytes concat(Bytes left, const Bytes& right) {
-  left.insert(left.end(), right.begin(), right.end());
-  return left;
-}
-
-Bytes text(std::string_view value) {
-  Bytes out;
-  for (char character : value) out.push_back(static_cast<std::byte>(character));
-  return out;
-}
+using tether::testing::Bytes;
+using tether::testing::bytes;
+using tether::testing::concat;
+using tether::testing::text;
 
 // Every proper prefix of a complete header asks for more bytes and leaves `consumed` alone.
 template <typename Parse>

@@ -5,7 +5,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -15,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "tests/support/bytes.hpp"
 #include "wire/byte_writer.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame.hpp"
@@ -43,18 +43,9 @@ void PrintTo(const T& frame, std::ostream* out) {
 
 namespace {
 
-using Bytes = std::vector<std::byte>;
-
-Bytes bytes(std::initializer_list<unsigned> values) {
-  Bytes out;
-  for (unsigned value : values) out.push_back(static_cast<std::byte>(value));
-  return out;
-}
-
-Bytes concat(Bytes left, const Bytes& right) {
-  left.insert(left.end(), right.begin(), right.end());
-  return left;
-}
+using tether::testing::Bytes;
+using tether::testing::bytes;
+using tether::testing::concat;
 
 Bytes encode(const Frame& frame) {
   Bytes out;

@@ -216,6 +216,58 @@ class ByteStreamTest : public ::testing::Test {
     }
   }
 
+  // Sends `upstream` from `left` to `right` and `downstream` from `right` to `left` at the same
+  // time, both ends writing and reading in the given sizes; expects no error and both intact.
+  void exchange(ByteStream& left, ByteStream& right, const Bytes& upstream, const Bytes& downstream,
+                Sizes write_sizes, Sizes read_sizes) {
+    Bytes left_received;
+    Bytes right_received;
+    std::error_code errors[4];
+    spawn([&]() -> asio::awaitable<void> {
+      errors[0] = co_await write_in_pieces(left, upstream, write_sizes);
+    });
+    spawn([&]() -> asio::awaitable<void> {
+      errors[1] = co_await write_in_pieces(right, downstream, write_sizes);
+    });
+    spawn([&]() -> asio::awaitable<void> {
+      right_received = co_await read_count(right, upstream.size(), read_sizes, errors[2]);
+    });
+    spawn([&]() -> asio::awaitable<void> {
+      left_received = co_await read_count(left, downstream.size(), read_sizes, errors[3]);
+    });
+    run();
+    for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
+    EXPECT_TRUE(right_received == upstream);
+    EXPECT_TRUE(left_received == downstream);
+  }
+
+  // The same between our stream and an asio SSL peer: `ours_sends` goes from `ours` (writing and
+  // reading in the given sizes) to `peer`, and `peer_sends` back, at the same time.
+  void exchange_with_asio(ByteStream& ours, AsioTls& peer, const Bytes& ours_sends,
+                          const Bytes& peer_sends, Sizes write_sizes, Sizes read_sizes) {
+    Bytes ours_received;
+    Bytes peer_received;
+    std::error_code errors[4];
+    spawn([&]() -> asio::awaitable<void> {
+      errors[0] = co_await write_in_pieces(ours, ours_sends, write_sizes);
+    });
+    spawn([&]() -> asio::awaitable<void> {
+      auto [error, count] = co_await asio::async_write(peer, asio::buffer(peer_sends), kTuple);
+      (void)count;
+      errors[1] = error;
+    });
+    spawn([&]() -> asio::awaitable<void> {
+      peer_received = co_await read_count(peer, ours_sends.size(), errors[2]);
+    });
+    spawn([&]() -> asio::awaitable<void> {
+      ours_received = co_await read_count(ours, peer_sends.size(), read_sizes, errors[3]);
+    });
+    run();
+    for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
+    EXPECT_TRUE(peer_received == ours_sends);
+    EXPECT_TRUE(ours_received == peer_sends);
+  }
+
   asio::io_context io_;
   static inline TemporaryDirectory* directory_ = nullptr;
   static inline TemporaryDirectory* other_directory_ = nullptr;
@@ -257,33 +309,14 @@ TEST_F(ByteStreamTest, LargeTransfersBothWaysAtOnceArriveIntactWhateverTheReadAn
       {{1u << 20, false, 5}, {1, false, 6}, 256u << 10},           // one byte per read
       {{1, false, 7}, {256u << 10, false, 8}, 64u << 10},          // one byte per write
   };
-  for (const Case& each : cases) {
+  for (std::size_t index = 0; index < std::size(cases); ++index) {
+    SCOPED_TRACE("case " + std::to_string(index));
+    const Case& each = cases[index];
     OpenedPair opened = open_pair(*server, *client);
     ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
     ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
-    ByteStream& left = **opened.client;
-    ByteStream& right = **opened.server;
-    const Bytes upstream = random_bytes(each.bytes, 11);
-    const Bytes downstream = random_bytes(each.bytes, 12);
-    Bytes left_received;
-    Bytes right_received;
-    std::error_code errors[4];
-    spawn([&]() -> asio::awaitable<void> {
-      errors[0] = co_await write_in_pieces(left, upstream, each.write);
-    });
-    spawn([&]() -> asio::awaitable<void> {
-      errors[1] = co_await write_in_pieces(right, downstream, each.write);
-    });
-    spawn([&]() -> asio::awaitable<void> {
-      right_received = co_await read_count(right, upstream.size(), each.read, errors[2]);
-    });
-    spawn([&]() -> asio::awaitable<void> {
-      left_received = co_await read_count(left, downstream.size(), each.read, errors[3]);
-    });
-    run();
-    for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
-    EXPECT_TRUE(right_received == upstream);
-    EXPECT_TRUE(left_received == downstream);
+    exchange(**opened.client, **opened.server, random_bytes(each.bytes, 11),
+             random_bytes(each.bytes, 12), each.write, each.read);
   }
 }
 
@@ -334,27 +367,8 @@ TEST_F(ByteStreamTest, SendsAKeyUpdateAfterEachIntervalAndTheDataStillArrives) {
   OpenedPair opened = open_pair(*server, *client, /*client_key_update=*/1u << 20);
   ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
   ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
-  const Bytes upstream = random_bytes(8u << 20, 21);
-  const Bytes downstream = random_bytes(8u << 20, 22);
-  Bytes up_received;
-  Bytes down_received;
-  std::error_code errors[4];
-  spawn([&]() -> asio::awaitable<void> {
-    errors[0] = co_await write_in_pieces(**opened.client, upstream, {256u << 10, false, 1});
-  });
-  spawn([&]() -> asio::awaitable<void> {
-    errors[1] = co_await write_in_pieces(**opened.server, downstream, {256u << 10, false, 1});
-  });
-  spawn([&]() -> asio::awaitable<void> {
-    up_received = co_await read_count(**opened.server, upstream.size(), {}, errors[2]);
-  });
-  spawn([&]() -> asio::awaitable<void> {
-    down_received = co_await read_count(**opened.client, downstream.size(), {}, errors[3]);
-  });
-  run();
-  for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
-  EXPECT_TRUE(up_received == upstream);
-  EXPECT_TRUE(down_received == downstream);
+  exchange(**opened.client, **opened.server, random_bytes(8u << 20, 21), random_bytes(8u << 20, 22),
+           {256u << 10, false, 1}, {});
 }
 
 TEST_F(ByteStreamTest, WrongPinFailsNamingBothFingerprintsAndTheServerSeesAHandshakeFailure) {
@@ -487,30 +501,8 @@ TEST_F(ByteStreamTest, OurClientInteroperatesWithAnAsioServerAndResumesItsTlsSes
     EXPECT_EQ(SSL_session_reused(peer.native_handle()) == 1, resumed);
 
     // 6 MiB each way at once; reading processes the server's session tickets on the way.
-    const Bytes upstream = random_bytes(6u << 20, 31);
-    const Bytes downstream = random_bytes(6u << 20, 32);
-    Bytes up_received;
-    Bytes down_received;
-    std::error_code errors[4];
-    spawn([&]() -> asio::awaitable<void> {
-      errors[0] = co_await write_in_pieces(ours, upstream, {128u << 10, false, 1});
-    });
-    spawn([&]() -> asio::awaitable<void> {
-      auto [error, count] = co_await asio::async_write(peer, asio::buffer(downstream), kTuple);
-      (void)count;
-      errors[1] = error;
-    });
-    spawn([&]() -> asio::awaitable<void> {
-      up_received = co_await read_count(peer, upstream.size(), errors[2]);
-    });
-    spawn([&]() -> asio::awaitable<void> {
-      down_received =
-          co_await read_count(ours, downstream.size(), {100u << 10, true, 5}, errors[3]);
-    });
-    run();
-    for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
-    EXPECT_TRUE(up_received == upstream);
-    EXPECT_TRUE(down_received == downstream);
+    exchange_with_asio(ours, peer, random_bytes(6u << 20, 31), random_bytes(6u << 20, 32),
+                       {128u << 10, false, 1}, {100u << 10, true, 5});
   }
 }
 
@@ -534,29 +526,9 @@ TEST_F(ByteStreamTest, AnAsioClientReachesOurServer) {
   ASSERT_TRUE(server_end->has_value()) << server_end->error();
   ByteStream& ours = ***server_end;
   EXPECT_EQ(ours.keying_material(), export_keying_material(peer.native_handle()));
-  const Bytes upstream = random_bytes(3u << 20, 41);
-  const Bytes downstream = random_bytes(3u << 20, 42);
-  Bytes up_received;
-  Bytes down_received;
-  std::error_code errors[4];
-  spawn([&]() -> asio::awaitable<void> {
-    errors[0] = co_await write_in_pieces(ours, downstream, {200u << 10, true, 3});
-  });
-  spawn([&]() -> asio::awaitable<void> {
-    auto [error, count] = co_await asio::async_write(peer, asio::buffer(upstream), kTuple);
-    (void)count;
-    errors[1] = error;
-  });
-  spawn([&]() -> asio::awaitable<void> {
-    down_received = co_await read_count(peer, downstream.size(), errors[2]);
-  });
-  spawn([&]() -> asio::awaitable<void> {
-    up_received = co_await read_count(ours, upstream.size(), {}, errors[3]);
-  });
-  run();
-  for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
-  EXPECT_TRUE(up_received == upstream);
-  EXPECT_TRUE(down_received == downstream);
+  // Our server sends downstream, the asio client upstream.
+  exchange_with_asio(ours, peer, /*ours_sends=*/random_bytes(3u << 20, 42),
+                     /*peer_sends=*/random_bytes(3u << 20, 41), {200u << 10, true, 3}, {});
 }
 
 TEST_F(ByteStreamTest, PeerKeyUpdateRequestIsAnsweredAndBothDirectionsKeepWorking) {

@@ -110,6 +110,10 @@ class ByteStreamTest : public ::testing::Test {
     delete directory_;
     delete other_directory_;
   }
+  void SetUp() override {
+    server_ = server_context();
+    client_ = client_context(fingerprint_);
+  }
 
   std::shared_ptr<asio::ssl::context> server_context() {
     auto context = make_server_context(directory_->path() / kCertificateFileName,
@@ -269,6 +273,9 @@ class ByteStreamTest : public ::testing::Test {
   }
 
   asio::io_context io_;
+  // Fresh for each test: our server's context and a client context that pins its identity.
+  std::shared_ptr<asio::ssl::context> server_;
+  std::shared_ptr<asio::ssl::context> client_;
   static inline TemporaryDirectory* directory_ = nullptr;
   static inline TemporaryDirectory* other_directory_ = nullptr;
   static inline std::string fingerprint_;
@@ -279,16 +286,14 @@ class ByteStreamTest : public ::testing::Test {
 // ---------------------------------------------------------------
 
 TEST_F(ByteStreamTest, HandshakeGivesBothEndsTheSameFreshKeyingMaterial) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  OpenedPair first = open_pair(*server, *client);
+  OpenedPair first = open_pair(*server_, *client_);
   ASSERT_TRUE(first.client.has_value()) << first.client.error();
   ASSERT_TRUE(first.server.has_value()) << first.server.error();
   EXPECT_EQ((*first.client)->keying_material(), (*first.server)->keying_material());
   EXPECT_NE((*first.client)->keying_material(), KeyingMaterial{});
   EXPECT_TRUE((*first.client)->socket().is_open());
 
-  OpenedPair second = open_pair(*server, *client);
+  OpenedPair second = open_pair(*server_, *client_);
   ASSERT_TRUE(second.client.has_value()) << second.client.error();
   ASSERT_TRUE(second.server.has_value()) << second.server.error();
   EXPECT_EQ((*second.client)->keying_material(), (*second.server)->keying_material());
@@ -296,8 +301,6 @@ TEST_F(ByteStreamTest, HandshakeGivesBothEndsTheSameFreshKeyingMaterial) {
 }
 
 TEST_F(ByteStreamTest, LargeTransfersBothWaysAtOnceArriveIntactWhateverTheReadAndWriteSizes) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
   struct Case {
     Sizes write;
     Sizes read;
@@ -312,7 +315,7 @@ TEST_F(ByteStreamTest, LargeTransfersBothWaysAtOnceArriveIntactWhateverTheReadAn
   for (std::size_t index = 0; index < std::size(cases); ++index) {
     SCOPED_TRACE("case " + std::to_string(index));
     const Case& each = cases[index];
-    OpenedPair opened = open_pair(*server, *client);
+    OpenedPair opened = open_pair(*server_, *client_);
     ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
     ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
     exchange(**opened.client, **opened.server, random_bytes(each.bytes, 11),
@@ -323,9 +326,7 @@ TEST_F(ByteStreamTest, LargeTransfersBothWaysAtOnceArriveIntactWhateverTheReadAn
 TEST_F(ByteStreamTest, BulkAndTinyPhasesAlternateOnOneConnection) {
   // Bulk reads grow the input buffer, tiny ones shrink it again, flushes of a few bytes give large
   // output buffers back: none of it may lose or reorder a byte.
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  OpenedPair opened = open_pair(*server, *client);
+  OpenedPair opened = open_pair(*server_, *client_);
   ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
   ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
   ByteStream& left = **opened.client;
@@ -362,9 +363,7 @@ TEST_F(ByteStreamTest, BulkAndTinyPhasesAlternateOnOneConnection) {
 }
 
 TEST_F(ByteStreamTest, SendsAKeyUpdateAfterEachIntervalAndTheDataStillArrives) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  OpenedPair opened = open_pair(*server, *client, /*client_key_update=*/1u << 20);
+  OpenedPair opened = open_pair(*server_, *client_, /*client_key_update=*/1u << 20);
   ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
   ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
   exchange(**opened.client, **opened.server, random_bytes(8u << 20, 21), random_bytes(8u << 20, 22),
@@ -372,9 +371,8 @@ TEST_F(ByteStreamTest, SendsAKeyUpdateAfterEachIntervalAndTheDataStillArrives) {
 }
 
 TEST_F(ByteStreamTest, WrongPinFailsNamingBothFingerprintsAndTheServerSeesAHandshakeFailure) {
-  auto server = server_context();
   auto client = client_context(other_fingerprint_);
-  OpenedPair opened = open_pair(*server, *client);
+  OpenedPair opened = open_pair(*server_, *client);
   ASSERT_FALSE(opened.client.has_value());
   EXPECT_EQ(opened.client.error(), "server certificate fingerprint " + fingerprint_ +
                                        " does not match the expected " + other_fingerprint_);
@@ -383,12 +381,11 @@ TEST_F(ByteStreamTest, WrongPinFailsNamingBothFingerprintsAndTheServerSeesAHands
 }
 
 TEST_F(ByteStreamTest, PeerThatHangsUpDuringTheHandshakeIsAStreamTruncatedFailure) {
-  auto client = client_context(fingerprint_);
   Sockets sockets = socket_pair();
   sockets.server.close();
   std::optional<Opened> client_end;
   spawn([&, socket = std::move(sockets.client)]() mutable -> asio::awaitable<void> {
-    client_end = co_await open_tls(std::move(socket), *client, Side::kClient);
+    client_end = co_await open_tls(std::move(socket), *client_, Side::kClient);
   });
   run();
   ASSERT_FALSE(client_end->has_value());
@@ -396,13 +393,12 @@ TEST_F(ByteStreamTest, PeerThatHangsUpDuringTheHandshakeIsAStreamTruncatedFailur
 }
 
 TEST_F(ByteStreamTest, NonTlsPeerFailsTheHandshakeWithoutThrowing) {
-  auto server = server_context();
   Sockets sockets = socket_pair();
   const std::string junk = "GET / HTTP/1.1\r\nHost: example\r\n\r\n";
   asio::write(sockets.client, asio::buffer(junk));
   std::optional<Opened> server_end;
   spawn([&, socket = std::move(sockets.server)]() mutable -> asio::awaitable<void> {
-    server_end = co_await open_tls(std::move(socket), *server, Side::kServer);
+    server_end = co_await open_tls(std::move(socket), *server_, Side::kServer);
   });
   run();
   ASSERT_FALSE(server_end->has_value());
@@ -411,9 +407,7 @@ TEST_F(ByteStreamTest, NonTlsPeerFailsTheHandshakeWithoutThrowing) {
 }
 
 TEST_F(ByteStreamTest, ReadsAndWritesCompleteThroughTheExecutorEvenWhenNothingWaitsForTheSocket) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  OpenedPair opened = open_pair(*server, *client);
+  OpenedPair opened = open_pair(*server_, *client_);
   ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
   ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
   ByteStream& writer = **opened.server;
@@ -455,9 +449,7 @@ TEST_F(ByteStreamTest, ReadsAndWritesCompleteThroughTheExecutorEvenWhenNothingWa
 }
 
 TEST_F(ByteStreamTest, CloseCompletesAPendingReadWithAnErrorAndLaterCallsFailToo) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  OpenedPair opened = open_pair(*server, *client);
+  OpenedPair opened = open_pair(*server_, *client_);
   ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
   ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
   ByteStream& stream = **opened.client;
@@ -489,10 +481,8 @@ TEST_F(ByteStreamTest, CloseCompletesAPendingReadWithAnErrorAndLaterCallsFailToo
 // --------------------------------------------------------------------
 
 TEST_F(ByteStreamTest, OurClientInteroperatesWithAnAsioServerAndResumesItsTlsSession) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
   for (const bool resumed : {false, true}) {
-    auto connection = against_asio_server(*server, *client);
+    auto connection = against_asio_server(*server_, *client_);
     ASSERT_TRUE(connection->ours.has_value()) << connection->ours.error();
     ASSERT_FALSE(connection->peer_error) << connection->peer_error.message();
     ByteStream& ours = **connection->ours;
@@ -507,15 +497,13 @@ TEST_F(ByteStreamTest, OurClientInteroperatesWithAnAsioServerAndResumesItsTlsSes
 }
 
 TEST_F(ByteStreamTest, AnAsioClientReachesOurServer) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
   Sockets sockets = socket_pair();
-  AsioTls peer(std::move(sockets.client), *client);
+  AsioTls peer(std::move(sockets.client), *client_);
   prepare_client_connection(peer.native_handle());
   std::optional<Opened> server_end;
   std::error_code peer_error;
   spawn([&, socket = std::move(sockets.server)]() mutable -> asio::awaitable<void> {
-    server_end = co_await open_tls(std::move(socket), *server, Side::kServer);
+    server_end = co_await open_tls(std::move(socket), *server_, Side::kServer);
   });
   spawn([&]() -> asio::awaitable<void> {
     auto [error] = co_await peer.async_handshake(asio::ssl::stream_base::client, kTuple);
@@ -532,9 +520,7 @@ TEST_F(ByteStreamTest, AnAsioClientReachesOurServer) {
 }
 
 TEST_F(ByteStreamTest, PeerKeyUpdateRequestIsAnsweredAndBothDirectionsKeepWorking) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  auto connection = against_asio_server(*server, *client);
+  auto connection = against_asio_server(*server_, *client_);
   ASSERT_TRUE(connection->ours.has_value()) << connection->ours.error();
   ByteStream& ours = **connection->ours;
   AsioTls& peer = connection->peer;
@@ -567,9 +553,7 @@ TEST_F(ByteStreamTest, PeerKeyUpdateRequestIsAnsweredAndBothDirectionsKeepWorkin
 }
 
 TEST_F(ByteStreamTest, OurKeyUpdatesReachAnAsioPeerOncePerInterval) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  auto connection = against_asio_server(*server, *client, /*key_update_interval=*/1u << 20);
+  auto connection = against_asio_server(*server_, *client_, /*key_update_interval=*/1u << 20);
   ASSERT_TRUE(connection->ours.has_value()) << connection->ours.error();
   const Bytes upstream = random_bytes(8u << 20, 71);
   Bytes received;
@@ -591,9 +575,7 @@ TEST_F(ByteStreamTest, OurKeyUpdatesReachAnAsioPeerOncePerInterval) {
 }
 
 TEST_F(ByteStreamTest, CloseNotifyEndsTheStreamWithEndOfFileAfterTheData) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  auto connection = against_asio_server(*server, *client);
+  auto connection = against_asio_server(*server_, *client_);
   ASSERT_TRUE(connection->ours.has_value()) << connection->ours.error();
   ByteStream& ours = **connection->ours;
   AsioTls& peer = connection->peer;
@@ -615,9 +597,7 @@ TEST_F(ByteStreamTest, CloseNotifyEndsTheStreamWithEndOfFileAfterTheData) {
 }
 
 TEST_F(ByteStreamTest, TransportEndWithoutCloseNotifyIsStreamTruncatedAfterTheData) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  auto connection = against_asio_server(*server, *client);
+  auto connection = against_asio_server(*server_, *client_);
   ASSERT_TRUE(connection->ours.has_value()) << connection->ours.error();
   ByteStream& ours = **connection->ours;
   AsioTls& peer = connection->peer;
@@ -637,9 +617,7 @@ TEST_F(ByteStreamTest, TransportEndWithoutCloseNotifyIsStreamTruncatedAfterTheDa
 }
 
 TEST_F(ByteStreamTest, ForgedRecordIsAnErrorForReadingAndThenForWriting) {
-  auto server = server_context();
-  auto client = client_context(fingerprint_);
-  auto connection = against_asio_server(*server, *client);
+  auto connection = against_asio_server(*server_, *client_);
   ASSERT_TRUE(connection->ours.has_value()) << connection->ours.error();
   ByteStream& ours = **connection->ours;
   AsioTls& peer = connection->peer;

@@ -4,9 +4,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/support/bytes.hpp"
@@ -181,71 +183,62 @@ TEST(AllowList, AllowsNothingWhenEmpty) {
   EXPECT_FALSE(allow.allows("localhost", 22));
 }
 
-TEST(AllowList, MatchesExactPatterns) {
+// A host and port to check against an allow list, and whether the list must allow it.
+struct Check {
+  std::string host;
+  std::uint16_t port;
+  bool allowed;
+};
+
+// Adds every pattern to a fresh allow list (each must be accepted), then checks every target.
+void expect_allow_list(std::initializer_list<std::string_view> patterns,
+                       std::initializer_list<Check> checks) {
   AllowList allow;
-  ASSERT_TRUE(allow.add("localhost:5432"));
+  for (const std::string_view pattern : patterns) ASSERT_TRUE(allow.add(pattern)) << pattern;
   EXPECT_FALSE(allow.empty());
-  EXPECT_TRUE(allow.allows("localhost", 5432));
-  EXPECT_FALSE(allow.allows("localhost", 5433));
-  EXPECT_FALSE(allow.allows("localhost2", 5432));
-  EXPECT_FALSE(allow.allows("127.0.0.1", 5432));
+  for (const Check& check : checks) {
+    EXPECT_EQ(allow.allows(check.host, check.port), check.allowed)
+        << check.host << ":" << check.port;
+  }
+}
+
+TEST(AllowList, MatchesExactPatterns) {
+  expect_allow_list({"localhost:5432"}, {{"localhost", 5432, true},
+                                         {"localhost", 5433, false},
+                                         {"localhost2", 5432, false},
+                                         {"127.0.0.1", 5432, false}});
 }
 
 TEST(AllowList, MatchesHostWildcards) {
-  AllowList allow;
-  ASSERT_TRUE(allow.add("*.internal:22"));
-  EXPECT_TRUE(allow.allows("db.internal", 22));
-  EXPECT_TRUE(allow.allows("a.b.internal", 22));
-  EXPECT_FALSE(allow.allows("internal", 22));
-  EXPECT_FALSE(allow.allows("db.internal.evil", 22));
-  EXPECT_FALSE(allow.allows("db.internal", 23));
-
-  ASSERT_TRUE(allow.add("web?:80"));
-  EXPECT_TRUE(allow.allows("web1", 80));
-  EXPECT_FALSE(allow.allows("web", 80));
-  EXPECT_FALSE(allow.allows("web12", 80));
+  expect_allow_list({"*.internal:22"}, {{"db.internal", 22, true},
+                                        {"a.b.internal", 22, true},
+                                        {"internal", 22, false},
+                                        {"db.internal.evil", 22, false},
+                                        {"db.internal", 23, false}});
+  expect_allow_list({"*.internal:22", "web?:80"},
+                    {{"web1", 80, true}, {"web", 80, false}, {"web12", 80, false}});
 }
 
 TEST(AllowList, MatchesHostsCaseInsensitively) {
-  AllowList allow;
-  ASSERT_TRUE(allow.add("*.Internal:22"));
-  EXPECT_TRUE(allow.allows("DB.INTERNAL", 22));
-  EXPECT_TRUE(allow.allows("db.internal", 22));
+  expect_allow_list({"*.Internal:22"}, {{"DB.INTERNAL", 22, true}, {"db.internal", 22, true}});
 }
 
 TEST(AllowList, MatchesPortWildcards) {
-  AllowList allow;
-  ASSERT_TRUE(allow.add("127.0.0.1:*"));
-  EXPECT_TRUE(allow.allows("127.0.0.1", 1));
-  EXPECT_TRUE(allow.allows("127.0.0.1", 65535));
-  EXPECT_FALSE(allow.allows("127.0.0.2", 80));
-
-  AllowList two_digits;
-  ASSERT_TRUE(two_digits.add("host:8?"));
-  EXPECT_TRUE(two_digits.allows("host", 80));
-  EXPECT_TRUE(two_digits.allows("host", 89));
-  EXPECT_FALSE(two_digits.allows("host", 8));
-  EXPECT_FALSE(two_digits.allows("host", 800));
+  expect_allow_list({"127.0.0.1:*"},
+                    {{"127.0.0.1", 1, true}, {"127.0.0.1", 65535, true}, {"127.0.0.2", 80, false}});
+  expect_allow_list(
+      {"host:8?"},
+      {{"host", 80, true}, {"host", 89, true}, {"host", 8, false}, {"host", 800, false}});
 }
 
 TEST(AllowList, MatchesAnyOfSeveralPatterns) {
-  AllowList allow;
-  ASSERT_TRUE(allow.add("a:1"));
-  ASSERT_TRUE(allow.add("b:2"));
-  EXPECT_TRUE(allow.allows("a", 1));
-  EXPECT_TRUE(allow.allows("b", 2));
-  EXPECT_FALSE(allow.allows("a", 2));
+  expect_allow_list({"a:1", "b:2"}, {{"a", 1, true}, {"b", 2, true}, {"a", 2, false}});
 }
 
 TEST(AllowList, TakesBracketedIpv6Patterns) {
-  AllowList allow;
-  ASSERT_TRUE(allow.add("[::1]:22"));
-  EXPECT_TRUE(allow.allows("::1", 22));
-  EXPECT_FALSE(allow.allows("::2", 22));
-
-  ASSERT_TRUE(allow.add("[fe80::*]:443"));
-  EXPECT_TRUE(allow.allows("fe80::1234", 443));
-  EXPECT_FALSE(allow.allows("fe81::1", 443));
+  expect_allow_list({"[::1]:22"}, {{"::1", 22, true}, {"::2", 22, false}});
+  expect_allow_list({"[::1]:22", "[fe80::*]:443"},
+                    {{"fe80::1234", 443, true}, {"fe81::1", 443, false}});
 }
 
 TEST(AllowList, RefusesPatternsWithoutHostAndPort) {
@@ -258,49 +251,41 @@ TEST(AllowList, RefusesPatternsWithoutHostAndPort) {
   EXPECT_TRUE(allow.empty());
 }
 
+// split_host_port takes `input` apart into `host` and `port`.
+void expect_split(std::string_view input, std::string_view host, std::uint16_t port) {
+  const auto result = split_host_port(input);
+  ASSERT_TRUE(result) << result.error();
+  EXPECT_EQ(result->first, host) << input;
+  EXPECT_EQ(result->second, port) << input;
+}
+
+// split_host_port refuses every input with an error that quotes it.
+void expect_split_refuses(std::initializer_list<std::string_view> inputs) {
+  for (const std::string_view input : inputs) {
+    const auto result = split_host_port(input);
+    ASSERT_FALSE(result) << input;
+    EXPECT_NE(result.error().find(input), std::string::npos) << result.error();
+  }
+}
+
 TEST(SplitHostPort, SplitsNamesAndIpv4) {
-  auto result = split_host_port("localhost:5432");
-  ASSERT_TRUE(result) << result.error();
-  EXPECT_EQ(result->first, "localhost");
-  EXPECT_EQ(result->second, 5432);
-
-  result = split_host_port("10.0.0.1:1");
-  ASSERT_TRUE(result) << result.error();
-  EXPECT_EQ(result->first, "10.0.0.1");
-  EXPECT_EQ(result->second, 1);
-
-  result = split_host_port("h:65535");
-  ASSERT_TRUE(result) << result.error();
-  EXPECT_EQ(result->second, 65535);
+  expect_split("localhost:5432", "localhost", 5432);
+  expect_split("10.0.0.1:1", "10.0.0.1", 1);
+  expect_split("h:65535", "h", 65535);
 }
 
 TEST(SplitHostPort, SplitsBracketedIpv6) {
-  auto result = split_host_port("[::1]:443");
-  ASSERT_TRUE(result) << result.error();
-  EXPECT_EQ(result->first, "::1");
-  EXPECT_EQ(result->second, 443);
-
-  result = split_host_port("[2001:db8::7]:22");
-  ASSERT_TRUE(result) << result.error();
-  EXPECT_EQ(result->first, "2001:db8::7");
-  EXPECT_EQ(result->second, 22);
+  expect_split("[::1]:443", "::1", 443);
+  expect_split("[2001:db8::7]:22", "2001:db8::7", 22);
 }
 
 TEST(SplitHostPort, RefusesBadBrackets) {
-  for (const char* input : {"[::1]", "[::1]443", "[::1:443", "[::1]:", "[]:443"}) {
-    const auto result = split_host_port(input);
-    ASSERT_FALSE(result) << input;
-    EXPECT_NE(result.error().find(input), std::string::npos) << result.error();
-  }
+  expect_split_refuses({"[::1]", "[::1]443", "[::1:443", "[::1]:", "[]:443"});
 }
 
 TEST(SplitHostPort, RefusesBadHostsAndPorts) {
-  for (const char* input : {"localhost", ":80", "host:", "host:0", "host:65536", "host:99999999999",
-                            "host:80x", "host:-1", "host:+80", "host: 80", ""}) {
-    const auto result = split_host_port(input);
-    ASSERT_FALSE(result) << input;
-    EXPECT_NE(result.error().find(input), std::string::npos) << result.error();
-  }
+  expect_split_refuses({"localhost", ":80", "host:", "host:0", "host:65536", "host:99999999999",
+                        "host:80x", "host:-1", "host:+80", "host: 80", ""});
 }
 
 }  // namespace

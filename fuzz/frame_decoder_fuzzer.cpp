@@ -3,26 +3,17 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <span>
 #include <variant>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame.hpp"
 
 namespace {
 
 using tether::wire::DecodeLimits;
-
-#define FUZZ_CHECK(condition)                                                            \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (false)
 
 // Checks everything that must hold for one decode_frame call; returns the bytes the frame took, or
 // 0 when decoding stopped (need more bytes or an error).

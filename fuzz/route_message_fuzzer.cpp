@@ -5,25 +5,16 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <span>
 #include <variant>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "transport/route_monitor.hpp"
 
 namespace {
 
 using namespace tether::transport::netlink;
-
-#define FUZZ_CHECK(condition)                                                            \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (false)
 
 using Result = tether::Expected<std::vector<RouteMessageEvent>, RouteMessageError>;
 

@@ -5,13 +5,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "tunnel/socks5.hpp"
 
 namespace {
@@ -21,14 +20,6 @@ using tether::tunnel::Socks5Handshake;
 using tether::tunnel::Socks5Reply;
 using tether::tunnel::Socks5Target;
 using State = Socks5Handshake::State;
-
-#define FUZZ_CHECK(condition)                                                            \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (false)
 
 // What a sequence of feed() calls produced, added up.
 struct Outcome {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test, twice: a g++ 12 release build (warnings as errors), and a
+# Checks the C++ formatting, then builds everything and runs every test, twice: a g++ 12 release build (warnings as errors), and a
 # clang 14 build with AddressSanitizer + UndefinedBehaviorSanitizer that also builds the libFuzzer
 # targets. Installs its own dependencies from Debian first. Usage: scripts/test.sh
 set -euo pipefail
@@ -7,6 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/install-dependencies.sh
+scripts/check-format.sh
 
 jobs=$(nproc)
 run_build() {

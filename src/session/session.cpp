@@ -540,8 +540,8 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
   // stream once it is acknowledged), bytes we already had (the peer is replaying: stop it), or
   // enough bytes since the last acknowledgement to keep the peer's send buffer moving.
   bytes_since_ack_ += frame.data.size();
-  const bool eager = frame.fin || frame.offset < receive.received ||
-                     bytes_since_ack_ >= config_.ack_eager_bytes;
+  const bool eager =
+      frame.fin || frame.offset < receive.received || bytes_since_ack_ >= config_.ack_eager_bytes;
   request_acknowledgement(*stream, eager ? AckUrgency::kImmediate : AckUrgency::kDelayed, now);
   if (end > receive.received) {
     const std::uint64_t skip = receive.received - frame.offset;

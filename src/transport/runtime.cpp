@@ -368,7 +368,6 @@ asio::awaitable<void> ClientRuntime::connect() {
                 (*timed_out ? std::string("timed out") : connect_error.message());
     } else {
       tune_socket(socket, user_timeout_for(options_.session));
-  limit_unsent_bytes(socket);
       limit_unsent_bytes(socket);
       deadline.cancel();
       asio::steady_timer handshake_deadline(io_);

@@ -9,6 +9,7 @@
 # tether logs, KEEP=1 keeps the temporary directory.
 set -euo pipefail
 tether=$1
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 lib_require_root_and_nft socat pv cmp stat
 

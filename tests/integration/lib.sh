@@ -1,20 +1,24 @@
 # shellcheck shell=bash
-# Shared helpers of the fault-injection integration tests (redis_faults_test.sh, bulk_faults_test.sh).
-# Source it after `set -euo pipefail` and after setting `tether` to the binary under test. It creates
-# $work, installs a cleanup trap (kills every process started with `spawn`, deletes this test's
-# nftables table, removes $work), and provides: free ports, bounded waits, a TLS tether server/client
-# pair with short liveness settings, and two fault injectors that touch only the tether server's port:
-# `cut_tunnel` (ss -K) and `blackhole_on`/`blackhole_off` (nftables drop on lo).
+# Shared helpers of the fault-injection integration tests (redis_faults_test.sh, bulk_faults_test.sh),
+# on top of common.sh ($work, spawn, the cleanup trap, fail, print_logs, free_port, listening,
+# wait_for, nap). Source it after `set -euo pipefail` and after setting `tether` to the binary under
+# test. It adds to the cleanup the deletion of this test's nftables table (before the processes are
+# ended), and provides: bounded waits on ports and logs, a TLS tether server/client pair with short
+# liveness settings, and two fault injectors that touch only the tether server's port: `cut_tunnel`
+# (ss -K) and `blackhole_on`/`blackhole_off` (nftables drop on lo).
 # Environment: SHOW_LOGS=1 prints the tether logs even on success; KEEP=1 keeps $work (on failure it
 # is kept anyway, without its files over 10 MB); HEARTBEAT_MS (200) and MISSING_HEARTBEATS (2) set
 # both sides' liveness.
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tether-it.XXXXXX")
-pids=()
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 nft_table="tether_test_$$"
 nft_table_created=0
-lib_failed=0
 lib_start_us=${EPOCHREALTIME/./}
+lib_delete_nft_table() {
+  if [[ $nft_table_created == 1 ]]; then nft delete table inet "$nft_table" 2>/dev/null; fi
+}
+cleanup_before_kill+=(lib_delete_nft_table)
 
 lib_require_root_and_nft() {
   if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root (ss -K, nftables)"; exit 77; fi
@@ -31,65 +35,15 @@ lib_require_root_and_nft() {
   done
 }
 
-spawn() {  # spawn COMMAND...: run in the background, remembered for the cleanup; sets $spawned
-  "$@" &
-  spawned=$!
-  pids+=("$spawned")
-}
-
-print_logs() {  # print_logs [LINES]: the tether logs (all, or their last LINES lines)
-  local log
-  for log in "$work"/*.log; do
-    [[ -f $log ]] || continue
-    echo "--- $(basename "$log")${1:+ (last $1 lines)}"
-    if [[ -n ${1:-} ]]; then tail -n "$1" "$log"; else cat "$log"; fi
-  done
-}
-
-cleanup() {
-  local status=$?
-  set +e
-  if [[ $nft_table_created == 1 ]]; then nft delete table inet "$nft_table" 2>/dev/null; fi
-  # Newest first (clients before the server they talk to), then make sure nothing lingers.
-  local index
-  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do kill "${pids[index]}" 2>/dev/null; done
-  sleep 0.3
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  if [[ $status != 0 && $status != 77 && $lib_failed == 0 ]]; then
-    echo "FAIL: exited with status $status"
-    print_logs 50
-  elif [[ ${SHOW_LOGS:-0} == 1 && $status == 0 ]]; then
-    print_logs
-  fi
-  if [[ ${KEEP:-0} == 1 || ($status != 0 && $status != 77) ]]; then
-    # On failure keep the logs and small files, not the bulk data (unless KEEP=1).
-    [[ ${KEEP:-0} == 1 ]] || find "$work" -type f -size +10M -delete
-    echo "files kept in $work"
-  else
-    rm -rf "$work"
-  fi
-  exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-  echo "FAIL: $*"
-  print_logs 50
-  lib_failed=1
-  exit 1
-}
-
 elapsed() {  # seconds since the test started, one decimal (no fork: bash 5's EPOCHREALTIME)
   local us=$((${EPOCHREALTIME/./} - lib_start_us))
   printf '%d.%d' $((us / 1000000)) $((us / 100000 % 10))
 }
 
 # The polling helpers below avoid forks: on a loaded two-core machine every fork+exec costs ~20 ms,
-# enough to make a 300 ms fault cadence drift to two seconds.
-exec {lib_nap_fd}<> <(:)  # a pipe nobody writes to: `read -t` on it is a fork-free sleep
-nap() { read -r -t "$1" -u "$lib_nap_fd" _ || true; }  # nap SECONDS (fractions allowed)
+# enough to make a 300 ms fault cadence drift to two seconds. wait_for (fork-free too) polls every
+# 20 ms here.
+wait_for_interval=0.02
 sleep_ms() { local fraction; printf -v fraction '%03d' $(($1 % 1000)); nap "$(($1 / 1000)).$fraction"; }
 
 count_in() {  # count_in FILE STRING: sets $matches to the number of lines of FILE containing STRING
@@ -101,38 +55,14 @@ count_in() {  # count_in FILE STRING: sets $matches to the number of lines of FI
   done <"$1"
 }
 
-declare -A lib_ports_taken=()
-free_port() {  # a loopback TCP port no socket uses, never the same twice in one test
-  local port _
-  for _ in $(seq 200); do
-    port=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
-    [[ -n ${lib_ports_taken[$port]:-} ]] && continue
-    ss -Htan "( sport = :$port or dport = :$port )" | grep -q . && continue
-    lib_ports_taken[$port]=1
-    echo "$port"
-    return 0
-  done
-  fail "no free port found"
-}
-
 wait_port() {  # wait_port PORT SECONDS: until something listens on 127.0.0.1:PORT
-  local deadline=$((${EPOCHREALTIME/./} + $2 * 1000000))
-  while ((${EPOCHREALTIME/./} < deadline)); do
-    ss -Htln "sport = :$1" | grep -q . && return 0
-    nap 0.05
-  done
-  return 1
+  wait_for "$2" listening "$1"
 }
 
 wait_log() {  # wait_log FILE STRING SECONDS [COUNT]: until COUNT (1) lines of FILE contain STRING
-  local deadline=$((${EPOCHREALTIME/./} + $3 * 1000000))
-  while ((${EPOCHREALTIME/./} < deadline)); do
-    count_in "$1" "$2"
-    ((matches >= ${4:-1})) && return 0
-    nap 0.02
-  done
-  return 1
+  wait_for "$3" lib_log_count_reaches "$1" "$2" "${4:-1}"
 }
+lib_log_count_reaches() { count_in "$1" "$2"; ((matches >= $3)); }
 
 # Liveness for both sides: heartbeat every 200 ms, 2 may go missing: a silent path is suspect after
 # 2 x 200 ms + at most one interval of slack = at most 600 ms (see HeartbeatParameters::budget).
@@ -173,14 +103,7 @@ session_live() {  # every suspension the client logged has been followed by its 
   ((matches >= suspended))
 }
 
-wait_session_live() {  # wait_session_live SECONDS
-  local deadline=$((${EPOCHREALTIME/./} + $1 * 1000000))
-  while ((${EPOCHREALTIME/./} < deadline)); do
-    session_live && return 0
-    nap 0.02
-  done
-  return 1
-}
+wait_session_live() { wait_for "$1" session_live; }  # wait_session_live SECONDS
 
 # Kills the tunnel's TCP connection (both ends) with ss -K; appends one line to $work/cuts when it
 # killed something, and one to $work/cuts-unnoticed when the client did not log a suspension within

@@ -10,6 +10,7 @@
 # Environment: SHOW_LOGS=1 prints the tether logs, KEEP=1 keeps the temporary directory.
 set -euo pipefail
 tether=$1
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 lib_require_root_and_nft redis-server redis-benchmark redis-cli awk base64
 

@@ -13,6 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root (network namespaces, tc)"; exit 77; fi
 for tool in ip tc socat python3; do command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }; done
 
+# shellcheck source=SCRIPTDIR/netns.sh
 source "$(dirname "$0")/netns.sh"
 netns_create slow 78
 ip netns exec "$namespace" tc qdisc add dev "$client_side" root tbf rate 20mbit burst 32kb latency 50ms \

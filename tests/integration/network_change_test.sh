@@ -11,6 +11,7 @@ tether=$(realpath "$1")
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root (network namespaces)"; exit 77; fi
 for tool in ip socat pv sha256sum; do command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }; done
 
+# shellcheck source=SCRIPTDIR/netns.sh
 source "$(dirname "$0")/netns.sh"
 netns_create move 77
 

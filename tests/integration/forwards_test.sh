@@ -13,65 +13,31 @@ for tool in socat ss sha256sum curl python3 ssh ssh-keygen /usr/sbin/sshd; do
   command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
 done
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local status=$?
-  set +e
-  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do kill "${pids[index]}" 2>/dev/null; done
-  sleep 0.3
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  if [[ $status != 0 ]]; then
-    for log in "$work"/*.log; do echo "--- $(basename "$log") (last 40 lines)"; tail -n 40 "$log"; done
-    echo "files kept in $work"
-  else
-    if [[ ${SHOW_LOGS:-0} == 1 ]]; then for log in "$work"/*.log; do echo "--- $log"; cat "$log"; done; fi
-    rm -rf "$work"
-  fi
-  exit $status
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "$0")/common.sh"
 
-free_port() {  # a port nothing listens on, from a range chosen by the process id
-  local port=$((10000 + ($$ * 11 + $1 * 137) % 22000))
-  while ss -Htan "( sport = :$port or dport = :$port )" | grep -q .; do port=$((port + 1)); done
-  echo $port
-}
-wait_for() {  # wait_for SECONDS COMMAND...: polls until COMMAND succeeds
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" 2>/dev/null; do ((SECONDS < deadline)) || return 1; sleep 0.1; done
-}
-listening() { ss -Htln "sport = :$1" | grep -q .; }
-
-server_port=$(free_port 1)
-echo_port=$(free_port 2)
-remote_port=$(free_port 3)
-socks_port=$(free_port 4)
-http_port=$(free_port 5)
-sshd_port=$(free_port 6)
-closed_port=$(free_port 7)
+server_port=$(free_port)
+echo_port=$(free_port)
+remote_port=$(free_port)
+socks_port=$(free_port)
+http_port=$(free_port)
+sshd_port=$(free_port)
+closed_port=$(free_port)
 
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
-"$tether" server --listen 127.0.0.1:$server_port --cert "$work/identity/certificate.pem" \
+spawn "$tether" server --listen 127.0.0.1:$server_port --cert "$work/identity/certificate.pem" \
   --key "$work/identity/key.pem" --allow "127.0.0.1:*" --allow "localhost:$http_port" \
-  --allow "[::1]:$http_port" --auth none --heartbeat-interval 500 >"$work/server.log" 2>&1 &
-pids+=($!)
+  --allow "[::1]:$http_port" --auth none --heartbeat-interval 500 >"$work/server.log" 2>&1
 wait_for 10 listening $server_port || fail "server did not listen"
-trust=(--server 127.0.0.1:$server_port --fingerprint "$fingerprint" --known-servers "$work/known")
+trust=(--server "127.0.0.1:$server_port" --fingerprint "$fingerprint" --known-servers "$work/known")
 
 # ---- -R: a client-side echo service reached through the server's port
-socat TCP-LISTEN:$echo_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat &
-pids+=($!)
+spawn socat TCP-LISTEN:$echo_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat
 mkdir -p "$work/www"
 head -c 3M /dev/urandom >"$work/www/file"
-(cd "$work/www" && exec python3 -m http.server --bind :: $http_port) >"$work/http.log" 2>&1 &
-pids+=($!)
-"$tether" client "${trust[@]}" -R 127.0.0.1:$remote_port:127.0.0.1:$echo_port -D $socks_port \
-  --heartbeat-interval 500 >"$work/client.log" 2>&1 &
-pids+=($!)
+spawn python3 -m http.server --bind :: --directory "$work/www" $http_port >"$work/http.log" 2>&1
+spawn "$tether" client "${trust[@]}" -R 127.0.0.1:$remote_port:127.0.0.1:$echo_port -D $socks_port \
+  --heartbeat-interval 500 >"$work/client.log" 2>&1
 wait_for 10 grep -q "remote forward: server listening" "$work/client.log" || fail "-R listener not reported"
 wait_for 10 listening $remote_port || fail "server does not listen on the -R port"
 reply=$(printf 'through -R\n' | timeout 10 socat -t 2 - TCP:127.0.0.1:$remote_port)
@@ -130,8 +96,7 @@ UsePAM no
 StrictModes no
 PidFile none
 CONFIG
-/usr/sbin/sshd -D -e -f "$work/ssh/sshd_config" 2>"$work/sshd.log" &
-pids+=($!)
+spawn /usr/sbin/sshd -D -e -f "$work/ssh/sshd_config" 2>"$work/sshd.log"
 wait_for 10 listening $sshd_port || fail "sshd did not start"
 head -c 24M /dev/urandom >"$work/ssh-source"
 proxy="$tether stdio --server 127.0.0.1:$server_port --known-servers $work/known --heartbeat-interval 500 %h:%p"

@@ -5,12 +5,13 @@
 #                        over 10 MB) or always with KEEP=1;
 #   spawn COMMAND...     runs COMMAND in the background and adds it to `pids` (sets $spawned); a
 #                        process started otherwise is added with `pids+=("$!")`;
-#   an EXIT trap         runs the functions listed in cleanup_before_kill, ends the processes in pids
-#                        (SIGTERM newest first, so clients go before their server, SIGKILL 0.3 s
-#                        later), runs the functions listed in cleanup_after_kill, then on failure
-#                        prints the last $log_tail (50; empty: all) lines of each $work/*.log, and
-#                        exits with the test's status (0 pass, 77 skipped: ctest's SKIP_RETURN_CODE,
-#                        anything else fail; SIGINT and SIGTERM make it 130);
+#   an EXIT trap         on failure prints the last $log_tail (50; empty: all) lines of each
+#                        $work/*.log (all of them with SHOW_LOGS=1 on success), runs the functions
+#                        listed in cleanup_before_kill, ends the processes in pids (SIGTERM newest
+#                        first, so clients go before their server, SIGKILL 0.3 s later), runs the
+#                        functions listed in cleanup_after_kill, and exits with the test's status
+#                        (0 pass, 77 skipped: ctest's SKIP_RETURN_CODE, anything else fail; SIGINT
+#                        and SIGTERM make it 130);
 #   fail MESSAGE...      prints "FAIL: MESSAGE" and exits 1 (the trap prints the logs);
 #   print_logs [LINES]   prints each $work/*.log (all of it, or its last LINES lines);
 #   free_port            prints a loopback TCP port below the ephemeral range (10000-31999) that no
@@ -47,6 +48,13 @@ print_logs() {  # print_logs [LINES]: the logs in $work (all, or their last LINE
 common_cleanup() {
   local status=$? hook index pid
   set +e
+  # The logs as they are when the test ends, before the processes log their shutdown.
+  if [[ $status != 0 && $status != 77 ]]; then
+    [[ $common_failed == 1 ]] || echo "FAIL: exited with status $status"
+    print_logs "$log_tail"
+  elif [[ ${SHOW_LOGS:-0} == 1 && $status == 0 ]]; then
+    print_logs
+  fi
   for hook in "${cleanup_before_kill[@]}"; do "$hook"; done
   if ((${#pids[@]} > 0)); then
     for ((index = ${#pids[@]} - 1; index >= 0; index--)); do kill "${pids[index]}" 2>/dev/null; done
@@ -56,14 +64,13 @@ common_cleanup() {
   wait 2>/dev/null
   for hook in "${cleanup_after_kill[@]}"; do "$hook"; done
   if [[ $status != 0 && $status != 77 ]]; then
-    [[ $common_failed == 1 ]] || echo "FAIL: exited with status $status"
-    print_logs "$log_tail"
     # Keep the logs and small files, not the bulk data (unless KEEP=1).
     [[ ${KEEP:-0} == 1 ]] || find "$work" -type f -size +10M -delete
     echo "files kept in $work"
+  elif [[ ${KEEP:-0} == 1 ]]; then
+    echo "files kept in $work"
   else
-    [[ ${SHOW_LOGS:-0} == 1 && $status == 0 ]] && print_logs
-    if [[ ${KEEP:-0} == 1 ]]; then echo "files kept in $work"; else rm -rf "$work"; fi
+    rm -rf "$work"
   fi
   exit "$status"
 }

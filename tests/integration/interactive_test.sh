@@ -19,28 +19,23 @@ netns_create slow 78
 ip netns exec "$namespace" tc qdisc add dev "$client_side" root tbf rate 20mbit burst 32kb latency 50ms \
   || { echo "SKIP: tc tbf unavailable"; exit 77; }
 
-server_port=$((10000 + ($$ + 7) % 22000))
-echo_port=$((server_port + 1))
-sink_port=$((server_port + 2))
+server_port=$(free_port)
+echo_port=$(free_port)
+sink_port=$(free_port)
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
-socat TCP-LISTEN:$echo_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat &
-pids+=($!)
-socat -u TCP-LISTEN:$sink_port,reuseaddr,fork,bind=127.0.0.1 OPEN:/dev/null &
-pids+=($!)
-"$tether" server --listen "$server_address:$server_port" --cert "$work/identity/certificate.pem" \
+spawn socat TCP-LISTEN:$echo_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat
+spawn socat -u TCP-LISTEN:$sink_port,reuseaddr,fork,bind=127.0.0.1 OPEN:/dev/null
+spawn "$tether" server --listen "$server_address:$server_port" --cert "$work/identity/certificate.pem" \
   --key "$work/identity/key.pem" --allow "127.0.0.1:*" --auth none \
-  >"$work/server.log" 2>&1 &
-pids+=($!)
+  >"$work/server.log" 2>&1
 wait_for 10 grep -q "server listening" "$work/server.log" || fail "server did not start"
-ip netns exec "$namespace" "$tether" client --server "$server_address:$server_port" \
+spawn ip netns exec "$namespace" "$tether" client --server "$server_address:$server_port" \
   --fingerprint "$fingerprint" --known-servers "$work/known" \
-  -L "7101:127.0.0.1:$echo_port" -L "7102:127.0.0.1:$sink_port" >"$work/client.log" 2>&1 &
-pids+=($!)
+  -L "7101:127.0.0.1:$echo_port" -L "7102:127.0.0.1:$sink_port" >"$work/client.log" 2>&1
 wait_for 10 grep -q "established" "$work/client.log" || fail "client did not establish"
 
 idle=$(ip netns exec "$namespace" python3 "$here/interactive_latency.py" 127.0.0.1 7101 30 20)
-ip netns exec "$namespace" bash -c "head -c 2G /dev/zero | socat -u - TCP:127.0.0.1:7102" 2>/dev/null &
-pids+=($!)
+spawn ip netns exec "$namespace" bash -c "head -c 2G /dev/zero | socat -u - TCP:127.0.0.1:7102" 2>/dev/null
 sleep 2  # let the bulk transfer fill every queue it can
 busy=$(ip netns exec "$namespace" python3 "$here/interactive_latency.py" 127.0.0.1 7101 100 20)
 echo "interactive round trip over 20 Mbit/s, idle: $idle"

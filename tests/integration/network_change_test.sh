@@ -15,23 +15,20 @@ for tool in ip socat pv sha256sum; do command -v $tool >/dev/null || { echo "SKI
 source "$(dirname "$0")/netns.sh"
 netns_create move 77
 
-server_port=$((10000 + $$ % 22000))
-sink_port=$((server_port + 1))
+server_port=$(free_port)
+sink_port=$(free_port)
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
-socat -u TCP-LISTEN:$sink_port,reuseaddr,bind=127.0.0.1 OPEN:"$work/received",creat,trunc &
-pids+=($!)
-"$tether" server --listen "$server_address:$server_port" --cert "$work/identity/certificate.pem" \
+spawn socat -u TCP-LISTEN:$sink_port,reuseaddr,bind=127.0.0.1 OPEN:"$work/received",creat,trunc
+spawn "$tether" server --listen "$server_address:$server_port" --cert "$work/identity/certificate.pem" \
   --key "$work/identity/key.pem" --allow "127.0.0.1:$sink_port" --auth none \
-  --heartbeat-interval 5000 --missing-heartbeats 3 --control-socket none >"$work/server.log" 2>&1 &
-pids+=($!)
+  --heartbeat-interval 5000 --missing-heartbeats 3 --control-socket none >"$work/server.log" 2>&1
 wait_for 10 grep -q "server listening" "$work/server.log" || fail "server did not start"
 run_client() {  # run_client LOG LOCALPORT [FLAGS...]
   local log=$1 port=$2
   shift 2
-  ip netns exec "$namespace" "$tether" ${VERBOSE:+-v} client --server "$server_address:$server_port" \
+  spawn ip netns exec "$namespace" "$tether" ${VERBOSE:+-v} client --server "$server_address:$server_port" \
     --fingerprint "$fingerprint" --known-servers "$work/known" -L "$port:127.0.0.1:$sink_port" \
-    --heartbeat-interval 5000 --missing-heartbeats 3 --control-socket none "$@" >"$work/$log" 2>&1 &
-  pids+=($!)
+    --heartbeat-interval 5000 --missing-heartbeats 3 --control-socket none "$@" >"$work/$log" 2>&1
 }
 run_client client.log 7001 ${CLIENT_FLAGS:-}
 wait_for 10 grep -q "established" "$work/client.log" || fail "client did not establish"
@@ -44,7 +41,6 @@ sender=$!
 sleep 1.5
 ip -n "$namespace" addr add "$client_prefix.3/24" dev "$client_side"
 ip -n "$namespace" addr del "$client_prefix.2/24" dev "$client_side"
-changed_at=$SECONDS
 wait_for 5 grep -q "resumed" "$work/client.log" || fail "client did not resume within 5 s of the address change"
 grep -q "address $client_prefix.2 removed" "$work/client.log" || fail "client did not log the address removal"
 downtime=$(grep -o "resumed after [0-9]* ms" "$work/client.log" | head -1 | grep -o "[0-9]*")

@@ -29,9 +29,12 @@ cleanup_after_kill=()
 log_tail=50
 wait_for_interval=0.05
 common_failed=0
+exec {common_stdout}>&1 {common_stderr}>&2
 
 spawn() {  # spawn COMMAND...: run in the background, remembered for the cleanup; sets $spawned
-  "$@" &
+  # Without the copies of the test's stdout and stderr kept for the trap (ctest waits for its output
+  # pipe to close: a process holding it would make ctest wait too).
+  "$@" {common_stdout}>&- {common_stderr}>&- &
   spawned=$!
   pids+=("$spawned")
 }
@@ -48,6 +51,8 @@ print_logs() {  # print_logs [LINES]: the logs in $work (all, or their last LINE
 common_cleanup() {
   local status=$? hook index pid
   set +e
+  # Back to the test's own output: a signal may arrive inside a redirected call (wait_for ... >/dev/null).
+  exec 1>&"$common_stdout" 2>&"$common_stderr"
   # The logs as they are when the test ends, before the processes log their shutdown.
   if [[ $status != 0 && $status != 77 ]]; then
     [[ $common_failed == 1 ]] || echo "FAIL: exited with status $status"

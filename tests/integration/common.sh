@@ -5,13 +5,13 @@
 #                        over 10 MB) or always with KEEP=1;
 #   spawn COMMAND...     runs COMMAND in the background and adds it to `pids` (sets $spawned); a
 #                        process started otherwise is added with `pids+=("$!")`;
-#   an EXIT trap         on failure prints the last $log_tail (50; empty: all) lines of each
-#                        $work/*.log (all of them with SHOW_LOGS=1 on success), runs the functions
-#                        listed in cleanup_before_kill, ends the processes in pids (SIGTERM newest
-#                        first, so clients go before their server, SIGKILL 0.3 s later), runs the
-#                        functions listed in cleanup_after_kill, and exits with the test's status
-#                        (0 pass, 77 skipped: ctest's SKIP_RETURN_CODE, anything else fail; SIGINT
-#                        and SIGTERM make it 130);
+#   an EXIT trap         on failure prints the last 50 lines of each $work/*.log (all of them with
+#                        SHOW_LOGS=1 on success), runs the functions listed in cleanup_before_kill,
+#                        ends the processes in pids (SIGTERM newest first, so clients go before
+#                        their server, SIGKILL 0.3 s later), runs the functions listed in
+#                        cleanup_after_kill, and exits with the test's status (0 pass, 77 skipped:
+#                        ctest's SKIP_RETURN_CODE, anything else fail; SIGINT and SIGTERM make it
+#                        130);
 #   fail MESSAGE...      prints "FAIL: MESSAGE" and exits 1 (the trap prints the logs);
 #   print_logs [LINES]   prints each $work/*.log (all of it, or its last LINES lines);
 #   free_port            prints a loopback TCP port below the ephemeral range (10000-31999) that no
@@ -26,7 +26,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tether-it.XXXXXX")
 pids=()
 cleanup_before_kill=()
 cleanup_after_kill=()
-log_tail=50
 wait_for_interval=0.05
 common_failed=0
 exec {common_stdout}>&1 {common_stderr}>&2
@@ -51,12 +50,13 @@ print_logs() {  # print_logs [LINES]: the logs in $work (all, or their last LINE
 common_cleanup() {
   local status=$? hook index pid
   set +e
-  # Back to the test's own output: a signal may arrive inside a redirected call (wait_for ... >/dev/null).
+  # Back to the test's own output: a signal may arrive inside a redirected call (as in
+  # `wait_for ... >/dev/null`).
   exec 1>&"$common_stdout" 2>&"$common_stderr"
   # The logs as they are when the test ends, before the processes log their shutdown.
   if [[ $status != 0 && $status != 77 ]]; then
     [[ $common_failed == 1 ]] || echo "FAIL: exited with status $status"
-    print_logs "$log_tail"
+    print_logs 50
   elif [[ ${SHOW_LOGS:-0} == 1 && $status == 0 ]]; then
     print_logs
   fi

@@ -224,3 +224,13 @@ assert_session_survived() {  # assert_session_survived MIN_RESUMES
   kill -0 "$client_pid" 2>/dev/null || fail "tether client exited"
   kill -0 "$server_pid" 2>/dev/null || fail "tether server exited"
 }
+
+# Every fault injected (each cut the client noticed, the blackholes it noticed) was survived, one
+# resume per fault, and no cut was left unnoticed or stuck. Sets $faults to their number.
+assert_every_fault_survived() {
+  (($(cuts_unnoticed) == 0)) ||
+    fail "$(cuts_unnoticed) cuts killed the tunnel's connection but the client logged no suspension"
+  [[ ! -f $work/cuts-stuck ]] || fail "$(cat "$work/cuts-stuck")"
+  faults=$(($(cuts) + $(blackholes_noticed)))
+  assert_session_survived "$faults"
+}

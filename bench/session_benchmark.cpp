@@ -15,6 +15,7 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <vector>
 
@@ -25,14 +26,29 @@ namespace {
 
 using namespace tether::session;
 
+// Deterministic and cheap (SplitMix64), with no short period: a server drawing thousands of session
+// ids from it never sees the same one twice.
 class CounterRandom final : public RandomSource {
  public:
   void fill(std::span<std::byte> out) override {
-    for (auto& byte : out) byte = static_cast<std::byte>(++counter_ * 0x9d);
+    for (auto& byte : out) {
+      if (available_ == 0) {
+        std::uint64_t mixed = (state_ += 0x9e3779b97f4a7c15ULL);
+        mixed = (mixed ^ (mixed >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        mixed = (mixed ^ (mixed >> 27)) * 0x94d049bb133111ebULL;
+        word_ = mixed ^ (mixed >> 31);
+        available_ = 8;
+      }
+      byte = static_cast<std::byte>(word_ & 0xff);
+      word_ >>= 8;
+      --available_;
+    }
   }
 
  private:
-  std::uint64_t counter_ = 0;
+  std::uint64_t state_ = 0;
+  std::uint64_t word_ = 0;
+  int available_ = 0;
 };
 
 struct Pair {
@@ -223,6 +239,44 @@ void session_stream_churn(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(completed));
 }
 BENCHMARK(session_stream_churn)->Arg(50)->Apply(fixed_iterations);
+
+// The cost of ServerEndpoint::next_deadline() with N established, idle sessions: the runtime
+// calls it after every processing pass, and it visits every session (a known linear cost, the
+// figure to watch when that changes; an empty poll_event() is linear too).
+void server_deadline_scan(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  SessionConfig config;
+  CounterRandom server_random;
+  CounterRandom client_random;
+  const Time now = Time{} + std::chrono::hours(1);
+  ServerEndpoint server(config, Secret{}, server_random);
+  std::vector<std::unique_ptr<Session>> clients;
+  std::vector<std::byte> wire;
+  const std::array<std::byte, 32> keying{};
+  for (std::size_t index = 0; index < count; ++index) {
+    const auto path = static_cast<PathId>(index + 1);
+    auto& client = *clients.emplace_back(std::make_unique<Session>(config, client_random, now));
+    while (client.poll_event()) {
+    }
+    server.accept(path, keying, now);
+    client.add_path(path, keying, now);
+    wire.clear();
+    client.take_outgoing(path, wire, 1u << 20, now);
+    server.receive(path, wire, now);
+    wire.clear();
+    server.take_outgoing(path, wire, 1u << 20, now);
+    client.receive(path, wire, now);
+  }
+  // Drained once: an empty poll_event() also visits every session (collect_closed_sessions).
+  while (server.poll_event()) {
+  }
+  if (server.session_count() != count) state.SkipWithError("sessions did not establish");
+  for (auto _ : state) benchmark::DoNotOptimize(server.next_deadline());
+  state.counters["per_session"] =
+      benchmark::Counter(static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
+}
+BENCHMARK(server_deadline_scan)->Arg(100)->Arg(1000)->Arg(10000)->Apply(fixed_iterations);
 
 }  // namespace
 

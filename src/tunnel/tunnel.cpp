@@ -11,7 +11,7 @@ namespace {
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunk = 64u << 10;
-// The most one downstream socket write carries (bounds the bridge's copy buffer).
+// The most one downstream read from the session (and so one socket write) carries.
 constexpr std::size_t kDownstreamBatch = 256u << 10;
 namespace events = session::events;
 using BridgeMap = std::map<session::StreamId, std::shared_ptr<StreamBridge>>;
@@ -208,7 +208,8 @@ asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header
 
 asio::awaitable<void> StreamBridge::downstream() {
   auto self = shared_from_this();
-  std::vector<std::byte> buffer;
+  std::vector<std::byte> buffer(kDownstreamBatch);
+  std::vector<std::byte> after_header;  // bytes that followed the stream header in one read
   // The peer's FIN was reached (or the header never completed): pass it on or end the bridge.
   auto peer_finished = [this](session::Session& session) {
     if (!header_done_) {
@@ -232,55 +233,43 @@ asio::awaitable<void> StreamBridge::downstream() {
       drop("session gone");
       co_return;
     }
-    const auto view = session->peek(stream_);
-    if (view.empty()) {
-      auto ended = session->read(stream_, {}, session::Clock::now());
-      if (!ended) {
-        if (!closed_) close("stream gone");
-        co_return;
-      }
-      if (ended->finished) {
+    // One read takes everything received so far (up to kDownstreamBatch, across the session's
+    // blocks), so that it leaves in one socket write.
+    auto received = session->read(stream_, buffer, session::Clock::now());
+    if (!received) {
+      if (!closed_) close("stream gone");
+      co_return;
+    }
+    if (received->bytes == 0) {
+      if (received->finished) {
         peer_finished(*session);
         co_return;
       }
       co_await wait(readable_signal_);
       continue;
     }
-    // Gather everything received so far (up to kDownstreamBatch) into one write: the session
-    // hands out one block per peek, and one socket write per block cost a syscall per 16 KiB.
-    buffer.clear();
-    for (auto next = view; !next.empty() && buffer.size() < kDownstreamBatch;
-         next = session->peek(stream_)) {
-      const std::size_t count = std::min(next.size(), kDownstreamBatch - buffer.size());
-      buffer.insert(buffer.end(), next.begin(), next.begin() + static_cast<std::ptrdiff_t>(count));
-      session->consume(stream_, count, session::Clock::now());
-    }
-    // Consuming the last bytes after the peer's FIN, with our own side already acknowledged,
-    // releases the stream at once: that is its end, not an error.
-    auto state = session->read(stream_, {}, session::Clock::now());
-    const bool released = !state && state.error() == session::StreamError::kUnknownStream;
     runtime_.wake();
+    std::span<const std::byte> bytes(buffer.data(), received->bytes);
     if (!header_done_) {
       // Bounded: the parsers ask for more only while the header is shorter than its declared
       // length, which is at most a few hundred bytes.
-      header_.insert(header_.end(), buffer.begin(), buffer.end());
+      header_.insert(header_.end(), bytes.begin(), bytes.end());
       auto after = co_await take_header();
       if (closed_) co_return;
-      if (after) {
-        buffer = std::move(*after);
-      } else {
-        buffer.clear();
-      }
+      after_header = after ? std::move(*after) : std::vector<std::byte>{};
+      bytes = after_header;
     }
-    if (!buffer.empty() && !holding_listener_) {
+    if (!bytes.empty() && !holding_listener_) {
       std::error_code error;
-      co_await local_->write_all(buffer, error);
+      co_await local_->write_all(bytes, error);
       if (error) {
         if (!closed_) close("local write failed: " + error.message());
         co_return;
       }
     }
-    if (released && !closed_) {
+    // These were the last bytes before the peer's FIN (reading them may have released the stream,
+    // with our own side already acknowledged): that is its end, not an error.
+    if (received->finished && !closed_) {
       session = session_();
       if (session == nullptr) {
         drop("session gone");

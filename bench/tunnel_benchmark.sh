@@ -211,21 +211,21 @@ setup_raw() {
   detail[raw]="direct connections"
 }
 
+socat_relay() {  # socat_relay LISTEN TARGET: a plaintext socat relay from port LISTEN to port TARGET
+  start "$work/relay-$1.log" socat -b 262144 "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork,nodelay" \
+    "TCP:127.0.0.1:$2,nodelay"
+  wait_listening "socat relay" "$started" "$1" "$work/relay-$1.log"
+}
+
 setup_relay() {
   local hop_redis hop_iperf
   free_port hop_redis hop_iperf 'redis_port[relay]' 'iperf_port[relay]'
-  relay_pair() {  # relay_pair ENTRY HOP TARGET: socat ENTRY -> socat HOP -> TARGET
-    local socat=(socat -b 262144)
-    start "$work/relay-$1.log" "${socat[@]}" "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr,fork,nodelay" \
-      "TCP:127.0.0.1:$3,nodelay"
-    wait_listening "socat relay" "$started" "$2" "$work/relay-$1.log"
-    start "$work/relay-$1-entry.log" "${socat[@]}" "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork,nodelay" \
-      "TCP:127.0.0.1:$2,nodelay"
-    wait_listening "socat relay" "$started" "$1" "$work/relay-$1-entry.log"
-  }
-  relay_pair "${redis_port[relay]}" "$hop_redis" "$redis_backend"
-  relay_pair "${iperf_port[relay]}" "$hop_iperf" "$iperf_backend"
-  wait_redis_ping relay "$work/relay-${redis_port[relay]}.log"
+  # Entry port -> socat -> hop port -> socat -> backend, for each backend.
+  socat_relay "$hop_redis" "$redis_backend"
+  socat_relay "${redis_port[relay]}" "$hop_redis"
+  socat_relay "$hop_iperf" "$iperf_backend"
+  socat_relay "${iperf_port[relay]}" "$hop_iperf"
+  wait_redis_ping relay "$work/relay-$hop_redis.log" "$work/relay-${redis_port[relay]}.log"
   detail[relay]="plaintext, socat -b 262144, a process per connection"
 }
 

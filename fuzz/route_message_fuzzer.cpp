@@ -66,8 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   // The same bytes one past an aligned address parse the same way.
-  std::vector<std::byte> shifted(size + 1);
-  std::copy(input.begin(), input.end(), shifted.begin() + 1);
+  std::vector<std::byte> shifted(1);
+  shifted.insert(shifted.end(), input.begin(), input.end());
   FUZZ_CHECK(same_result(result, parse_route_messages(std::span(shifted).subspan(1))));
 
   // A prefix ends inside a message (an error) or between messages (a prefix of the events).

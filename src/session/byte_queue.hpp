@@ -109,9 +109,10 @@ class ByteQueue {
 
   // A contiguous view of at most `max` bytes starting `offset` bytes after the front. It may be
   // shorter than requested when it reaches a block boundary; it is valid until the next append or
-  // consume.
+  // consume. An offset past the end gives an empty view (checked in every build: the offsets come
+  // from state a peer influences, and memory safety must not rest on an assertion).
   [[nodiscard]] std::span<const std::byte> view(std::size_t offset, std::size_t max) const {
-    assert(offset <= size_);
+    if (offset >= size_) return {};
     const std::size_t position = head_ + offset;
     const std::size_t within = position % kBlockSize;
     const std::size_t count = std::min({max, size_ - offset, kBlockSize - within});
@@ -119,10 +120,10 @@ class ByteQueue {
     return {blocks_[front_block_ + position / kBlockSize].get() + within, count};
   }
 
-  // Drops `count` bytes from the front. Precondition: count <= size().
+  // Drops `count` bytes from the front; a count past the end drops everything (checked in every
+  // build, as for view()).
   void consume(std::size_t count) {
-    assert(count <= size_);
-    if (count == size_) {
+    if (count >= size_) {
       // Drained: start again at a block boundary, keeping no block.
       clear();
       return;

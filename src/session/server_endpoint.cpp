@@ -6,14 +6,27 @@
 
 namespace tether::session {
 
-ServerEndpoint::ServerEndpoint(SessionConfig config, const Secret& static_key, RandomSource& random)
-    : config_(config), static_key_(static_key), random_(random) {}
+std::size_t first_frame_payload_limit(const SessionConfig& config) {
+  constexpr std::size_t kFixedPart = 256;        // version, ids, proofs, capabilities
+  constexpr std::size_t kPositionEntry = 2 * 8;  // stream id and offset, 8-byte varints at most
+  return std::min(config.max_frame_payload,
+                  kFixedPart + kPositionEntry * (2 * config.max_streams + 1));
+}
 
-void ServerEndpoint::accept(PathId connection, std::span<const std::byte> keying_material,
-                            Time now) {
+ServerEndpoint::ServerEndpoint(SessionConfig config, const Secret& static_key, RandomSource& random,
+                               ServerLimits limits)
+    : config_(config),
+      static_key_(static_key),
+      random_(random),
+      limits_(limits),
+      budget_(limits.max_buffered_bytes) {}
+
+void ServerEndpoint::accept(PathId connection, std::span<const std::byte> keying_material, Time now,
+                            std::string_view source) {
   assert(!pending_.contains(connection) && !connection_sessions_.contains(connection));
   ++stats_.connections_accepted;
   PendingConnection pending;
+  pending.source = source;
   pending.keying_material.assign(keying_material.begin(), keying_material.end());
   pending.deadline = now + config_.handshake_timeout;
   pending_.emplace(connection, std::move(pending));
@@ -28,7 +41,7 @@ void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes
   if (it == pending_.end() || it->second.done) return;
   PendingConnection& pending = it->second;
   wire::DecodeLimits limits;
-  limits.max_payload = config_.max_frame_payload;
+  limits.max_payload = first_frame_payload_limit(config_);
   limits.max_list_entries = std::max<std::size_t>(4096, 2 * config_.max_streams + 1);
   bool first_frame_seen = false;
   auto result = pending.inbound.feed(bytes, limits, [&](const wire::Frame& frame) {
@@ -59,12 +72,21 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
       refuse(connection, pending, Reason::kProtocolError, false);
       return;
     }
+    if (budget_.exhausted() || !make_room(pending.source, now)) {
+      ++stats_.sessions_refused;
+      refuse(connection, pending, Reason::kLackOfResources, true);
+      return;
+    }
     const SessionId session_id = new_session_id();
     const Secret token = stateless_reset_token(static_key_, session_id);
     auto session =
         std::unique_ptr<Session>(new Session(config_, random_, now, session_id, connection,
                                              pending.keying_material, *hello, token, events_));
+    session->suspended_index_ = &suspended_;
+    session->budget_ = &budget_;
     sessions_.emplace(session_id, std::move(session));
+    session_sources_.emplace(session_id, pending.source);
+    ++sessions_per_source_[pending.source];
     connection_sessions_.emplace(connection, session_id);
     ++stats_.sessions_created;
     return;
@@ -106,6 +128,48 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
   refuse(connection, pending, Reason::kProtocolError, false);
 }
 
+bool ServerEndpoint::make_room(const std::string& source, Time now) {
+  // Sessions already closed and waiting for their connections to be reported do not count.
+  collect_closed_sessions();
+  const auto per_source = sessions_per_source_.find(source);
+  const std::size_t from_source = per_source == sessions_per_source_.end() ? 0 : per_source->second;
+  if (from_source >= limits_.max_sessions_per_source) {
+    // Free this source's oldest suspended session, if it has one; another source's are not ours
+    // to take.
+    for (const auto& [since, id] : suspended_) {
+      auto owner = session_sources_.find(id);
+      if (owner != session_sources_.end() && owner->second == source) {
+        if (Session* session = find(id)) evict(*session, now);
+        break;
+      }
+    }
+    collect_closed_sessions();
+    const auto again = sessions_per_source_.find(source);
+    if (again != sessions_per_source_.end() && again->second >= limits_.max_sessions_per_source)
+      return false;
+  }
+  // The oldest suspended sessions go first, both when the total is reached and when too many are
+  // suspended (a flood of sessions opened and abandoned).
+  while (!suspended_.empty() && (sessions_.size() >= limits_.max_sessions ||
+                                 suspended_.size() >= limits_.max_suspended_sessions)) {
+    Session* session = find(suspended_.begin()->second);
+    if (session == nullptr) {
+      suspended_.erase(suspended_.begin());  // cannot happen: sessions keep their entry current
+      continue;
+    }
+    evict(*session, now);
+    collect_closed_sessions();
+  }
+  return sessions_.size() < limits_.max_sessions;
+}
+
+void ServerEndpoint::evict(Session& session, Time now) {
+  ++stats_.sessions_evicted;
+  // An Abort goes out on the session's connection if it still has one; a client that comes back
+  // later is told by a stateless reset that the session is gone.
+  session.fail_session(Reason::kLackOfResources, false, true, now, true);
+}
+
 void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reason reason,
                             bool transient) {
   wire::encode_frame(wire::Refuse{reason, transient}, pending.outgoing);
@@ -142,6 +206,18 @@ std::size_t ServerEndpoint::take_outgoing(PathId connection, std::vector<std::by
   return session == nullptr ? 0 : session->take_outgoing(connection, out, max_bytes, now);
 }
 
+bool ServerEndpoint::wants_input(PathId connection) const {
+  auto routed = connection_sessions_.find(connection);
+  if (routed == connection_sessions_.end()) return true;
+  auto it = sessions_.find(routed->second);
+  return it == sessions_.end() || it->second->wants_input(connection);
+}
+
+bool ServerEndpoint::is_pending(PathId connection) const {
+  auto it = pending_.find(connection);
+  return it != pending_.end() && !it->second.done;
+}
+
 std::optional<Time> ServerEndpoint::next_deadline() const {
   // Linear in sessions: 42 us with 1,000 idle sessions, 1.9 ms with 10,000 (session_benchmark
   // server_deadline_scan). A deadline heap fed by the sessions a call touched replaces it.
@@ -173,6 +249,12 @@ void ServerEndpoint::on_timeout(Time now) {
 void ServerEndpoint::collect_closed_sessions() {
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second->phase() == Phase::kClosed && it->second->path_count() == 0) {
+      if (auto source = session_sources_.find(it->first); source != session_sources_.end()) {
+        auto count = sessions_per_source_.find(source->second);
+        if (count != sessions_per_source_.end() && --count->second == 0)
+          sessions_per_source_.erase(count);
+        session_sources_.erase(source);
+      }
       it = sessions_.erase(it);
     } else {
       ++it;
@@ -181,6 +263,10 @@ void ServerEndpoint::collect_closed_sessions() {
 }
 
 std::optional<SessionEvent> ServerEndpoint::poll_event() {
+  if (events_.empty()) {
+    // Sessions whose writes waited for the shared budget are told when it has room again.
+    for (Session* session : budget_.take_waiting()) session->announce_budget_room();
+  }
   if (events_.empty()) {
     // A session ended by an application call (abort, fast close) with no connection left is freed
     // here.

@@ -7,12 +7,30 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "session/session.hpp"
 
 namespace tether::session {
+
+// The server's bounds on what strangers and peers can make it hold (see ARCHITECTURE.md, "Bounds").
+struct ServerLimits {
+  std::size_t max_sessions = 10000;           // in total
+  std::size_t max_sessions_per_source = 256;  // per source address (the runtime's key: see accept)
+  std::size_t max_suspended_sessions = 2048;  // beyond it the oldest suspended session is freed
+  // Stream bytes held by all sessions together (replay buffers and unread received bytes): past
+  // it writes wait, data that would exceed it resets its stream, and new sessions are refused.
+  std::uint64_t max_buffered_bytes = 1ull << 30;
+};
+
+// The largest payload a connection's first frame may have: a Hello, a FastClose, or a Resume whose
+// position list names every stream; never near SessionConfig::max_frame_payload, so a stranger's
+// first frame cannot make the server buffer a megabyte.
+[[nodiscard]] std::size_t first_frame_payload_limit(const SessionConfig& config);
 
 struct EndpointStats {
   std::uint64_t connections_accepted = 0;
@@ -24,20 +42,30 @@ struct EndpointStats {
   std::uint64_t fast_closes_rejected = 0;
   std::uint64_t handshake_failures =
       0;  // malformed or unexpected first frames, timeouts, bad versions
+  std::uint64_t sessions_refused = 0;  // Hello refused with lack-of-resources (a limit reached)
+  std::uint64_t sessions_evicted = 0;  // suspended sessions freed to make room
 };
 
 class ServerEndpoint {
  public:
   // `static_key` makes stateless-reset tokens; it must survive restarts (and be shared by servers
   // that may receive each other's clients) for resets to work after the state is lost.
-  ServerEndpoint(SessionConfig config, const Secret& static_key, RandomSource& random);
+  ServerEndpoint(SessionConfig config, const Secret& static_key, RandomSource& random,
+                 ServerLimits limits = {});
 
   // A new transport connection, named by the caller (ids must be unique among live connections).
-  void accept(PathId connection, std::span<const std::byte> keying_material, Time now);
+  // `source` names where it came from for the per-source limits (the runtime passes the client's
+  // IPv4 address, or its IPv6 /64 prefix); an empty source is its own group.
+  void accept(PathId connection, std::span<const std::byte> keying_material, Time now,
+              std::string_view source = {});
   void receive(PathId connection, std::span<const std::byte> bytes, Time now);
   void on_connection_closed(PathId connection, Time now);
   std::size_t take_outgoing(PathId connection, std::vector<std::byte>& out, std::size_t max_bytes,
                             Time now);
+  // Session::wants_input for the connection's session: false while the runtime should not read.
+  [[nodiscard]] bool wants_input(PathId connection) const;
+  // True while the connection has not yet sent its first frame (it holds no session yet).
+  [[nodiscard]] bool is_pending(PathId connection) const;
 
   [[nodiscard]] std::optional<Time> next_deadline() const;
   void on_timeout(Time now);
@@ -52,10 +80,12 @@ class ServerEndpoint {
   [[nodiscard]] std::size_t session_count() const { return sessions_.size(); }
   [[nodiscard]] std::vector<SessionId> session_ids() const;
   [[nodiscard]] const EndpointStats& stats() const { return stats_; }
+  [[nodiscard]] const BufferBudget& budget() const { return budget_; }
 
  private:
   struct PendingConnection {
     std::vector<std::byte> keying_material;
+    std::string source;
     InboundBuffer inbound;
     std::vector<std::byte> outgoing;
     Time deadline;
@@ -67,15 +97,25 @@ class ServerEndpoint {
   void refuse(PathId connection, PendingConnection& pending, Reason reason, bool transient);
   void finish_pending(PathId connection, PendingConnection& pending);
   void collect_closed_sessions();
+  // Makes room for one more session from `source`, freeing the oldest suspended session where a
+  // limit requires it; false when the limits leave no room (the Hello is refused).
+  bool make_room(const std::string& source, Time now);
+  // Ends `session` to free its resources (lack-of-resources); it is collected once closed.
+  void evict(Session& session, Time now);
   [[nodiscard]] SessionId new_session_id();
 
   SessionConfig config_;
   Secret static_key_;
   RandomSource& random_;
+  ServerLimits limits_;
+  BufferBudget budget_;  // declared before sessions_: every session uses it until destroyed
   std::deque<SessionEvent> events_;
   std::map<SessionId, std::unique_ptr<Session>> sessions_;
   std::map<PathId, SessionId> connection_sessions_;
   std::map<PathId, PendingConnection> pending_;
+  std::map<SessionId, std::string> session_sources_;
+  std::map<std::string, std::size_t, std::less<>> sessions_per_source_;
+  std::set<std::pair<Time, SessionId>> suspended_;  // kept current by the sessions themselves
   EndpointStats stats_;
 };
 

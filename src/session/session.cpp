@@ -14,6 +14,8 @@ namespace {
 constexpr std::uint64_t kInitialStreamWindow = 256u << 10;
 // Control-stream messages are tiny; anything larger is a protocol error.
 constexpr std::size_t kMaxControlMessage = 256;
+// Unacknowledged control-stream bytes we keep: thousands of stream refusals.
+constexpr std::uint64_t kMaxControlBacklog = 256u << 10;
 
 template <typename... Ts>
 struct Overloaded : Ts... {
@@ -24,6 +26,14 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::uint64_t to_milliseconds(Duration duration) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<milliseconds>(duration).count());
+}
+
+// A peer's milliseconds as a Duration, clamped into [low, high] *before* the conversion, so that no
+// value a peer can send overflows the nanosecond representation.
+Duration clamp_peer_milliseconds(std::uint64_t value, Duration low, Duration high) {
+  const std::uint64_t low_ms = to_milliseconds(low);
+  const std::uint64_t high_ms = std::max(low_ms, to_milliseconds(high));
+  return milliseconds(static_cast<milliseconds::rep>(std::clamp(value, low_ms, high_ms)));
 }
 
 }  // namespace
@@ -66,6 +76,7 @@ Session::Session(SessionConfig config, RandomSource& random, Time now)
       config_(config),
       random_(random),
       heartbeat_{config.heartbeat_interval, config.missing_heartbeats_allowed},
+      stream_opens_(config.max_stream_opens_per_second, config.max_streams, now),
       backoff_(config.reconnect_initial_backoff, config.reconnect_max_backoff) {
   next_local_stream_ = 1;
   create_stream(kControlStream, 0);
@@ -84,11 +95,11 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
       session_id_(session_id),
       keys_(derive_session_keys(session_id, keying_material)),
       capabilities_(hello.capabilities & config.capabilities),
+      stream_opens_(config.max_stream_opens_per_second, config.max_streams, now),
       backoff_(config.reconnect_initial_backoff, config.reconnect_max_backoff) {
   // Negotiate liveness: the client proposes, the server clamps into its policy.
-  const Duration proposed = milliseconds(hello.heartbeat_interval_ms);
-  heartbeat_.interval =
-      std::clamp(proposed, config_.min_heartbeat_interval, config_.max_heartbeat_interval);
+  heartbeat_.interval = clamp_peer_milliseconds(
+      hello.heartbeat_interval_ms, config_.min_heartbeat_interval, config_.max_heartbeat_interval);
   heartbeat_.missing_allowed = std::clamp<std::uint64_t>(hello.missing_heartbeats_allowed, 1,
                                                          config_.max_missing_heartbeats_allowed);
   next_local_stream_ = 2;
@@ -107,6 +118,13 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
   welcome.reset_token = reset_token;
   queue_frame(it->second, welcome);
   emit(events::Established{session_id_});
+}
+
+Session::~Session() {
+  if (budget_ != nullptr) {
+    budget_->update(budget_held_, 0);
+    budget_->forget(this);
+  }
 }
 
 // ---- Transport
@@ -365,8 +383,13 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
     keys_ = derive_session_keys(session_id_, path.keying_material);
     reset_token_ = welcome->reset_token;
     capabilities_ = welcome->capabilities & config_.capabilities;
-    heartbeat_.interval = milliseconds(welcome->heartbeat_interval_ms);
-    heartbeat_.missing_allowed = welcome->missing_heartbeats_allowed;
+    // A hostile server must not make us heartbeat every microsecond, or overflow a conversion: its
+    // figures are clamped into our own bounds.
+    heartbeat_.interval =
+        clamp_peer_milliseconds(welcome->heartbeat_interval_ms, config_.min_heartbeat_interval,
+                                config_.max_heartbeat_interval);
+    heartbeat_.missing_allowed = std::clamp<std::uint64_t>(welcome->missing_heartbeats_allowed, 1,
+                                                           config_.max_missing_heartbeats_allowed);
     path.liveness = LivenessDetector(heartbeat_, now);
     path.heartbeat_schedule = HeartbeatSchedule(heartbeat_.interval, now);
     path.state = PathState::kActive;
@@ -500,14 +523,14 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
     if (!first_part) return;
     if (is_local_stream(id)) {
       if (id < next_local_stream_) {
-        final_acks_.push_back(wire::AckEntry{id, kClosedStreamAck, 0});
+        add_final_ack(id, kClosedStreamAck);
         return;
       }
       protocol_error(now);  // data on a stream of ours that we never opened
       return;
     }
     if (closed_peer_streams_.contains(id)) {
-      final_acks_.push_back(wire::AckEntry{id, kClosedStreamAck, 0});
+      add_final_ack(id, kClosedStreamAck);
       return;
     }
     if (id >= closed_peer_streams_.horizon(2 * config_.max_streams) || !frame.open ||
@@ -515,7 +538,7 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
       protocol_error(now);
       return;
     }
-    if (peer_stream_count_ >= config_.max_streams) {
+    if (peer_stream_count_ >= config_.max_streams || !stream_opens_.try_take(now)) {
       queue_control_message(
           wire::ResetStream{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
       closed_peer_streams_.insert(id);
@@ -553,7 +576,18 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
       deliver_control_bytes(fresh, now);
       return;
     }
+    // Received-but-unread bytes are bounded per session and, on a server, in total: a stream that
+    // would take more is reset (lack-of-resources) rather than buffered.
+    if (receive_buffered_ + fresh.size() > config_.max_receive_buffered_bytes ||
+        (budget_ != nullptr && budget_->available() < fresh.size())) {
+      ++stats_.streams_refused_for_memory;
+      emit(events::StreamReset{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
+      reset_stream(id, static_cast<std::uint64_t>(Reason::kLackOfResources), now);
+      return;
+    }
     receive.buffer.append(fresh);
+    receive_buffered_ += fresh.size();
+    sync_budget();
   } else {
     stats_.duplicate_bytes_received += frame.data.size();
   }
@@ -599,6 +633,8 @@ bool Session::acknowledge(Stream& stream, std::uint64_t acknowledgement, bool& p
   SendHalf& send = stream.send;
   const bool was_outstanding = send.outstanding();
   if (acknowledgement == kClosedStreamAck) {
+    // The control stream lives as long as the session: a peer cannot release it.
+    if (stream.id == kControlStream) return false;
     // The peer released the stream: it has everything it will ever want from us.
     acknowledgement = send.written + 1;
     send.fin_written = true;
@@ -612,6 +648,7 @@ bool Session::acknowledge(Stream& stream, std::uint64_t acknowledgement, bool& p
   if (stream.id != kControlStream) {
     unacknowledged_bytes_ -= after - before;
     stats_.bytes_acknowledged += after - before;
+    sync_budget();
   }
   if (send.next_to_send < after) send.next_to_send = after;
   if (send.acknowledged == send.written + 1) send.fin_sent = true;
@@ -843,11 +880,26 @@ void Session::drop_stream(StreamId id) {
   // apart.
   unacknowledged_bytes_ -= stream.send.unacknowledged_bytes();
   stats_.bytes_abandoned += stream.send.unacknowledged_bytes();
-  if (stream.acknowledgement_pending) {
-    final_acks_.push_back(wire::AckEntry{id, stream.receive.acknowledgement(), 0});
-  }
+  receive_buffered_ -= std::min<std::uint64_t>(receive_buffered_, stream.receive.buffer.size());
+  if (stream.acknowledgement_pending) add_final_ack(id, stream.receive.acknowledgement());
   if (!is_local_stream(id)) closed_peer_streams_.insert(id);
   streams_.erase(it);
+  sync_budget();
+}
+
+void Session::sync_budget() {
+  // While open: the replay buffers and the unread bytes; once closed only unread bytes remain
+  // (after a graceful close they stay readable).
+  const std::uint64_t held =
+      receive_buffered_ + (phase_ == Phase::kClosed ? 0 : unacknowledged_bytes_);
+  if (budget_ != nullptr) budget_->update(budget_held_, held);
+  budget_held_ = held;
+}
+
+void Session::announce_budget_room() {
+  if (phase_ != Phase::kOpen || !write_blocked_) return;
+  write_blocked_ = false;
+  emit(events::Writable{});
 }
 
 std::vector<StreamId> Session::stream_ids() const {
@@ -882,7 +934,13 @@ Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const s
   const std::size_t reserve = window / kInteractiveReserveDivisor;
   const std::size_t limit =
       stream->send.unacknowledged_bytes() >= reserve ? window - reserve : window;
-  const std::size_t room = limit - std::min<std::size_t>(unacknowledged_bytes_, limit);
+  std::size_t room = limit - std::min<std::size_t>(unacknowledged_bytes_, limit);
+  if (budget_ != nullptr && budget_->available() < room) {
+    // The server's shared budget is the tighter bound: the write waits for Writable, which comes
+    // when this session's acknowledgements or the budget (BufferBudget::take_waiting) make room.
+    room = static_cast<std::size_t>(budget_->available());
+    if (room < bytes.size()) budget_->wait(this);
+  }
   const std::size_t count = std::min(room, bytes.size());
   if (count < bytes.size()) write_blocked_ = true;
   if (count == 0) return make_unexpected(StreamError::kWouldBlock);
@@ -890,6 +948,7 @@ Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const s
   stream->send.written += count;
   unacknowledged_bytes_ += count;
   stats_.bytes_written += count;
+  sync_budget();
   mark_send_candidate(*stream);
   return count;
 }
@@ -931,6 +990,15 @@ void Session::consume(StreamId id, std::size_t count, Time now) {
 bool Session::note_consumed(Stream& stream, std::size_t count, Time now) {
   ReceiveHalf& receive = stream.receive;
   receive.consumed += count;
+  receive_buffered_ -= std::min<std::uint64_t>(receive_buffered_, count);
+  sync_budget();
+  if (!credit_withheld_.empty() && receive_buffered_ < config_.max_receive_buffered_bytes / 2) {
+    // Below the threshold again: the streams whose credit was held back get it now.
+    for (StreamId id : std::exchange(credit_withheld_, {})) {
+      if (Stream* waiting = find_stream(id))
+        request_acknowledgement(*waiting, AckUrgency::kImmediate, now);
+    }
+  }
   if (receive.buffer.empty()) stream.readable_reported = false;
   // Advertise more credit once a quarter of the window has been read.
   if (receive.consumed + config_.stream_receive_window >=
@@ -956,10 +1024,26 @@ void Session::queue_control_message(const wire::Frame& frame) {
   wire::encode_frame(frame, encoded);
   control.send.buffer.append(encoded);
   control.send.written += encoded.size();
+  // A peer that makes us queue control messages (stream refusals) and never acknowledges them
+  // would grow this buffer without end.
+  if (control.send.unacknowledged_bytes() > kMaxControlBacklog) {
+    fail_session(Reason::kLackOfResources, false, false, Time{}, true);
+  }
 }
 
 void Session::queue_frame(Path& path, const wire::Frame& frame) {
   wire::encode_frame(frame, path.outgoing);
+  // wants_input() stops the runtime from reading while the queue is past max_queued_bytes; a queue
+  // far past it means a runtime that does not honour that: end the session instead of growing.
+  if (path.outgoing.size() > 4 * config_.max_queued_bytes + (64u << 10)) {
+    fail_session(Reason::kLackOfResources, false, false, Time{}, false);
+  }
+}
+
+bool Session::wants_input(PathId path_id) const {
+  auto it = paths_.find(path_id);
+  if (it == paths_.end()) return true;
+  return it->second.outgoing.size() < config_.max_queued_bytes;
 }
 
 // ---- Sending
@@ -1054,6 +1138,13 @@ std::size_t Session::write_stream_frames(std::vector<std::byte>& out, std::size_
 bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out,
                                      std::size_t budget) {
   SendHalf& send = stream.send;
+  // The replay buffer holds exactly [acknowledged_bytes(), written): an offset outside it would
+  // read memory that is not ours. Checked in every build; a broken invariant ends the session.
+  if (send.next_to_send < send.acknowledged_bytes() || send.next_to_send > send.written ||
+      send.buffer.size() != send.written - send.acknowledged_bytes()) {
+    invariant_failed();
+    return false;
+  }
   const std::uint64_t limit = std::min(send.written, send.peer_window_limit);
   const std::uint64_t available = limit > send.next_to_send ? limit - send.next_to_send : 0;
   std::size_t count =
@@ -1090,7 +1181,9 @@ bool Session::write_one_stream_frame(Stream& stream, std::vector<std::byte>& out
 
 void Session::write_ack_frame(std::vector<std::byte>& out) {
   // Entries for released streams first, then the pending streams in id order.
-  std::vector<wire::AckEntry> entries = std::move(final_acks_);
+  std::vector<wire::AckEntry> entries = std::move(final_ack_entries_);
+  entries.clear();
+  for (const auto& [id, value] : final_acks_) entries.push_back(wire::AckEntry{id, value, 0});
   final_acks_.clear();
   if (!acknowledgement_pending_streams_.empty()) {
     std::sort(acknowledgement_pending_streams_.begin(), acknowledgement_pending_streams_.end(),
@@ -1098,8 +1191,15 @@ void Session::write_ack_frame(std::vector<std::byte>& out) {
     for (Stream* stream : acknowledgement_pending_streams_) {
       stream->acknowledgement_pending = false;
       ReceiveHalf& receive = stream->receive;
+      const bool withhold = stream->id != kControlStream &&
+                            receive_buffered_ >= config_.max_receive_buffered_bytes / 2;
+      if (withhold && std::find(credit_withheld_.begin(), credit_withheld_.end(), stream->id) ==
+                          credit_withheld_.end()) {
+        credit_withheld_.push_back(stream->id);
+      }
       const std::uint64_t window_limit =
           stream->id == kControlStream ? wire::kMaxVarint
+          : withhold                   ? receive.advertised_window_limit
                                        : std::max(receive.advertised_window_limit,
                                                   receive.consumed + config_.stream_receive_window);
       receive.advertised_window_limit = window_limit;
@@ -1117,7 +1217,21 @@ void Session::write_ack_frame(std::vector<std::byte>& out) {
   }
   // Keep the entries' capacity for the next call.
   entries.clear();
-  final_acks_ = std::move(entries);
+  final_ack_entries_ = std::move(entries);
+}
+
+void Session::add_final_ack(StreamId id, std::uint64_t acknowledgement) {
+  auto [it, inserted] = final_acks_.try_emplace(id, acknowledgement);
+  if (!inserted) {
+    // One entry per stream, whatever the peer repeats: the furthest position says it all.
+    it->second = std::max(it->second, acknowledgement);
+    return;
+  }
+  // Honest peers cause at most one entry per stream they had open; far more means a peer sends
+  // data on streams long gone to make us queue answers.
+  if (final_acks_.size() > 2 * config_.max_streams + 16) {
+    fail_session(Reason::kProtocolError, false, false, Time{}, true);
+  }
 }
 
 // ---- Paths and liveness
@@ -1175,6 +1289,7 @@ void Session::suspend(SuspendCause cause, Time now) {
   if (suspended_ || phase_ != Phase::kOpen) return;
   suspended_ = true;
   suspended_since_ = now;
+  if (suspended_index_ != nullptr) suspended_index_->insert({suspended_since_, session_id_});
   block_pool_.trim();  // nothing moves while suspended
   emit(events::Suspended{cause});
   if (role_ == Role::kServer) {
@@ -1201,6 +1316,7 @@ void Session::mark_resumed(Time now) {
     resumed.downtime = now - suspended_since_;
     stats_.total_downtime += resumed.downtime;
     suspended_ = false;
+    if (suspended_index_ != nullptr) suspended_index_->erase({suspended_since_, session_id_});
   }
   linger_deadline_.reset();
   if (role_ == Role::kClient) give_up_deadline_.reset();
@@ -1345,6 +1461,11 @@ void Session::protocol_error(Time now) {
   fail_session(Reason::kProtocolError, false, false, now, true);
 }
 
+void Session::invariant_failed() {
+  ++stats_.invariant_failures;
+  fail_session(Reason::kProtocolError, false, false, Time{}, true);
+}
+
 void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bool send_abort) {
   if (phase_ == Phase::kClosed) return;
   if (send_abort && data_path_) {
@@ -1378,15 +1499,23 @@ void Session::finish_session(const events::Closed& closed) {
   outstanding_streams_ = 0;
   local_stream_count_ = 0;
   peer_stream_count_ = 0;
+  receive_buffered_ = 0;
   for (const auto& [id, stream] : streams_) {
     if (id != kControlStream) ++(is_local_stream(id) ? local_stream_count_ : peer_stream_count_);
+    receive_buffered_ += stream.receive.buffer.size();
   }
+  credit_withheld_.clear();
+  if (budget_ != nullptr) budget_->forget(this);
+  sync_budget();
   block_pool_.trim();
   final_acks_.clear();
   control_inbound_.clear();
   linger_deadline_.reset();
   give_up_deadline_.reset();
   next_attempt_at_.reset();
+  if (suspended_ && suspended_index_ != nullptr) {
+    suspended_index_->erase({suspended_since_, session_id_});
+  }
   suspended_ = false;
 }
 
@@ -1462,6 +1591,7 @@ SessionStats Session::stats() const {
   stats.smoothed_rtt = rtt_.smoothed();
   stats.rtt_variation = rtt_.variation();
   stats.unacknowledged_bytes = unacknowledged_bytes_;
+  stats.receive_buffered_bytes = receive_buffered_;
   stats.open_streams = streams_.size() - (streams_.contains(kControlStream) ? 1 : 0);
   return stats;
 }

@@ -6,9 +6,11 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <vector>
 
+#include "session/buffer_budget.hpp"
 #include "session/events.hpp"
 #include "session/inbound_buffer.hpp"
 #include "session/key_schedule.hpp"
@@ -16,6 +18,7 @@
 #include "session/reconnect_backoff.hpp"
 #include "session/rtt_estimator.hpp"
 #include "session/stream.hpp"
+#include "session/token_bucket.hpp"
 #include "session/types.hpp"
 #include "tether/expected.hpp"
 #include "wire/frame.hpp"
@@ -51,7 +54,10 @@ struct SessionStats {
   std::uint64_t paths_opened = 0;
   std::uint64_t rejected_resume_attempts = 0;  // server: forged, replayed or stale proofs
   std::uint64_t forged_frames_ignored = 0;  // fast closes and resets whose key or token was wrong
-  std::uint64_t unacknowledged_bytes = 0;   // now: written - acknowledged - abandoned
+  std::uint64_t invariant_failures = 0;     // sessions ended by a failed safety check (a bug)
+  std::uint64_t streams_refused_for_memory = 0;  // reset: receive buffering past its bound
+  std::uint64_t receive_buffered_bytes = 0;      // now: received, not yet read by the application
+  std::uint64_t unacknowledged_bytes = 0;        // now: written - acknowledged - abandoned
   std::size_t open_streams = 0;
   Duration total_downtime{};
 };
@@ -69,6 +75,7 @@ class Session {
   // A client session: it asks for its first path at once (PathWanted).
   Session(SessionConfig config, RandomSource& random, Time now);
 
+  ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -95,6 +102,11 @@ class Session {
   std::size_t take_outgoing(PathId path, std::vector<std::byte>& out, std::size_t max_bytes,
                             Time now);
   [[nodiscard]] bool has_outgoing(PathId path) const;
+  // False while the frames queued on `path` (answers to the peer's Pings, handshake frames) reach
+  // SessionConfig::max_queued_bytes: the runtime stops reading from that connection until
+  // take_outgoing() drained it (backpressure: a peer that sends and never reads does not grow our
+  // memory). A runtime that reads on regardless makes the session end with lack-of-resources.
+  [[nodiscard]] bool wants_input(PathId path) const;
 
   // ---- Time -------------------------------------------------------------------------------------
   [[nodiscard]] std::optional<Time> next_deadline() const;
@@ -204,6 +216,9 @@ class Session {
   void attempt_failed(Path& path, Time now);
   [[nodiscard]] std::uint64_t planned_replay() const;
   void protocol_error(Time now);
+  // An internal invariant that guards memory safety does not hold (a bug, or a peer that found
+  // one): the session ends with protocol-error, never the process.
+  void invariant_failed();
   [[nodiscard]] std::vector<wire::StreamPosition> receive_positions() const;
 
   Stream& create_stream(StreamId id, std::uint8_t priority);
@@ -232,6 +247,11 @@ class Session {
   bool note_consumed(Stream& stream, std::size_t count, Time now);
   void drop_stream(StreamId id);
   void queue_control_message(const wire::Frame& frame);
+  void add_final_ack(StreamId id, std::uint64_t acknowledgement);
+  // Brings the server's shared budget up to date with what this session holds now.
+  void sync_budget();
+  // The shared budget has room again after a write was refused for it: Writable.
+  void announce_budget_room();
   void queue_frame(Path& path, const wire::Frame& frame);
   void emit(Event event) { queue_->push_back(SessionEvent{session_id_, std::move(event)}); }
 
@@ -261,6 +281,9 @@ class Session {
   RandomSource& random_;
   std::deque<SessionEvent> own_events_;  // a client's queue; a server session uses its endpoint's
   std::deque<SessionEvent>* queue_ = &own_events_;
+  // Server: the endpoint's index of suspended sessions by the time they were suspended (the
+  // oldest is freed first when the server needs room); this session keeps its own entry current.
+  std::set<std::pair<Time, SessionId>>* suspended_index_ = nullptr;
   Phase phase_ = Phase::kConnecting;
 
   SessionId session_id_{};
@@ -270,6 +293,9 @@ class Session {
   Secret reset_token_{};                  // client: from Welcome
   wire::CapabilitySet capabilities_ = 0;  // negotiated
   HeartbeatParameters heartbeat_;
+
+  // The peer's stream opens: max_streams at once, then max_stream_opens_per_second.
+  TokenBucket stream_opens_;
 
   std::map<PathId, Path> paths_;
   std::optional<PathId> data_path_;
@@ -295,8 +321,10 @@ class Session {
   std::size_t local_stream_count_ = 0;   // streams opened by this side
   std::size_t peer_stream_count_ = 0;  // streams opened by the peer (the control stream is neither)
   ClosedStreamSet closed_peer_streams_;
-  std::vector<wire::AckEntry>
-      final_acks_;  // for streams already released (or unknown: kClosedStreamAck); always due
+  // Acknowledgements for streams already released (or unknown: kClosedStreamAck), one per stream
+  // (a repeating peer does not grow it); always due. Bounded: see add_final_ack.
+  std::map<StreamId, std::uint64_t> final_acks_;
+  std::vector<wire::AckEntry> final_ack_entries_;  // write_ack_frame's reused scratch space
   // Delayed acknowledgements (see SessionConfig::ack_delay): while streams are listed in
   // acknowledgement_pending_streams_, they are due at ack_deadline_, or now when ack_now_ is set.
   // write_ack_frame resets all three.
@@ -309,6 +337,13 @@ class Session {
 
   std::uint64_t unacknowledged_bytes_ = 0;
   bool write_blocked_ = false;
+  // Received bytes not yet read, over all streams (bounded by max_receive_buffered_bytes), and
+  // streams whose window credit was held back because they were past half of it.
+  std::uint64_t receive_buffered_ = 0;
+  std::vector<StreamId> credit_withheld_;
+  // Server: the endpoint's budget shared by all sessions, and what this session counts in it.
+  BufferBudget* budget_ = nullptr;
+  std::uint64_t budget_held_ = 0;
 
   RttEstimator rtt_;
   AckProgressDetector ack_progress_;

@@ -68,6 +68,15 @@ struct SessionConfig {
   // Largest frame payload accepted from the peer.
   std::size_t max_frame_payload = 1u << 20;
   std::size_t max_streams = 4096;  // concurrent streams per session, each direction
+  // New streams the peer may open per second, after a burst of max_streams; more are refused
+  // (ResetStream, lack-of-resources) as past max_streams.
+  std::uint64_t max_stream_opens_per_second = 1000;
+  // Frames queued on one connection and not yet taken by the runtime (see Session::wants_input).
+  std::size_t max_queued_bytes = 256u << 10;
+  // Received bytes not yet read by the application, over all streams of a session. Past half of
+  // it no stream gets more window credit; data past all of it resets the stream it arrives on
+  // (lack-of-resources), so a peer cannot make us buffer streams x windows.
+  std::size_t max_receive_buffered_bytes = 16u << 20;
 
   // Server: how long a disconnected session is kept before it is freed.
   Duration linger = seconds(600);

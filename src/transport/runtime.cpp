@@ -129,6 +129,7 @@ void RuntimeBase::attach(session::PathId id, std::unique_ptr<ByteStream> stream)
   auto driver = std::make_shared<PathDriver>();
   driver->id = id;
   driver->stream = std::move(stream);
+  driver->input_ready = std::make_unique<asio::steady_timer>(io_, session::Time::max());
   paths_[id] = driver;
   asio::co_spawn(io_, read_loop(driver), asio::detached);
 }
@@ -147,6 +148,7 @@ void RuntimeBase::finish_path(const std::shared_ptr<PathDriver>& driver) {
   if (driver->closed) return;
   driver->closed = true;
   driver->stream->close();
+  driver->input_ready->cancel();
   paths_.erase(driver->id);
   core_closed(driver->id);
   process();
@@ -161,6 +163,13 @@ void RuntimeBase::flush(const std::shared_ptr<PathDriver>& driver) {
 asio::awaitable<void> RuntimeBase::read_loop(std::shared_ptr<PathDriver> driver) {
   std::vector<std::byte> buffer(kReadChunk);
   while (!driver->closed) {
+    // Backpressure: a peer that sends and never reads what we answer does not grow our queue; its
+    // bytes wait in its own socket buffers until the writer has drained ours.
+    while (!core_wants_input(driver->id)) {
+      driver->input_ready->expires_at(session::Time::max());
+      co_await driver->input_ready->async_wait(kTuple);
+      if (driver->closed) co_return;
+    }
     std::error_code error;
     const std::size_t count = co_await driver->stream->read_some(buffer, error);
     if (driver->closed) co_return;
@@ -186,6 +195,7 @@ asio::awaitable<void> RuntimeBase::write_loop(std::shared_ptr<PathDriver> driver
       finish_path(driver);
       co_return;
     }
+    driver->input_ready->cancel();  // a reader waiting for room may read again
   }
   driver->writing = false;
   if (driver->done_requested) finish_path(driver);
@@ -442,8 +452,9 @@ asio::awaitable<std::error_code> ClientRuntime::dial(asio::ip::tcp::socket& sock
 ServerRuntime::ServerRuntime(asio::io_context& io, ServerOptions options, SessionObserver& observer)
     : RuntimeBase(io, observer),
       options_(std::move(options)),
-      endpoint_(options_.session, options_.static_key, random_),
-      acceptor_(io) {}
+      endpoint_(options_.session, options_.static_key, random_, options_.limits),
+      acceptor_(io),
+      admission_(options_.admission) {}
 
 Expected<void, std::string> ServerRuntime::start() {
   std::error_code error;
@@ -489,12 +500,21 @@ void ServerRuntime::shut_down(std::chrono::milliseconds grace, std::function<voi
 
 void ServerRuntime::core_receive(session::PathId path, std::span<const std::byte> bytes) {
   endpoint_.receive(path, bytes, now());
+  if (admitted_.contains(path) && !endpoint_.is_pending(path)) release_admission(path);
+}
+
+void ServerRuntime::release_admission(session::PathId path) {
+  auto it = admitted_.find(path);
+  if (it == admitted_.end()) return;
+  admission_.release(it->second);
+  admitted_.erase(it);
 }
 std::size_t ServerRuntime::core_take(session::PathId path, std::vector<std::byte>& out,
                                      std::size_t max) {
   return endpoint_.take_outgoing(path, out, max, now());
 }
 void ServerRuntime::core_closed(session::PathId path) {
+  release_admission(path);
   endpoint_.on_connection_closed(path, now());
 }
 
@@ -527,6 +547,24 @@ asio::awaitable<void> ServerRuntime::accept_loop() {
 asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   std::error_code ignored;
   const auto remote = socket.remote_endpoint(ignored);
+  // Admission before any work: connections that have not yet joined a session are bounded in
+  // total and per source; past the bounds a connection is closed at once (costing one accept).
+  const std::string source = source_key(remote.address());
+  if (!admission_.try_admit(source)) {
+    ++refused_connections_;
+    const auto moment = std::chrono::steady_clock::now();
+    if (moment - refused_logged_ >= std::chrono::seconds(1)) {
+      refused_logged_ = moment;
+      spdlog::warn(
+          "server refused {} connection(s) before their first frame: {} pending (limit {}), {} "
+          "from {} (limit {})",
+          refused_connections_, admission_.pending(), admission_.limits().total,
+          admission_.pending_from(source), source, admission_.limits().per_source);
+      refused_connections_ = 0;
+    }
+    socket.close(ignored);
+    co_return;
+  }
   tune_socket(socket, user_timeout_for(options_.session));
   limit_unsent_bytes(socket);
   // The socket moves into the stream during the handshake; the descriptor stays open until the
@@ -539,14 +577,16 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   auto opened = co_await open_byte_stream(std::move(socket), options_.tls.get(), Side::kServer);
   deadline.cancel();
   if (!opened) {
+    admission_.release(source);
     spdlog::debug("server handshake with {} failed: {}", remote.address().to_string(),
                   opened.error());
     co_return;
   }
   const session::PathId id = next_path_++;
   const KeyingMaterial keying = (*opened)->keying_material();
+  admitted_.emplace(id, source);
   attach(id, std::move(*opened));
-  endpoint_.accept(id, keying, now());
+  endpoint_.accept(id, keying, now(), source);
   spdlog::debug("server connection {} from {}:{}", id, remote.address().to_string(), remote.port());
   process();
 }

@@ -16,6 +16,7 @@
 
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
+#include "transport/admission.hpp"
 #include "transport/byte_stream.hpp"
 #include "transport/route_monitor.hpp"
 
@@ -60,6 +61,9 @@ class RuntimeBase {
     bool closed = false;
     std::optional<asio::ip::tcp::endpoint> local;   // client: where the connection leaves from
     std::optional<asio::ip::tcp::endpoint> remote;  // client: the server address it reached
+    // The reader waits on this while the core does not want input (core_wants_input); the writer
+    // cancels it after every write.
+    std::unique_ptr<asio::steady_timer> input_ready;
   };
 
   // The core, as the drivers see it.
@@ -67,6 +71,8 @@ class RuntimeBase {
   virtual std::size_t core_take(session::PathId path, std::vector<std::byte>& out,
                                 std::size_t max) = 0;
   virtual void core_closed(session::PathId path) = 0;
+  // False while the core's queue for `path` is full: the reader stops reading (backpressure).
+  virtual bool core_wants_input(session::PathId path) = 0;
   virtual std::optional<session::Time> core_deadline() = 0;
   virtual void core_timeout() = 0;
   // Drains the core's events; returns true if there were any.
@@ -133,6 +139,7 @@ class ClientRuntime final : public RuntimeBase {
   std::size_t core_take(session::PathId path, std::vector<std::byte>& out,
                         std::size_t max) override;
   void core_closed(session::PathId path) override;
+  bool core_wants_input(session::PathId path) override { return session_->wants_input(path); }
   std::optional<session::Time> core_deadline() override { return session_->next_deadline(); }
   void core_timeout() override { session_->on_timeout(now()); }
   bool drain_events() override;
@@ -154,6 +161,8 @@ struct ServerOptions {
   session::SessionConfig session;
   session::Secret static_key{};
   std::chrono::milliseconds handshake_timeout{10000};
+  session::ServerLimits limits;
+  AdmissionLimits admission;
 };
 
 class ServerRuntime final : public RuntimeBase {
@@ -174,16 +183,24 @@ class ServerRuntime final : public RuntimeBase {
   std::size_t core_take(session::PathId path, std::vector<std::byte>& out,
                         std::size_t max) override;
   void core_closed(session::PathId path) override;
+  bool core_wants_input(session::PathId path) override { return endpoint_.wants_input(path); }
   std::optional<session::Time> core_deadline() override { return endpoint_.next_deadline(); }
   void core_timeout() override { endpoint_.on_timeout(now()); }
   bool drain_events() override;
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> handshake(asio::ip::tcp::socket socket);
+  // Gives back the admission slot of `path` once it joined a session or closed.
+  void release_admission(session::PathId path);
 
   ServerOptions options_;
   SystemRandom random_;
   session::ServerEndpoint endpoint_;
   asio::ip::tcp::acceptor acceptor_;
+  ConnectionAdmission admission_;
+  std::map<session::PathId, std::string> admitted_;  // connections holding an admission slot
+  // Refused connections, logged at most once a second with a count.
+  std::uint64_t refused_connections_ = 0;
+  std::chrono::steady_clock::time_point refused_logged_{};
 };
 
 // Logs one line per lifecycle event (established, suspended and why, resumed with downtime and

@@ -445,20 +445,23 @@ TEST(Malformed, OversizedFrameLengthIsRefusedFromTheHeaderAlone) {
   Loopback loop;
   loop.auto_connect = false;
   SplitMix64 attacker(14);
-  // A length at the limit is merely incomplete: the server waits for the payload.
-  const Bytes at_limit = header(0x01, 1u << 20);
+  // A length at the first frame's limit is merely incomplete: the server waits for the payload.
+  const std::uint64_t limit = first_frame_payload_limit(test_config());
+  EXPECT_LT(limit, std::uint64_t{1} << 20);
+  const Bytes at_limit = header(0x01, limit);
   EXPECT_TRUE(loop.raw_exchange(kAttacker, random_bytes(attacker, 32), at_limit).empty());
   EXPECT_EQ(loop.server.stats().handshake_failures, 0u);
-  // One byte more, or a 1 GiB claim, is refused at once (only the header was sent).
+  // One byte more, a megabyte or a 1 GiB claim, is refused at once (only the header was sent).
   PathId connection = kAttacker + 1;
-  for (const std::uint64_t length : {(std::uint64_t{1} << 20) + 1, std::uint64_t{0x3fffffff}}) {
+  for (const std::uint64_t length :
+       {limit + 1, std::uint64_t{1} << 20, std::uint64_t{0x3fffffff}}) {
     const Bytes too_large = header(0x01, length);
     const auto refuse =
         only_refuse(loop.raw_exchange(connection++, random_bytes(attacker, 32), too_large));
     ASSERT_TRUE(refuse.has_value());
     EXPECT_EQ(refuse->reason, Reason::kProtocolError);
   }
-  EXPECT_EQ(loop.server.stats().handshake_failures, 2u);
+  EXPECT_EQ(loop.server.stats().handshake_failures, 3u);
   EXPECT_EQ(loop.server.session_count(), 0u);
 }
 

@@ -456,7 +456,7 @@ Expected<void, std::string> ClientTunnel::start() {
     const auto bound = describe(forward.bind_address, (*acceptor)->local_endpoint().port());
     if (forward.kind == Forward::Kind::kLocal) {
       spdlog::info("client forwarding {} to {}", bound,
-                   describe(forward.target.host, forward.target.port));
+                   transport::escape_for_log(describe(forward.target.host, forward.target.port)));
     } else {
       spdlog::info("client SOCKS5 proxy on {}", bound);
     }

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "transport/file_safety.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -249,6 +251,10 @@ std::vector<CLI::ConfigItem> TomlConfig::from_config(std::istream& input) const 
   // CLI11 reads the config file before it looks at --help; a broken file must not hide the help.
   if (app_ != nullptr && help_requested(*app_)) return {};
   const std::string name = source_name();
+  // Like ssh with StrictModes: a file another user could write could point tether anywhere.
+  if (app_ != nullptr && name != "<config>") {
+    if (auto safe = transport::check_path_safety(name); !safe) throw CLI::ConfigError(safe.error());
+  }
   const toml::table document = parse_document(input, name);
   return ItemReader(name).read(document, app_);
 }

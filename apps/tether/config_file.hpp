@@ -33,9 +33,14 @@
 // them), so an error in [server] also stops `tether client`. Values in the file satisfy required()
 // options.
 //
-// Errors are CLI::ConfigError (so CLI11_PARSE prints them and exits non-zero) whose message starts
-// with FILE:LINE:COLUMN: a TOML syntax error (with toml++'s description), a key that matches no
-// option or no subcommand (naming the key and its table), an option that may not come from a file
+// A file that another user could write (it, or a directory above it: check_path_safety in
+// src/transport/file_safety.hpp) is refused before it is parsed, with a CLI::ConfigError naming the
+// file and why.
+//
+// Other errors are CLI::ConfigError (so CLI11_PARSE prints them and exits non-zero) whose message
+// starts with FILE:LINE:COLUMN: a TOML syntax error (with toml++'s description), a key that matches
+// no option or no subcommand (naming the key and its table), an option that may not come from a
+// file
 // (--help, --config), and a value no option can take (a date or time, a table inside an array, an
 // array inside an array). A missing --config FILE is CLI11's own CLI::FileError; a value the
 // option cannot convert ("often" for an integer) is CLI11's CLI::ConversionError, which names the

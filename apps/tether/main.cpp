@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <iostream>
 
 #include "config_file.hpp"
+#include "transport/file_safety.hpp"
 #include "transport/known_servers.hpp"
+#include "transport/log_safety.hpp"
 #include "transport/runtime.hpp"
 #include "transport/status.hpp"
 #include "transport/tls.hpp"
@@ -53,24 +55,28 @@ session::SessionConfig session_config(const LivenessOptions& options) {
 }
 
 // The server's stateless-reset key must survive restarts: kept in a file, created on first use.
+// The file is a secret of tether's own making: a symbolic link there is refused, never followed,
+// and so is a file that another user could write or that group or others may read.
 Expected<session::Secret, std::string> load_or_create_static_key(const fs::path& path) {
   session::Secret key{};
-  std::ifstream in(path, std::ios::binary);
-  if (in) {
-    in.read(reinterpret_cast<char*>(key.data()), static_cast<std::streamsize>(key.size()));
-    if (in.gcount() != static_cast<std::streamsize>(key.size())) {
+  const transport::TrustedFileOptions options{
+      .max_bytes = 64, .secret = true, .follow_symlinks = false};
+  auto existing = transport::read_trusted_file(path, options);
+  if (!existing) return make_unexpected("reset key: " + existing.error());
+  if (existing->has_value()) {
+    const std::string& bytes = **existing;
+    if (bytes.size() != key.size()) {
       return make_unexpected("reset key file " + path.string() + " is not 32 bytes");
     }
+    std::memcpy(key.data(), bytes.data(), key.size());
     return key;
   }
   if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {
     return make_unexpected(std::string("no randomness for the reset key"));
   }
-  const mode_t previous = ::umask(077);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(key.data()), static_cast<std::streamsize>(key.size()));
-  ::umask(previous);
-  if (!out) return make_unexpected("cannot write reset key file " + path.string());
+  auto created = transport::create_secret_file(
+      path, std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
+  if (!created) return make_unexpected("reset key: " + created.error());
   return key;
 }
 
@@ -103,19 +109,23 @@ std::unique_ptr<transport::ControlSocket> open_control_socket(
 
 int run_status(const std::string& socket_path, bool json) {
   std::vector<fs::path> sockets;
+  const fs::path directory = transport::default_control_directory();
   if (!socket_path.empty()) {
     sockets.emplace_back(socket_path);
-  } else {
-    std::error_code error;
-    for (const auto& entry :
-         fs::directory_iterator(transport::default_control_directory(), error)) {
+  } else if (std::error_code error; fs::exists(fs::symlink_status(directory, error))) {
+    // Only a directory of our own: another user could have made it and put sockets there.
+    if (auto own = transport::ensure_private_directory(directory, /*create=*/false); !own) {
+      std::fprintf(stderr, "tether status: %s\n", transport::escape_for_log(own.error()).c_str());
+      return 1;
+    }
+    for (const auto& entry : fs::directory_iterator(directory, error)) {
       if (entry.path().extension() == ".sock") sockets.push_back(entry.path());
     }
     std::sort(sockets.begin(), sockets.end());
   }
   if (sockets.empty()) {
     std::fprintf(stderr, "tether status: no running tether found in %s\n",
-                 transport::default_control_directory().c_str());
+                 transport::escape_for_log(directory.string()).c_str());
     return 1;
   }
   int failures = 0;
@@ -132,12 +142,18 @@ int run_status(const std::string& socket_path, bool json) {
     }
     (*status)["control_socket"] = path.string();
     if (json) {
-      all.push_back(*status);
+      all.push_back(std::move(*status));
     } else {
       std::printf("%s", transport::format_status(*status).c_str());
     }
   }
-  if (json) std::printf("%s\n", all.dump(2).c_str());
+  // ASCII only (\uXXXX escapes): valid JSON, and nothing a terminal would interpret; a file name
+  // that is not UTF-8 gets U+FFFD instead of an exception.
+  if (json) {
+    std::printf(
+        "%s\n",
+        all.dump(2, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace).c_str());
+  }
   return failures == 0 ? 0 : 1;
 }
 
@@ -230,7 +246,9 @@ int run_server(const std::string& listen, const std::string& certificate, const 
 void add_control_socket_option(CLI::App& command, std::string& path) {
   command.add_option("--control-socket", path,
                      "Unix socket for `tether status` (default: ROLE-PID.sock in "
-                     "$XDG_RUNTIME_DIR/tether or /tmp/tether-UID; 'none' for no socket)");
+                     "$XDG_RUNTIME_DIR/tether or /tmp/tether-UID; 'none' for no socket). Its "
+                     "directory is never chmodded and must not be writable by other users "
+                     "(unless sticky, like /tmp)");
 }
 
 // What `tether client` and `tether stdio` share: how to reach and trust the server.

@@ -5,11 +5,10 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 #include <utility>
 
+#include "transport/file_safety.hpp"
 #include "transport/tls.hpp"
 
 namespace tether::transport {
@@ -18,6 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kWhitespace = " \t";
+constexpr std::size_t kMaxFileBytes = 16u << 20;
 
 std::string lowercase(std::string_view text) {
   std::string lower(text);
@@ -84,21 +84,12 @@ Expected<KnownServers, std::string> KnownServers::load(fs::path path) {
         "no path for the known-servers file: set HOME or XDG_CONFIG_HOME, or name a file"));
   }
   KnownServers known(std::move(path));
+  // Whoever can write this file decides which servers the client trusts.
+  auto contents = read_trusted_file(known.path_, TrustedFileOptions{.max_bytes = kMaxFileBytes});
+  if (!contents) return make_unexpected(contents.error());
+  if (!contents->has_value()) return known;  // created by the first remember()
   const std::string name = known.path_.string();
-  std::error_code error;
-  const fs::file_status status = fs::status(known.path_, error);
-  if (error == std::errc::no_such_file_or_directory) return known;
-  if (error) return make_unexpected("cannot read " + name + ": " + error.message());
-  if (!fs::is_regular_file(status)) return make_unexpected(name + " is not a regular file");
-
-  std::ifstream file(known.path_, std::ios::binary);
-  if (!file) {
-    return make_unexpected("cannot read " + name + ": " + std::generic_category().message(errno));
-  }
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  if (file.bad()) return make_unexpected("cannot read " + name);
-  const std::string text = contents.str();
+  const std::string& text = **contents;
 
   std::size_t line_number = 0;
   std::size_t start = 0;

@@ -20,9 +20,10 @@ namespace tether::transport {
 // brackets ([::1]:7000). Host names compare case-insensitively: keys are stored in lowercase.
 class KnownServers {
  public:
-  // Reads `path`. A missing file is an empty list (it is created by the first remember()). A line
-  // that is not `host:port sha256:HEX`, or a server listed twice, is an error naming the file and
-  // the line number.
+  // Reads `path`. A missing file is an empty list (it is created by the first remember()). A file
+  // (or a directory above it) that another user could write is refused (read_trusted_file in
+  // file_safety.hpp), and so is one over 16 MiB. A line that is not `host:port sha256:HEX`, or a
+  // server listed twice, is an error naming the file and the line number.
   [[nodiscard]] static Expected<KnownServers, std::string> load(std::filesystem::path path);
 
   // The canonical fingerprint remembered for "host:port", or nullopt (also for a malformed key).

@@ -9,6 +9,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <cstdlib>
 
+#include "transport/log_safety.hpp"
 #include "wire/codec.hpp"
 
 namespace tether::transport {
@@ -537,7 +538,8 @@ asio::awaitable<void> ServerRuntime::accept_loop() {
     auto [error, socket] = co_await acceptor_.async_accept(kTuple);
     if (error == asio::error::operation_aborted || stopped_) co_return;
     if (error) {
-      spdlog::warn("server accept failed: {}", error.message());
+      log_limited(spdlog::level::warn, "failed accept", "server accept failed: {}",
+                  error.message());
       continue;
     }
     asio::co_spawn(io_, handshake(std::move(socket)), asio::detached);
@@ -578,8 +580,8 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   deadline.cancel();
   if (!opened) {
     admission_.release(source);
-    spdlog::debug("server handshake with {} failed: {}", remote.address().to_string(),
-                  opened.error());
+    log_limited(spdlog::level::debug, "failed handshake", "server handshake with {} failed: {}",
+                remote.address().to_string(), escape_for_log(opened.error()));
     co_return;
   }
   const session::PathId id = next_path_++;

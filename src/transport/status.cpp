@@ -2,23 +2,37 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <asio/experimental/as_tuple.hpp>
 
+#include "transport/file_safety.hpp"
+#include "transport/log_safety.hpp"
 #include "transport/runtime.hpp"
 
 namespace tether::transport {
 namespace {
 
+namespace fs = std::filesystem;
+
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxRequest = 256;
-constexpr std::size_t kMaxReply = 16u << 20;  // a server with many sessions; bounded all the same
+// About 14,000 sessions of a busy server (a session's entry is about 600 bytes), and a bound all
+// the same on what `tether status` holds in memory.
+constexpr std::size_t kMaxAnswer = 8u << 20;
+// Our documents nest three levels; a deeper answer is refused before parsing (nlohmann's parser is
+// iterative, but printing and freeing a deep document recurse).
+constexpr std::size_t kMaxNesting = 16;
 
 double milliseconds(session::Duration duration) {
   return std::chrono::duration<double, std::milli>(duration).count();
@@ -47,6 +61,58 @@ std::string bytes_text(std::uint64_t bytes) {
   if (bytes < (1u << 20)) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024);
   if (bytes < (1u << 30)) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1u << 20));
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1u << 30));
+}
+
+// The member `key` of `object`, or null when `object` is not an object or has no such member:
+// format_status reads documents from other processes and must not throw on any of them.
+const nlohmann::json* member(const nlohmann::json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  const auto found = object.find(key);
+  return found == object.end() ? nullptr : &*found;
+}
+
+bool has(const nlohmann::json& object, const char* key) {
+  return member(object, key) != nullptr;
+}
+
+// A string member escaped for the terminal (a number is shown as it is), else "?".
+std::string text_field(const nlohmann::json& object, const char* key) {
+  const nlohmann::json* value = member(object, key);
+  if (value != nullptr && value->is_string())
+    return escape_for_log(value->get_ref<const std::string&>());
+  if (value != nullptr && value->is_number()) return value->dump();
+  return "?";
+}
+
+// A finite number member, else nullopt.
+std::optional<double> number_field(const nlohmann::json& object, const char* key) {
+  const nlohmann::json* value = member(object, key);
+  if (value == nullptr || !value->is_number()) return std::nullopt;
+  const double number = value->get<double>();
+  return std::isfinite(number) ? std::optional<double>(number) : std::nullopt;
+}
+
+// A non-negative integer member (a fraction is cut off), else 0.
+std::uint64_t count_field(const nlohmann::json& object, const char* key) {
+  const nlohmann::json* value = member(object, key);
+  if (value == nullptr) return 0;
+  if (value->is_number_unsigned()) return value->get<std::uint64_t>();
+  if (value->is_number_integer())
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, value->get<std::int64_t>()));
+  const auto number = number_field(object, key);
+  if (!number || *number < 1) return 0;
+  return *number >= 1.8e19 ? std::numeric_limits<std::uint64_t>::max()
+                           : static_cast<std::uint64_t>(*number);
+}
+
+// The endpoint for a socket at `path`, or why there can be none (asio's constructor would throw).
+Expected<asio::local::stream_protocol::endpoint, std::string> socket_endpoint(
+    const fs::path& path) {
+  if (path.native().size() >= sizeof(sockaddr_un::sun_path)) {
+    return make_unexpected(
+        fmt::format("a socket path is at most {} bytes", sizeof(sockaddr_un::sun_path) - 1));
+  }
+  return asio::local::stream_protocol::endpoint(path.native());
 }
 
 }  // namespace
@@ -126,25 +192,31 @@ ControlSocket::~ControlSocket() {
 
 Expected<void, std::string> ControlSocket::start() {
   std::error_code error;
-  const auto directory = path_.parent_path();
-  if (!directory.empty()) {
-    std::filesystem::create_directories(directory, error);
-    if (error) {
-      return make_unexpected("cannot create " + directory.string() + ": " + error.message());
+  const auto directory = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
+  // Never chmod: tether's own directory must already be private, another one merely safe.
+  auto usable = directory == default_control_directory() ? ensure_private_directory(directory)
+                                                         : ensure_safe_directory(directory);
+  if (!usable) return make_unexpected(usable.error());
+  struct stat existing {};
+  if (::lstat(path_.c_str(), &existing) == 0) {
+    if (!S_ISSOCK(existing.st_mode)) {
+      return make_unexpected("cannot create control socket " + path_.string() +
+                             ": a file that is not a socket is in the way");
     }
-    ::chmod(directory.c_str(), 0700);
-  }
-  if (std::filesystem::exists(path_, error)) {
     if (control_socket_alive(path_)) {
       return make_unexpected("control socket " + path_.string() +
                              " is in use by another tether process");
     }
     std::filesystem::remove(path_, error);  // left behind by a process that died
   }
-  const asio::local::stream_protocol::endpoint endpoint(path_.string());
-  acceptor_.open(endpoint.protocol(), error);
+  const auto endpoint = socket_endpoint(path_);
+  if (!endpoint) {
+    return make_unexpected("cannot create control socket " + path_.string() + ": " +
+                           endpoint.error());
+  }
+  acceptor_.open(endpoint->protocol(), error);
   const mode_t previous = ::umask(0177);
-  if (!error) acceptor_.bind(endpoint, error);
+  if (!error) acceptor_.bind(*endpoint, error);
   ::umask(previous);
   if (!error) acceptor_.listen(asio::socket_base::max_listen_connections, error);
   if (error) {
@@ -186,75 +258,171 @@ asio::awaitable<void> ControlSocket::answer(asio::local::stream_protocol::socket
   (void)written;
 }
 
+namespace {
+
+struct Exchange {
+  asio::local::stream_protocol::socket& socket;
+  asio::steady_timer& deadline;
+  const std::string& line;
+  const std::string& name;  // the socket's path, escaped, for messages
+  std::string& answer;
+  std::optional<std::string>& failure;
+};
+
+// Connects, sends `line` and reads the answer until the peer closes, or fails (reading stops as
+// soon as the answer passes kMaxAnswer); then stops the deadline.
+asio::awaitable<void> exchange(Exchange state, asio::local::stream_protocol::endpoint endpoint) {
+  auto [connect_error] = co_await state.socket.async_connect(endpoint, kTuple);
+  if (connect_error) {
+    state.failure = "cannot connect to " + state.name + ": " + connect_error.message();
+  } else {
+    auto [write_error, written] =
+        co_await asio::async_write(state.socket, asio::buffer(state.line), kTuple);
+    (void)written;
+    if (write_error) state.failure = "cannot send to " + state.name + ": " + write_error.message();
+  }
+  std::array<char, 16384> buffer{};
+  while (!state.failure) {
+    auto [read_error, count] = co_await state.socket.async_read_some(asio::buffer(buffer), kTuple);
+    state.answer.append(buffer.data(), count);
+    if (state.answer.size() > kMaxAnswer) {
+      state.failure = fmt::format("the answer from {} is larger than {} MiB; refused", state.name,
+                                  kMaxAnswer >> 20);
+    } else if (read_error == asio::error::eof) {
+      break;
+    } else if (read_error) {
+      state.failure = "no answer from " + state.name + ": " + read_error.message();
+    }
+  }
+  state.deadline.cancel();
+}
+
+// The deepest nesting of arrays and objects in `text`, brackets inside strings not counted; stops
+// counting past `limit`.
+std::size_t nesting_depth(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  for (std::size_t index = 0; index < text.size() && deepest <= limit; ++index) {
+    const char character = text[index];
+    if (in_string) {
+      if (character == '\\') {
+        ++index;
+      } else if (character == '"') {
+        in_string = false;
+      }
+    } else if (character == '"') {
+      in_string = true;
+    } else if (character == '[' || character == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((character == ']' || character == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
+
 Expected<nlohmann::json, std::string> query_control_socket(const std::filesystem::path& path,
-                                                           const std::string& request) {
+                                                           const std::string& request,
+                                                           std::chrono::milliseconds timeout) {
+  const std::string name = escape_for_log(path.string());
+  auto endpoint = socket_endpoint(path);
+  if (!endpoint) return make_unexpected("cannot connect to " + name + ": " + endpoint.error());
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
-  std::error_code error;
-  socket.connect(asio::local::stream_protocol::endpoint(path.string()), error);
-  if (error) return make_unexpected("cannot connect to " + path.string() + ": " + error.message());
-  // A hung process must not hang `tether status`.
-  const timeval timeout{2, 0};
-  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  asio::steady_timer deadline(io);
   const std::string line = request + "\n";
-  asio::write(socket, asio::buffer(line), error);
-  if (error) return make_unexpected("cannot send to " + path.string() + ": " + error.message());
-  std::string reply;
-  std::array<char, 4096> buffer{};
-  while (reply.size() < kMaxReply) {
-    const std::size_t count = socket.read_some(asio::buffer(buffer), error);
-    if (error) break;
-    reply.append(buffer.data(), count);
+  std::string answer;
+  std::optional<std::string> failure;
+  bool timed_out = false;
+  // One deadline for the whole exchange: a process that answers slowly, byte by byte, or never,
+  // must not hang `tether status`.
+  deadline.expires_after(timeout);
+  deadline.async_wait([&](std::error_code error) {
+    if (error) return;
+    timed_out = true;
+    std::error_code ignored;
+    socket.close(ignored);
+  });
+  asio::co_spawn(io, exchange(Exchange{socket, deadline, line, name, answer, failure}, *endpoint),
+                 asio::detached);
+  io.run();
+  if (timed_out) {
+    return make_unexpected(
+        fmt::format("no complete answer from {} within {} ms", name, timeout.count()));
   }
-  if (error && error != asio::error::eof)
-    return make_unexpected("no answer from " + path.string() + ": " + error.message());
-  auto parsed = nlohmann::json::parse(reply, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded())
-    return make_unexpected("the answer from " + path.string() + " is not JSON");
+  if (failure) return make_unexpected(*failure);
+  if (nesting_depth(answer, kMaxNesting) > kMaxNesting) {
+    return make_unexpected(
+        fmt::format("the answer from {} nests deeper than {} levels; refused", name, kMaxNesting));
+  }
+  auto parsed = nlohmann::json::parse(answer, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return make_unexpected("the answer from " + name + " is not JSON");
+  if (!parsed.is_object())
+    return make_unexpected("the answer from " + name + " is not a JSON object");
   return parsed;
 }
 
 bool control_socket_alive(const std::filesystem::path& path) {
-  asio::io_context io;
-  asio::local::stream_protocol::socket socket(io);
-  std::error_code error;
-  socket.connect(asio::local::stream_protocol::endpoint(path.string()), error);
-  return !error;
+  // Non-blocking: a listener whose backlog is full (EAGAIN) is alive, and must not block us.
+  const int descriptor = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (descriptor < 0) return false;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string text = path.string();
+  if (text.size() >= sizeof address.sun_path) {
+    ::close(descriptor);
+    return false;
+  }
+  std::copy(text.begin(), text.end(), address.sun_path);
+  const int result =
+      ::connect(descriptor, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+  const bool alive = result == 0 || errno == EAGAIN || errno == EINPROGRESS;
+  ::close(descriptor);
+  return alive;
 }
 
 std::string format_status(const nlohmann::json& status) {
   std::ostringstream out;
-  if (status.contains("error")) {
-    out << "error: " << status["error"].get<std::string>() << "\n";
+  if (has(status, "error")) {
+    out << "error: " << text_field(status, "error") << "\n";
     return out.str();
   }
-  const std::string role = status.value("role", "?");
-  out << role << " (pid " << status.value("pid", 0) << ")";
-  if (role == "client") out << ", server " << status.value("server", "?");
-  if (role == "server") out << ", listening on " << status.value("listen", "?");
-  const auto& sessions = status["sessions"];
-  out << ", " << sessions.size() << (sessions.size() == 1 ? " session\n" : " sessions\n");
-  for (const auto& session : sessions) {
-    const auto rtt = session["rtt_ms"];
-    out << fmt::format("  session {} {}", session.value("id", "").substr(0, 16),
-                       session.value("state", "?"));
-    if (!session["current_outage_ms"].is_null())
-      out << fmt::format(" for {:.0f} ms", session["current_outage_ms"].get<double>());
-    out << fmt::format(
-        ", rtt {}, {} streams, {} paths\n",
-        rtt.is_null() ? std::string("-") : fmt::format("{:.2f} ms", rtt.get<double>()),
-        session.value("streams", 0), session.value("paths", 0));
+  const std::string role = text_field(status, "role");
+  out << role << " (pid " << count_field(status, "pid") << ")";
+  if (role == "client") out << ", server " << text_field(status, "server");
+  if (role == "server") out << ", listening on " << text_field(status, "listen");
+  const nlohmann::json* sessions = member(status, "sessions");
+  const std::size_t session_count =
+      sessions != nullptr && sessions->is_array() ? sessions->size() : 0;
+  out << ", " << session_count << (session_count == 1 ? " session\n" : " sessions\n");
+  for (std::size_t index = 0; index < session_count; ++index) {
+    const nlohmann::json& session = (*sessions)[index];
+    const nlohmann::json* id = member(session, "id");
+    const std::string short_id =
+        id != nullptr && id->is_string()
+            ? escape_for_log(id->get_ref<const std::string&>().substr(0, 16))
+            : std::string("?");
+    out << fmt::format("  session {} {}", short_id, text_field(session, "state"));
+    if (const auto outage = number_field(session, "current_outage_ms"))
+      out << fmt::format(" for {:.0f} ms", *outage);
+    const auto rtt = number_field(session, "rtt_ms");
+    out << fmt::format(", rtt {}, {} streams, {} paths\n",
+                       rtt ? fmt::format("{:.2f} ms", *rtt) : std::string("-"),
+                       count_field(session, "streams"), count_field(session, "paths"));
     out << fmt::format("    written {} (acknowledged {}, buffered {}), received {}, replayed {}\n",
-                       bytes_text(session.value("bytes_written", std::uint64_t{0})),
-                       bytes_text(session.value("bytes_acknowledged", std::uint64_t{0})),
-                       bytes_text(session.value("bytes_buffered", std::uint64_t{0})),
-                       bytes_text(session.value("bytes_received", std::uint64_t{0})),
-                       bytes_text(session.value("bytes_replayed", std::uint64_t{0})));
+                       bytes_text(count_field(session, "bytes_written")),
+                       bytes_text(count_field(session, "bytes_acknowledged")),
+                       bytes_text(count_field(session, "bytes_buffered")),
+                       bytes_text(count_field(session, "bytes_received")),
+                       bytes_text(count_field(session, "bytes_replayed")));
     out << fmt::format("    resumes {}, downtime {:.0f} ms, heartbeat {:.0f} ms x {}\n",
-                       session.value("resumes", 0), session.value("downtime_ms", 0.0),
-                       session.value("heartbeat_interval_ms", 0.0),
-                       session.value("missing_heartbeats_allowed", 0));
+                       count_field(session, "resumes"),
+                       number_field(session, "downtime_ms").value_or(0.0),
+                       number_field(session, "heartbeat_interval_ms").value_or(0.0),
+                       count_field(session, "missing_heartbeats_allowed"));
   }
   return out.str();
 }

@@ -3,6 +3,7 @@
 // the runtimes and fetch it from another process.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -28,6 +29,8 @@ class ServerRuntime;
 [[nodiscard]] nlohmann::json server_status(ServerRuntime& runtime, session::Time now);
 
 // $XDG_RUNTIME_DIR/tether when that is set, else /tmp/tether-UID: where control sockets are made.
+// It is tether's own directory (see ensure_private_directory in file_safety.hpp): created with mode
+// 0700, and refused if it exists but is not the user's, or group or others may use it.
 [[nodiscard]] std::filesystem::path default_control_directory();
 
 class ControlSocket {
@@ -39,8 +42,12 @@ class ControlSocket {
   ControlSocket(const ControlSocket&) = delete;
   ControlSocket& operator=(const ControlSocket&) = delete;
 
-  // Creates the directory (0700) and the socket (0600, owner only). A socket file left by a dead
-  // process is replaced; one that answers is an error (another tether uses that path).
+  // Creates the socket (0600, owner only). Its directory is never chmodded: when it is
+  // default_control_directory() it must be tether's own (ensure_private_directory: created 0700,
+  // else owned by the user with no access for group or others); any other directory is created
+  // (0700) when missing and must otherwise pass check_path_safety (not writable by others unless
+  // sticky, like /tmp). A socket left by a dead process is replaced; one that answers is an error
+  // (another tether uses that path), and so is a file at the path that is not a socket.
   Expected<void, std::string> start();
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 
@@ -55,14 +62,20 @@ class ControlSocket {
   bool bound_ = false;
 };
 
-// Sends `request` to the control socket at `path` and returns the parsed reply, or why not.
+// Sends `request` to the control socket at `path` and returns the parsed reply, or why not. The
+// other end may be anything: the whole exchange must end within `timeout`, an answer over 8 MiB or
+// nested deeper than 16 levels is refused, and the answer must be a JSON object. Never throws.
+// Errors name the socket's path, escaped (escape_for_log).
 [[nodiscard]] Expected<nlohmann::json, std::string> query_control_socket(
-    const std::filesystem::path& path, const std::string& request = "status");
+    const std::filesystem::path& path, const std::string& request = "status",
+    std::chrono::milliseconds timeout = std::chrono::seconds(3));
 
 // False when nothing listens on `path` (a socket file left by a process that was killed).
 [[nodiscard]] bool control_socket_alive(const std::filesystem::path& path);
 
-// A human-readable rendering of one status document (what `tether status` prints).
+// A human-readable rendering of one status document (what `tether status` prints). Accepts any
+// JSON value without throwing: missing or mistyped fields show as "?" or 0, and every string is
+// escaped (escape_for_log), so that an answer cannot put control characters on the terminal.
 [[nodiscard]] std::string format_status(const nlohmann::json& status);
 
 }  // namespace tether::transport

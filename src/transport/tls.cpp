@@ -21,6 +21,8 @@
 
 #include <asio/ip/address.hpp>
 
+#include "transport/file_safety.hpp"
+
 namespace tether::transport {
 namespace {
 
@@ -107,10 +109,17 @@ Expected<CertificatePointer, std::string> read_certificate(const fs::path& pem) 
   return certificate;
 }
 
+// The private key: read through read_trusted_file (no other user may be able to write it or the
+// directories above it, nor read it), then parsed from memory, which is then wiped.
 Expected<KeyPointer, std::string> read_private_key(const fs::path& pem) {
-  BioPointer file(BIO_new_file(pem.c_str(), "r"));
-  if (!file) return failure("cannot open " + pem.string() + ": " + openssl_errors());
-  KeyPointer key(PEM_read_bio_PrivateKey(file.get(), nullptr, &refuse_password, nullptr));
+  auto contents = read_trusted_file(pem, TrustedFileOptions{.max_bytes = 1u << 20, .secret = true});
+  if (!contents) return failure(contents.error());
+  if (!contents->has_value()) return failure("cannot open " + pem.string() + ": no such file");
+  std::string& text = **contents;
+  BioPointer memory(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+  KeyPointer key(memory ? PEM_read_bio_PrivateKey(memory.get(), nullptr, &refuse_password, nullptr)
+                        : nullptr);
+  OPENSSL_cleanse(text.data(), text.size());
   if (!key) {
     return failure("no unencrypted PEM private key in " + pem.string() + ": " + openssl_errors());
   }
@@ -400,6 +409,8 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> make_server_context(
   if (!context) return context;
   SSL_CTX* handle = (*context)->native_handle();
 
+  // OpenSSL opens the certificate by name: only after the path was found safe from other users.
+  if (auto safe = check_path_safety(certificate); !safe) return failure(safe.error());
   if (SSL_CTX_use_certificate_chain_file(handle, certificate.c_str()) != 1) {
     return failure("cannot load the server certificate from " + certificate.string() + ": " +
                    openssl_errors());
@@ -463,6 +474,8 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> make_client_context(
 
   SSL_CTX_set_verify(handle, SSL_VERIFY_PEER, nullptr);
   if (trust.ca_file.has_value()) {
+    // Whoever can write the CA file decides which servers are trusted.
+    if (auto safe = check_path_safety(*trust.ca_file); !safe) return failure(safe.error());
     if (SSL_CTX_load_verify_file(handle, trust.ca_file->c_str()) != 1) {
       return failure("cannot load CA certificates from " + trust.ca_file->string() + ": " +
                      openssl_errors());

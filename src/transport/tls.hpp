@@ -61,14 +61,17 @@ inline constexpr std::string_view kFingerprintPrefix = "sha256:";
 // A server context: TLS 1.3 only, the certificate chain and private key loaded from PEM files and
 // checked to belong together (encrypted keys are refused, never prompted for), stateless session
 // tickets on so that a reconnecting client resumes TLS cheaply. Ticket keys live in the context, so
-// tickets stay valid for as long as this context (this server process) does.
+// tickets stay valid for as long as this context (this server process) does. Both files must pass
+// check_path_safety (file_safety.hpp: no other user can write them or a directory above them), and
+// the key must be readable by the user alone (mode 0600 or stricter).
 [[nodiscard]] Expected<std::shared_ptr<asio::ssl::context>, std::string> make_server_context(
     const std::filesystem::path& certificate, const std::filesystem::path& key);
 
 // How a client decides that it reached the right server.
 struct ServerTrust {
   // Verify the chain against the CA certificates in this PEM file, and the certificate against
-  // `host` (a DNS name, or an IP address literal checked against the certificate's IP SANs).
+  // `host` (a DNS name, or an IP address literal checked against the certificate's IP SANs). The
+  // file must pass check_path_safety (file_safety.hpp).
   std::optional<std::filesystem::path> ca_file;
   // Or pin the leaf certificate: accepted iff its fingerprint equals this ("sha256:...", any form
   // parse_fingerprint accepts). Self-signed certificates, expiry and names are not looked at.

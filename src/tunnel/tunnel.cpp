@@ -2,6 +2,8 @@
 
 #include "tunnel/socks5.hpp"
 
+#include "transport/log_safety.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <asio/experimental/as_tuple.hpp>
@@ -52,7 +54,7 @@ StreamBridge::StreamBridge(asio::io_context& io, transport::RuntimeBase& runtime
       runtime_(runtime),
       session_(std::move(session)),
       stream_(stream),
-      label_(std::move(label)),
+      label_(transport::escape_for_log(label)),  // labels name hosts: logged escaped
       readable_signal_(io),
       writable_signal_(io) {}
 
@@ -158,7 +160,8 @@ asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header
     const std::vector<std::byte> local_bytes =
         on_reply_ ? on_reply_(reply) : std::vector<std::byte>{};
     if (reply.status != ReplyStatus::kConnected && !on_reply_)
-      spdlog::error("{}: {}: {}", label_, to_string(reply.status), reply.message);
+      spdlog::error("{}: {}: {}", label_, to_string(reply.status),
+                    transport::escape_for_log(reply.message));
     if (!local_bytes.empty() && local_ != nullptr) {
       std::error_code error;
       co_await local_->write_all(local_bytes, error);
@@ -175,7 +178,8 @@ asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header
   }
   auto parsed = parse_request(header_, consumed);
   if (!parsed) {
-    spdlog::warn("{}: bad request: {}", label_, parsed.error());
+    transport::log_limited(spdlog::level::warn, "bad stream request", "{}: bad request: {}", label_,
+                           parsed.error());
     refuse(Reply{ReplyStatus::kBadRequest, parsed.error()});
     co_return Rest{};
   }
@@ -288,7 +292,9 @@ asio::awaitable<void> StreamBridge::connect_target(StreamRequest request) {
       co_await resolver.async_resolve(request.host, std::to_string(request.port), kTuple);
   if (closed_) co_return;
   if (resolve_error) {
-    spdlog::warn("{}: cannot resolve {}: {}", label_, request.host, resolve_error.message());
+    transport::log_limited(spdlog::level::warn, "unreachable target", "{}: cannot resolve {}: {}",
+                           label_, transport::escape_for_log(request.host),
+                           resolve_error.message());
     refuse(Reply{ReplyStatus::kUnreachable,
                  "cannot resolve " + request.host + ": " + resolve_error.message()});
     co_return;
@@ -299,13 +305,15 @@ asio::awaitable<void> StreamBridge::connect_target(StreamRequest request) {
   if (closed_) co_return;
   if (connect_error) {
     const bool refused = connect_error == asio::error::connection_refused;
-    spdlog::warn("{}: cannot connect to {}: {}", label_, target, connect_error.message());
+    transport::log_limited(spdlog::level::warn, "unreachable target",
+                           "{}: cannot connect to {}: {}", label_,
+                           transport::escape_for_log(target), connect_error.message());
     refuse(Reply{refused ? ReplyStatus::kRefused : ReplyStatus::kUnreachable,
                  "cannot connect to " + target + ": " + connect_error.message()});
     co_return;
   }
   local_ = make_tcp_connection(std::move(socket));
-  spdlog::debug("{}: connected to {}", label_, target);
+  spdlog::debug("{}: connected to {}", label_, transport::escape_for_log(target));
   send_reply(Reply{ReplyStatus::kConnected, {}});
   asio::co_spawn(io_, upstream(), asio::detached);
 }
@@ -448,7 +456,7 @@ Expected<void, std::string> ClientTunnel::start() {
     const auto bound = describe(forward.bind_address, (*acceptor)->local_endpoint().port());
     if (forward.kind == Forward::Kind::kLocal) {
       spdlog::info("client forwarding {} to {}", bound,
-                   describe(forward.target.host, forward.target.port));
+                   transport::escape_for_log(describe(forward.target.host, forward.target.port)));
     } else {
       spdlog::info("client SOCKS5 proxy on {}", bound);
     }
@@ -535,7 +543,8 @@ asio::awaitable<void> ClientTunnel::socks_handshake(asio::ip::tcp::socket socket
       if (write_error) co_return;
     }
     if (!progress) {
-      spdlog::warn("client SOCKS5: {}", progress.error().reason);
+      transport::log_limited(spdlog::level::warn, "bad SOCKS5 request", "client SOCKS5: {}",
+                             transport::escape_for_log(progress.error().reason));
       co_return;
     }
     if (progress->request) {
@@ -566,7 +575,9 @@ void ClientTunnel::open_socks(asio::ip::tcp::socket socket, const StreamRequest&
   auto bridge = new_bridge(*stream, "SOCKS stream " + std::to_string(*stream) + " to " + name);
   auto on_reply = [name](const Reply& reply) {
     if (reply.status != ReplyStatus::kConnected)
-      spdlog::warn("client SOCKS5 {}: {}: {}", name, to_string(reply.status), reply.message);
+      transport::log_limited(spdlog::level::warn, "refused target", "client SOCKS5 {}: {}: {}",
+                             transport::escape_for_log(name), to_string(reply.status),
+                             transport::escape_for_log(reply.message));
     return encode_socks5_reply(to_socks5_reply(reply.status));
   };
   bridge->start_initiator(make_tcp_connection(std::move(socket)), target, on_reply,
@@ -584,7 +595,8 @@ void ClientTunnel::open_stdio() {
   auto bridge = new_bridge(*stream, "stdio to " + describe(target.host, target.port));
   auto on_reply = [this](const Reply& reply) {
     if (reply.status != ReplyStatus::kConnected) {
-      spdlog::error("client: {}: {}", to_string(reply.status), reply.message);
+      spdlog::error("client: {}: {}", to_string(reply.status),
+                    transport::escape_for_log(reply.message));
       stdio_exit_code_ = kExitTargetFailed;
     }
     return std::vector<std::byte>{};
@@ -619,9 +631,11 @@ void ClientTunnel::request_listeners() {
     auto bridge = new_bridge(*stream, "-R " + bind);
     auto on_reply = [bind, target](const Reply& reply) {
       if (reply.status == ReplyStatus::kConnected) {
-        spdlog::info("client remote forward: server {}, to {}", reply.message, target);
+        spdlog::info("client remote forward: server {}, to {}",
+                     transport::escape_for_log(reply.message), transport::escape_for_log(target));
       } else {
-        spdlog::error("client remote forward {} refused by the server: {}", bind, reply.message);
+        spdlog::error("client remote forward {} refused by the server: {}",
+                      transport::escape_for_log(bind), transport::escape_for_log(reply.message));
       }
       return std::vector<std::byte>{};
     };
@@ -640,8 +654,10 @@ void ClientTunnel::accept_remote(session::StreamId stream) {
         return forward.target;
       }
     }
-    spdlog::warn("client: the server opened a stream for {}, which is no -R forward of ours",
-                 describe(request.host, request.port));
+    transport::log_limited(
+        spdlog::level::warn, "refused target",
+        "client: the server opened a stream for {}, which is no -R forward of ours",
+        transport::escape_for_log(describe(request.host, request.port)));
     return make_unexpected(
         Reply{ReplyStatus::kNotAllowed,
               "the client has no -R forward for " + describe(request.host, request.port)});
@@ -747,7 +763,9 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
     auto policy = [this, name](const StreamRequest& request) -> Expected<StreamRequest, Reply> {
       if (allow_.allows(request.host, request.port)) return request;
       const auto target = describe(request.host, request.port);
-      spdlog::warn("{}: refused {}: not on the allow list", name, target);
+      transport::log_limited(spdlog::level::warn, "refused target",
+                             "{}: refused {}: not on the allow list", name,
+                             transport::escape_for_log(target));
       return make_unexpected(
           Reply{ReplyStatus::kNotAllowed, target + " is not on the server's allow list"});
     };
@@ -778,13 +796,16 @@ Reply ServerTunnel::open_listener(const session::SessionId& id, const StreamRequ
   const std::string name = "session " + transport::short_id(id);
   const auto requested = describe(request.host, request.port);
   if (!allow_.allows(request.host, request.port)) {
-    spdlog::warn("{}: refused -R listener on {}: not on the allow list", name, requested);
+    transport::log_limited(spdlog::level::warn, "refused target",
+                           "{}: refused -R listener on {}: not on the allow list", name,
+                           transport::escape_for_log(requested));
     return Reply{ReplyStatus::kNotAllowed,
                  "listening on " + requested + " is not on the server's allow list"};
   }
   auto acceptor = listen_on(io_, request.host, request.port);
   if (!acceptor) {
-    spdlog::warn("{}: -R: {}", name, acceptor.error());
+    transport::log_limited(spdlog::level::warn, "failed -R listener", "{}: -R: {}", name,
+                           transport::escape_for_log(acceptor.error()));
     return Reply{ReplyStatus::kUnreachable, acceptor.error()};
   }
   auto listener = std::make_shared<RemoteListener>(RemoteListener{request, std::move(*acceptor)});
@@ -817,7 +838,9 @@ asio::awaitable<void> ServerTunnel::accept_loop(session::SessionId id, session::
     if (error) continue;
     auto stream = open_stream_on(find_open(id));
     if (!stream) {
-      spdlog::warn("{}: -R connection dropped: {}", name, session::to_string(stream.error()));
+      transport::log_limited(spdlog::level::warn, "dropped -R connection",
+                             "{}: -R connection dropped: {}", name,
+                             session::to_string(stream.error()));
       continue;
     }
     auto lookup = [this, id]() { return find_open(id); };

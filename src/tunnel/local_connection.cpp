@@ -4,6 +4,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,6 +51,18 @@ std::size_t room_of(int descriptor) {
   size = ::fcntl(descriptor, F_GETPIPE_SZ);
   if (size <= 0 || ::ioctl(descriptor, FIONREAD, &queued) != 0) return kUnknownRoom;
   return size > queued ? static_cast<std::size_t>(size - queued) : 0;
+}
+
+// Whether epoll accepts `descriptor` (it refuses regular files and /dev/null with EPERM).
+bool pollable(int descriptor) {
+  const int probe = ::epoll_create1(EPOLL_CLOEXEC);
+  if (probe < 0) return true;
+  epoll_event event{};
+  event.events = EPOLLIN;
+  const bool accepted =
+      ::epoll_ctl(probe, EPOLL_CTL_ADD, descriptor, &event) == 0 || errno != EPERM;
+  ::close(probe);
+  return accepted;
 }
 
 template <typename Handle>
@@ -153,19 +166,26 @@ class StdioConnection final : public LocalConnection {
         ::close(copy);
         return error;
       }
-      // Asio makes the descriptors non-blocking for its own operations anyway; read_now and
+      // Asio makes the descriptors non-blocking for its own operations anyway; peek_now and
       // write_now need it said.
       target->non_blocking(true, error);
       if (error) return error;
     }
+    input_pollable_ = pollable(input_.native_handle());
+    output_pollable_ = pollable(output_.native_handle());
     return {};
   }
 
+  // A descriptor epoll refuses (/dev/null, a regular file) never makes a read or a write wait.
   asio::awaitable<void> wait_readable(std::error_code& error) override {
-    co_await wait_for(input_, asio::posix::stream_descriptor::wait_read, error);
+    error.clear();
+    if (input_pollable_)
+      co_await wait_for(input_, asio::posix::stream_descriptor::wait_read, error);
   }
   asio::awaitable<void> wait_writable(std::error_code& error) override {
-    co_await wait_for(output_, asio::posix::stream_descriptor::wait_write, error);
+    error.clear();
+    if (output_pollable_)
+      co_await wait_for(output_, asio::posix::stream_descriptor::wait_write, error);
   }
   // A pipe cannot be peeked: what was read and not yet discarded waits in `peeked_` (one
   // connection per process, at most one read).
@@ -224,6 +244,8 @@ class StdioConnection final : public LocalConnection {
   asio::posix::stream_descriptor input_;
   asio::posix::stream_descriptor output_;
   std::vector<std::byte> peeked_;
+  bool input_pollable_ = true;
+  bool output_pollable_ = true;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <cstdlib>
 
+#include "transport/accept_backoff.hpp"
 #include "transport/log_safety.hpp"
 #include "wire/codec.hpp"
 
@@ -534,14 +535,15 @@ bool ServerRuntime::drain_events() {
 }
 
 asio::awaitable<void> ServerRuntime::accept_loop() {
+  AcceptBackoff backoff("server");
   while (!stopped_) {
     auto [error, socket] = co_await acceptor_.async_accept(kTuple);
     if (error == asio::error::operation_aborted || stopped_) co_return;
     if (error) {
-      log_limited(spdlog::level::warn, "failed accept", "server accept failed: {}",
-                  error.message());
+      co_await backoff.after_failure(error);  // out of descriptors: pause instead of spinning
       continue;
     }
+    backoff.after_success();
     asio::co_spawn(io_, handshake(std::move(socket)), asio::detached);
   }
 }

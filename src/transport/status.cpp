@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <asio/experimental/as_tuple.hpp>
 
+#include "transport/accept_backoff.hpp"
 #include "transport/file_safety.hpp"
 #include "transport/log_safety.hpp"
 #include "transport/runtime.hpp"
@@ -229,10 +230,15 @@ Expected<void, std::string> ControlSocket::start() {
 }
 
 asio::awaitable<void> ControlSocket::accept_loop() {
+  AcceptBackoff backoff("control socket " + path_.string());
   while (acceptor_.is_open()) {
     auto [error, socket] = co_await acceptor_.async_accept(kTuple);
     if (error == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-    if (error) continue;
+    if (error) {
+      co_await backoff.after_failure(error);
+      continue;
+    }
+    backoff.after_success();
     asio::co_spawn(io_, answer(std::move(socket)), asio::detached);
   }
 }

@@ -22,6 +22,21 @@ class LocalConnection {
                                                  std::error_code& error) = 0;
   virtual asio::awaitable<void> write_all(std::span<const std::byte> bytes,
                                           std::error_code& error) = 0;
+  // Completes when a read_now() or write_now() would make progress, or with an error (the
+  // connection was closed).
+  virtual asio::awaitable<void> wait_readable(std::error_code& error) = 0;
+  virtual asio::awaitable<void> wait_writable(std::error_code& error) = 0;
+  // Without waiting: copies the bytes that have arrived into `buffer` without taking them
+  // (asio::error::would_block when none has, eof at the end), so that they stay in the kernel
+  // until discard() takes them; and writes as many of `bytes` as the kernel takes now (0 and
+  // would_block when none).
+  virtual std::size_t peek_now(std::span<std::byte> buffer, std::error_code& error) = 0;
+  // Takes the first `count` bytes that peek_now() showed.
+  virtual void discard(std::size_t count) = 0;
+  virtual std::size_t write_now(std::span<const std::byte> bytes, std::error_code& error) = 0;
+  // An estimate of how many bytes write_now() would take now (free room in the socket's send
+  // buffer or the pipe): what to take from the session so that almost none stays in our hands.
+  [[nodiscard]] virtual std::size_t write_room() = 0;
   // Half-close: the local program reads end of input; reading from it goes on.
   virtual void shutdown_send() = 0;
   // Abortive close (TCP RST where the medium has one): the peer reset the stream.

@@ -1,5 +1,6 @@
 #include "tunnel/tunnel.hpp"
 
+#include "transport/accept_backoff.hpp"
 #include "tunnel/socks5.hpp"
 
 #include "transport/log_safety.hpp"
@@ -12,9 +13,25 @@ namespace tether::tunnel {
 namespace {
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
+// The most one read from a local connection carries.
 constexpr std::size_t kReadChunk = 64u << 10;
 // The most one downstream read from the session (and so one socket write) carries.
 constexpr std::size_t kDownstreamBatch = 256u << 10;
+// Read from the session when the local side reports writable but cannot tell its room.
+constexpr std::size_t kLeastDownstreamRead = 4u << 10;
+// The longest stream header: a reply with the longest message (a request is shorter).
+constexpr std::size_t kMaxHeaderLength = 3 + kMaxMessageLength;
+static_assert(kMaxHeaderLength >= 6 + kMaxHostLength);
+
+// One buffer for every bridge of the thread, for the copy between the session and a local
+// connection: a bridge fills it and empties it without suspending in between, and keeps only what
+// the other side did not take. So memory grows with the bytes in flight, not with the streams.
+std::span<std::byte> shared_scratch() {
+  constexpr std::size_t kSize = std::max(kReadChunk, kDownstreamBatch);
+  thread_local const std::unique_ptr<std::byte[]> buffer =
+      std::make_unique_for_overwrite<std::byte[]>(kSize);
+  return {buffer.get(), kSize};
+}
 namespace events = session::events;
 using BridgeMap = std::map<session::StreamId, std::shared_ptr<StreamBridge>>;
 
@@ -49,12 +66,14 @@ bool dispatch_stream_event(BridgeMap& bridges, const session::Event& event) {
 // ---------------------------------------------------------------------------------
 
 StreamBridge::StreamBridge(asio::io_context& io, transport::RuntimeBase& runtime,
-                           SessionLookup session, session::StreamId stream, std::string label)
+                           SessionLookup session, session::StreamId stream, std::string label,
+                           ReleaseAfterLoad* release)
     : io_(io),
       runtime_(runtime),
       session_(std::move(session)),
       stream_(stream),
       label_(transport::escape_for_log(label)),  // labels name hosts: logged escaped
+      release_(release),
       readable_signal_(io),
       writable_signal_(io) {}
 
@@ -108,6 +127,7 @@ void StreamBridge::end(bool graceful) {
   if (local_ != nullptr) local_->close();
   readable_signal_.cancel();
   writable_signal_.cancel();
+  if (release_ != nullptr) release_->ended();
   if (auto hook = std::move(on_closed_)) hook(graceful);
 }
 
@@ -212,8 +232,6 @@ asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header
 
 asio::awaitable<void> StreamBridge::downstream() {
   auto self = shared_from_this();
-  std::vector<std::byte> buffer(kDownstreamBatch);
-  std::vector<std::byte> after_header;  // bytes that followed the stream header in one read
   // The peer's FIN was reached (or the header never completed): pass it on or end the bridge.
   auto peer_finished = [this](session::Session& session) {
     if (!header_done_) {
@@ -232,56 +250,110 @@ asio::awaitable<void> StreamBridge::downstream() {
     finish_local_if_done();
   };
   while (!closed_) {
+    if (!downstream_pending_.empty()) {
+      // What the local side did not take last time: the only bytes the bridge holds, and nothing
+      // more is taken from the session until they are written.
+      std::error_code error;
+      co_await local_->wait_writable(error);
+      if (closed_) co_return;
+      const std::size_t written = error ? 0 : local_->write_now(downstream_pending_, error);
+      if (error && error != asio::error::would_block) {
+        close("local write failed: " + error.message());
+        co_return;
+      }
+      downstream_pending_.erase(downstream_pending_.begin(),
+                                downstream_pending_.begin() + static_cast<std::ptrdiff_t>(written));
+      if (!downstream_pending_.empty()) continue;
+      std::vector<std::byte>().swap(downstream_pending_);
+    }
     session::Session* session = session_();
     if (session == nullptr) {
       drop("session gone");
       co_return;
     }
-    // One read takes everything received so far (up to kDownstreamBatch, across the session's
-    // blocks), so that it leaves in one socket write.
-    auto received = session->read(stream_, buffer, session::Clock::now());
-    if (!received) {
-      if (!closed_) close("stream gone");
+    if (peer_fin_reached_) {
+      peer_finished(*session);
       co_return;
     }
-    if (received->bytes == 0) {
-      if (received->finished) {
+    if (session->peek(stream_).empty()) {
+      auto state = session->read(stream_, {}, session::Clock::now());
+      if (!state) {
+        if (!closed_) close("stream gone");
+        co_return;
+      }
+      if (state->finished) {
         peer_finished(*session);
         co_return;
       }
       co_await wait(readable_signal_);
       continue;
     }
-    runtime_.wake();
-    std::span<const std::byte> bytes(buffer.data(), received->bytes);
     if (!header_done_) {
-      // Bounded: the parsers ask for more only while the header is shorter than its declared
-      // length, which is at most a few hundred bytes.
-      header_.insert(header_.end(), bytes.begin(), bytes.end());
-      auto after = co_await take_header();
-      if (closed_) co_return;
-      after_header = after ? std::move(*after) : std::vector<std::byte>{};
-      bytes = after_header;
+      co_await read_header(*session);
+      continue;
     }
-    if (!bytes.empty() && !holding_listener_) {
+    // Take from the session only what the local side can take now: bytes not yet read stay in the
+    // session, within the stream's receive window, and the peer waits for credit.
+    std::size_t room = holding_listener_ ? kDownstreamBatch : local_->write_room();
+    if (room == 0) {
       std::error_code error;
-      co_await local_->write_all(bytes, error);
-      if (error) {
-        if (!closed_) close("local write failed: " + error.message());
-        co_return;
-      }
-    }
-    // These were the last bytes before the peer's FIN (reading them may have released the stream,
-    // with our own side already acknowledged): that is its end, not an error.
-    if (received->finished && !closed_) {
+      co_await local_->wait_writable(error);
+      if (closed_) co_return;
+      room = std::max(local_->write_room(), kLeastDownstreamRead);
       session = session_();
       if (session == nullptr) {
         drop("session gone");
         co_return;
       }
-      peer_finished(*session);
+    }
+    // The shared scratch buffer is used and done with before the next suspension.
+    const auto scratch = shared_scratch().first(std::min(room, kDownstreamBatch));
+    auto received = session->read(stream_, scratch, session::Clock::now());
+    if (!received) {
+      if (!closed_) close("stream gone");
       co_return;
     }
+    runtime_.wake();
+    // These may be the last bytes before the peer's FIN (reading them may have released the
+    // stream, with our own side already acknowledged): that is its end, not an error.
+    peer_fin_reached_ = received->finished;
+    if (holding_listener_ || received->bytes == 0) continue;
+    const auto bytes = scratch.first(received->bytes);
+    std::error_code error;
+    const std::size_t written = local_->write_now(bytes, error);
+    if (error && error != asio::error::would_block) {
+      close("local write failed: " + error.message());
+      co_return;
+    }
+    downstream_pending_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(written), bytes.end());
+  }
+}
+
+asio::awaitable<void> StreamBridge::read_header(session::Session& session) {
+  // Only as many bytes as a header can have: the rest stays in the session until the header is
+  // handled, so a bridge waiting for its header holds nothing but the header's own bytes.
+  const std::size_t before = header_.size();
+  if (before >= kMaxHeaderLength) {
+    close("stream header too long");
+    co_return;
+  }
+  header_.resize(std::min(before + session.peek(stream_).size(), kMaxHeaderLength));
+  auto received = session.read(stream_, std::span(header_).subspan(before), session::Clock::now());
+  if (!received) {
+    header_.resize(before);
+    if (!closed_) close("stream gone");
+    co_return;
+  }
+  header_.resize(before + received->bytes);
+  runtime_.wake();
+  auto after = co_await take_header();
+  if (closed_) co_return;
+  if (after && !after->empty() && !holding_listener_) downstream_pending_ = std::move(*after);
+  if (received->finished && !header_done_) {
+    close("stream ended before its header");
+  } else if (received->finished) {
+    // The FIN came with the header: pass it on once the bytes after the header are written.
+    peer_fin_reached_ = true;
   }
 }
 
@@ -320,19 +392,21 @@ asio::awaitable<void> StreamBridge::connect_target(StreamRequest request) {
 
 asio::awaitable<void> StreamBridge::upstream() {
   auto self = shared_from_this();
-  std::vector<std::byte> buffer(kReadChunk);
-  std::vector<std::byte> first = std::move(first_bytes_);
-  std::span<const std::byte> pending(first);
+  upstream_pending_ = std::move(first_bytes_);
   while (!closed_) {
-    while (!pending.empty() && !closed_) {
+    // What the session did not take last time (or the request): nothing more is read from the
+    // local side until the session has taken it, so TCP's own flow control holds the program.
+    std::size_t offset = 0;
+    while (offset < upstream_pending_.size() && !closed_) {
       session::Session* session = session_();
       if (session == nullptr) {
         drop("session gone");
         co_return;
       }
-      auto accepted = session->write(stream_, pending, session::Clock::now());
+      auto accepted = session->write(stream_, std::span(upstream_pending_).subspan(offset),
+                                     session::Clock::now());
       if (accepted) {
-        pending = pending.subspan(*accepted);
+        offset += *accepted;
         runtime_.wake();
       } else if (accepted.error() == session::StreamError::kWouldBlock) {
         co_await wait(writable_signal_);  // TCP freeze: stop reading until the session has room
@@ -341,10 +415,18 @@ asio::awaitable<void> StreamBridge::upstream() {
         co_return;
       }
     }
+    std::vector<std::byte>().swap(upstream_pending_);
     if (closed_ || local_ == nullptr) co_return;  // a listen stream has nothing more to send
+    // Wait for the local program's bytes holding no buffer: a quiet connection costs nothing.
     std::error_code error;
-    const std::size_t count = co_await local_->read_some(buffer, error);
+    co_await local_->wait_readable(error);
     if (closed_) co_return;
+    // The bytes are peeked into the shared scratch buffer (used and done with before the next
+    // suspension) and taken from the kernel only as far as the session accepts them: the rest
+    // stays in the socket, and the local program is held by TCP's flow control, not by us.
+    const auto scratch = shared_scratch().first(kReadChunk);
+    const std::size_t count = error ? 0 : local_->peek_now(scratch, error);
+    if (error == asio::error::would_block) continue;
     session::Session* session = session_();
     if (session == nullptr) {
       drop("session gone");
@@ -361,7 +443,16 @@ asio::awaitable<void> StreamBridge::upstream() {
       }
       co_return;
     }
-    pending = std::span<const std::byte>(buffer.data(), count);
+    auto accepted = session->write(stream_, scratch.first(count), session::Clock::now());
+    if (accepted) {
+      local_->discard(*accepted);
+      runtime_.wake();
+    } else if (accepted.error() == session::StreamError::kWouldBlock) {
+      co_await wait(writable_signal_);  // TCP freeze: stop reading until the session has room
+    } else {
+      close(std::string("stream not writable: ") + session::to_string(accepted.error()));
+      co_return;
+    }
   }
 }
 
@@ -443,7 +534,7 @@ std::string describe(const std::string& host, std::uint16_t port) {
 // ---------------------------------------------------------------------------------
 
 ClientTunnel::ClientTunnel(asio::io_context& io, ClientTunnelOptions options)
-    : io_(io), options_(std::move(options)) {
+    : io_(io), options_(std::move(options)), release_(io) {
   if (options_.stdio_target) options_.new_session_on_loss = false;
 }
 
@@ -492,10 +583,18 @@ void ClientTunnel::when_open(std::function<void()> action) {
 }
 
 asio::awaitable<void> ClientTunnel::accept_loop(Listener& listener) {
+  std::error_code ignored;
+  transport::AcceptBackoff backoff(
+      std::string("client ") + (listener.forward->kind == Forward::Kind::kDynamic ? "-D " : "-L ") +
+      describe(listener.forward->bind_address, listener.acceptor->local_endpoint(ignored).port()));
   while (true) {
     auto [error, socket] = co_await listener.acceptor->async_accept(kTuple);
     if (error == asio::error::operation_aborted || !listener.acceptor->is_open()) co_return;
-    if (error) continue;
+    if (error) {
+      co_await backoff.after_failure(error);  // out of descriptors: pause instead of spinning
+      continue;
+    }
+    backoff.after_success();
     if (listener.forward->kind == Forward::Kind::kDynamic) {
       asio::co_spawn(io_, socks_handshake(std::move(socket)), asio::detached);
       continue;
@@ -509,7 +608,8 @@ asio::awaitable<void> ClientTunnel::accept_loop(Listener& listener) {
 std::shared_ptr<StreamBridge> ClientTunnel::new_bridge(session::StreamId stream,
                                                        std::string label) {
   auto lookup = [this]() { return open_session(); };
-  auto bridge = std::make_shared<StreamBridge>(io_, *runtime_, lookup, stream, std::move(label));
+  auto bridge =
+      std::make_shared<StreamBridge>(io_, *runtime_, lookup, stream, std::move(label), &release_);
   bridges_[stream] = bridge;
   return bridge;
 }
@@ -742,7 +842,7 @@ void ClientTunnel::shutdown(int code) {
 // ---------------------------------------------------------------------------------
 
 ServerTunnel::ServerTunnel(asio::io_context& io, AllowList allow)
-    : io_(io), allow_(std::move(allow)) {}
+    : io_(io), allow_(std::move(allow)), release_(io) {}
 
 session::Session* ServerTunnel::find_open(const session::SessionId& id) const {
   if (runtime_ == nullptr) return nullptr;
@@ -757,8 +857,9 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
   const std::string name = "session " + transport::short_id(id);
   if (const auto* opened = std::get_if<events::StreamOpened>(&event)) {
     auto lookup = [this, id]() { return find_open(id); };
-    auto bridge = std::make_shared<StreamBridge>(
-        io_, *runtime_, lookup, opened->stream, name + " stream " + std::to_string(opened->stream));
+    auto bridge = std::make_shared<StreamBridge>(io_, *runtime_, lookup, opened->stream,
+                                                 name + " stream " + std::to_string(opened->stream),
+                                                 &release_);
     bridges[opened->stream] = bridge;
     auto policy = [this, name](const StreamRequest& request) -> Expected<StreamRequest, Reply> {
       if (allow_.allows(request.host, request.port)) return request;
@@ -832,10 +933,18 @@ Reply ServerTunnel::open_listener(const session::SessionId& id, const StreamRequ
 asio::awaitable<void> ServerTunnel::accept_loop(session::SessionId id, session::StreamId,
                                                 std::shared_ptr<RemoteListener> listener) {
   const std::string name = "session " + transport::short_id(id);
+  std::error_code ignored;
+  transport::AcceptBackoff backoff(
+      name + " -R " +
+      describe(listener->requested.host, listener->acceptor->local_endpoint(ignored).port()));
   while (listener->acceptor->is_open()) {
     auto [error, socket] = co_await listener->acceptor->async_accept(kTuple);
     if (error == asio::error::operation_aborted || !listener->acceptor->is_open()) co_return;
-    if (error) continue;
+    if (error) {
+      co_await backoff.after_failure(error);  // out of descriptors: pause instead of spinning
+      continue;
+    }
+    backoff.after_success();
     auto stream = open_stream_on(find_open(id));
     if (!stream) {
       transport::log_limited(spdlog::level::warn, "dropped -R connection",
@@ -844,8 +953,8 @@ asio::awaitable<void> ServerTunnel::accept_loop(session::SessionId id, session::
       continue;
     }
     auto lookup = [this, id]() { return find_open(id); };
-    auto bridge = std::make_shared<StreamBridge>(io_, *runtime_, lookup, *stream,
-                                                 name + " -R stream " + std::to_string(*stream));
+    auto bridge = std::make_shared<StreamBridge>(
+        io_, *runtime_, lookup, *stream, name + " -R stream " + std::to_string(*stream), &release_);
     bridges_[id][*stream] = bridge;
     bridge->start_initiator(
         make_tcp_connection(std::move(socket)),

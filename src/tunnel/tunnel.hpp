@@ -16,6 +16,7 @@
 #include "session/session.hpp"
 #include "transport/runtime.hpp"
 #include "tunnel/local_connection.hpp"
+#include "tunnel/release_after_load.hpp"
 #include "tunnel/tunnel_protocol.hpp"
 
 namespace tether::tunnel {
@@ -40,8 +41,9 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   // Called once when the bridge ends; `graceful` is true when both directions ended with FIN.
   using ClosedHook = std::function<void(bool graceful)>;
 
+  // `release`, when given, is told when the bridge ends.
   StreamBridge(asio::io_context& io, transport::RuntimeBase& runtime, SessionLookup session,
-               session::StreamId stream, std::string label);
+               session::StreamId stream, std::string label, ReleaseAfterLoad* release = nullptr);
   // Initiator: writes `request`, then `first_bytes` (bytes the local program already sent), then
   // relays. `local` is null for a listen request.
   void start_initiator(std::unique_ptr<LocalConnection> local, const StreamRequest& request,
@@ -59,6 +61,12 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   // Ends the bridge without touching the stream (the session is gone).
   void drop(const std::string& why);
   [[nodiscard]] bool closed() const { return closed_; }
+  // Bytes the bridge holds itself (capacity of its buffers): a partial header, what one side has
+  // not taken yet. At most a few hundred bytes before the header; never more than one read.
+  [[nodiscard]] std::size_t held_bytes() const {
+    return header_.capacity() + downstream_pending_.capacity() + upstream_pending_.capacity() +
+           first_bytes_.capacity();
+  }
   [[nodiscard]] const std::string& label() const { return label_; }
 
  private:
@@ -66,6 +74,8 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   asio::awaitable<void> upstream();
   asio::awaitable<void> connect_target(StreamRequest target);
   asio::awaitable<void> wait(asio::steady_timer& signal);
+  // Reads what there is of the stream header (at most its longest length) and handles it.
+  asio::awaitable<void> read_header(session::Session& session);
   // Parses the header in `header_`; returns the relayed bytes that followed it, or nullopt while
   // the header is incomplete or when the bridge ended.
   asio::awaitable<std::optional<std::vector<std::byte>>> take_header();
@@ -79,6 +89,7 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   SessionLookup session_;
   session::StreamId stream_;
   std::string label_;
+  ReleaseAfterLoad* release_;
   std::unique_ptr<LocalConnection> local_;
   asio::steady_timer readable_signal_;
   asio::steady_timer writable_signal_;
@@ -91,8 +102,11 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   bool header_done_ = false;
   bool holding_listener_ = false;  // a listen stream: no local connection, data is ignored
   std::vector<std::byte> header_;
-  bool upstream_done_ = false;    // local EOF forwarded as FIN
-  bool downstream_done_ = false;  // peer FIN forwarded as local shutdown
+  std::vector<std::byte> downstream_pending_;  // read from the stream, not yet taken locally
+  std::vector<std::byte> upstream_pending_;    // read locally, not yet taken by the session
+  bool peer_fin_reached_ = false;              // the FIN came; pass it on after the pending bytes
+  bool upstream_done_ = false;                 // local EOF forwarded as FIN
+  bool downstream_done_ = false;               // peer FIN forwarded as local shutdown
   bool closed_ = false;
 };
 
@@ -162,6 +176,7 @@ class ClientTunnel final : public transport::SessionObserver {
   std::map<session::StreamId, std::shared_ptr<StreamBridge>> bridges_;
   std::vector<std::function<void()>> waiting_;  // local connections held until establishment
   bool open_ = false;
+  ReleaseAfterLoad release_;
   int exit_code_ = 0;
   int stdio_exit_code_ = 0;  // how the stdio stream ended; the exit code after a graceful close
 };
@@ -192,6 +207,7 @@ class ServerTunnel final : public transport::SessionObserver {
   std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<StreamBridge>>> bridges_;
   std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<RemoteListener>>>
       listeners_;
+  ReleaseAfterLoad release_;
 };
 
 // Exit codes of `tether client` and `tether stdio`.

@@ -1,8 +1,9 @@
 // Fuzzes the tunnel's per-stream protocol: every input must parse as a request and as a reply to a
 // header, "need more bytes" or a named error; a parsed header must re-encode to exactly the bytes
-// it came from, and every shorter prefix must ask for more. HOST:PORT splitting and the allow list
+// it came from, and every shorter prefix must ask for more. HOST:PORT splitting and the allow lists
 // get the same input as text.
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
+#include "tunnel/allow_list.hpp"
 #include "tunnel/tunnel_protocol.hpp"
 
 namespace {
@@ -60,25 +62,57 @@ void check_split_host_port(std::string_view text) {
   FUZZ_CHECK(again->first == host && again->second == port);
 }
 
+// The input as a connect pattern and as a listen pattern; when one is accepted, the input's host
+// part is checked against it as a request (resolving to a few fixed addresses): whatever is
+// allowed is one of those addresses, and a pattern naming one address and one port allows exactly
+// that target.
 void check_allow_list(std::string_view text) {
-  tether::tunnel::AllowList allow;
-  const bool added = allow.add(text).has_value();
-  FUZZ_CHECK(allow.empty() != added);
-  if (!added) return;
+  const std::array<asio::ip::address, 4> resolved = {
+      asio::ip::make_address("127.0.0.1"), asio::ip::make_address("10.0.0.7"),
+      asio::ip::make_address("::ffff:192.0.2.1"), asio::ip::make_address("fe80::1")};
+  const std::array<asio::ip::address, 1> own = {asio::ip::make_address("192.0.2.1")};
   const auto colon = text.rfind(':');
-  const std::string_view host = text.substr(0, colon);
-  const std::string_view port_text = text.substr(colon + 1);
+  std::string_view host = colon == std::string_view::npos ? text : text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  const std::string_view port_text =
+      colon == std::string_view::npos ? std::string_view() : text.substr(colon + 1);
   unsigned port = 0;
   const auto [end, error] =
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  const bool literal = host.find_first_of("*?[]\\") == std::string_view::npos &&
-                       port_text.find_first_of("*?[]\\") == std::string_view::npos;
-  if (literal && error == std::errc{} && end == port_text.data() + port_text.size() &&
-      port <= 65535 && std::to_string(port) == port_text) {
-    // A pattern without wildcards allows exactly what it names.
-    FUZZ_CHECK(allow.allows(host, static_cast<std::uint16_t>(port)));
-  } else {
-    (void)allow.allows(host, static_cast<std::uint16_t>(port));
+  const bool single_port = error == std::errc{} && end == port_text.data() + port_text.size() &&
+                           port <= 65535 && std::to_string(port) == port_text;
+
+  tether::tunnel::ConnectAllowList connect;
+  const bool added = connect.add(text).has_value();
+  FUZZ_CHECK(connect.empty() != added);
+  if (added) {
+    const auto port16 = static_cast<std::uint16_t>(port);
+    (void)connect.may_allow(host, port16);
+    const auto allowed = connect.check(host, port16, resolved, own);
+    if (allowed) {
+      FUZZ_CHECK(!allowed->empty());
+      for (const auto& address : *allowed) {
+        FUZZ_CHECK(std::find(resolved.begin(), resolved.end(), address) != resolved.end() ||
+                   address == tether::tunnel::unmapped(resolved[2]));
+      }
+    } else {
+      FUZZ_CHECK(!allowed.error().empty());
+    }
+    std::error_code parse_error;
+    const auto literal = asio::ip::make_address(std::string(host), parse_error);
+    if (!parse_error && single_port && host.find('%') == std::string_view::npos) {
+      const std::array<asio::ip::address, 1> itself = {literal};
+      const auto exact = connect.check(host, port16, itself, own);
+      FUZZ_CHECK(exact.has_value());
+    }
+  }
+  tether::tunnel::ListenAllowList listen;
+  const bool listen_added = listen.add(text).has_value();
+  FUZZ_CHECK(listen.empty() != listen_added);
+  if (listen_added) {
+    const auto checked = listen.check(host, static_cast<std::uint16_t>(port));
+    if (!checked) FUZZ_CHECK(!checked.error().empty());
   }
 }
 

@@ -168,8 +168,37 @@ int run_keygen(const std::string& directory, bool force) {
   return 0;
 }
 
+// What `tether server` lets streams reach: --allow, --allow-listen, --connect-timeout.
+struct TargetArguments {
+  std::vector<std::string> allow;
+  std::vector<std::string> allow_listen;
+  double connect_timeout_s = 10;
+};
+
+// The tunnel options the arguments describe; the error names the bad option and what is wrong.
+Expected<tunnel::ServerTunnelOptions, std::string> server_tunnel_options(
+    const TargetArguments& arguments) {
+  tunnel::ServerTunnelOptions options;
+  for (const auto& pattern : arguments.allow) {
+    if (auto added = options.allow.add(pattern); !added)
+      return make_unexpected("--allow: " + added.error());
+  }
+  for (const auto& pattern : arguments.allow_listen) {
+    if (auto added = options.allow_listen.add(pattern); !added)
+      return make_unexpected("--allow-listen: " + added.error());
+  }
+  // At least 0.1 s; at most a day (beyond that the kernel's own SYN retries end it anyway).
+  if (!(arguments.connect_timeout_s >= 0.1 && arguments.connect_timeout_s <= 86400)) {
+    return make_unexpected(fmt::format("--connect-timeout: seconds from 0.1 to 86400, not {}",
+                                       arguments.connect_timeout_s));
+  }
+  options.connect_timeout =
+      std::chrono::milliseconds(static_cast<long long>(arguments.connect_timeout_s * 1000));
+  return options;
+}
+
 int run_server(const std::string& listen, const std::string& certificate, const std::string& key,
-               const std::vector<std::string>& allow_patterns, const std::string& auth, bool plain,
+               const TargetArguments& targets, const std::string& auth, bool plain,
                std::string reset_key_file, const LivenessOptions& liveness,
                const std::string& control_socket) {
   if (auth != "none") {
@@ -181,14 +210,13 @@ int run_server(const std::string& listen, const std::string& certificate, const 
     spdlog::error("--listen: {}", listen_address.error());
     return tunnel::kExitUsage;
   }
-  tunnel::AllowList allow;
-  for (const auto& pattern : allow_patterns) {
-    if (auto added = allow.add(pattern); !added) {
-      spdlog::error("--allow: {}", added.error());
-      return tunnel::kExitUsage;
-    }
+  auto tunnel_options = server_tunnel_options(targets);
+  if (!tunnel_options) {
+    spdlog::error("{}", tunnel_options.error());
+    return tunnel::kExitUsage;
   }
-  if (allow.empty()) spdlog::warn("no --allow entries: every stream will be refused");
+  if (tunnel_options->allow.empty())
+    spdlog::warn("no --allow entries: every stream will be refused");
   transport::ServerOptions options;
   std::error_code address_error;
   options.listen = asio::ip::tcp::endpoint(
@@ -220,7 +248,7 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   options.session = session_config(liveness);
 
   asio::io_context io;
-  tunnel::ServerTunnel tunnel(io, std::move(allow));
+  tunnel::ServerTunnel tunnel(io, std::move(*tunnel_options));
   transport::ServerRuntime runtime(io, options, tunnel);
   tunnel.attach(runtime);
   if (auto started = runtime.start(); !started) {
@@ -395,7 +423,7 @@ int main(int argc, char** argv) {
   std::string listen = "0.0.0.0:7443";
   std::string certificate;
   std::string key;
-  std::vector<std::string> allow;
+  TargetArguments targets;
   std::string auth;
   bool server_plain = false;
   std::string reset_key_file;
@@ -405,8 +433,22 @@ int main(int argc, char** argv) {
   server->add_option("--listen", listen, "Address and port to listen on")->capture_default_str();
   server->add_option("--cert", certificate, "Certificate file (PEM), from `tether keygen`");
   server->add_option("--key", key, "Private key file (PEM)");
-  server->add_option("--allow", allow,
-                     "Target HOST:PORT a client may reach; * and ? wildcards; repeat as needed");
+  server->add_option("--allow", targets.allow,
+                     "Target a client may reach, repeat as needed: ADDRESS[/PREFIX]:PORTS checked "
+                     "against the address connected to (127.0.0.1:6379, 10.0.0.0/24:5432, "
+                     "[fd00::/8]:*), or NAME:PORTS checked against the requested name, '*' one "
+                     "label (*.internal:22), whose addresses must not be loopback, link-local or "
+                     "the server's own; PORTS is N, N-M or *");
+  server->add_option("--allow-listen", targets.allow_listen,
+                     "Address a client's -R may make the server listen on, repeat as needed: "
+                     "ADDRESS[/PREFIX]:PORTS (127.0.0.1:8080, [::1]:9000-9099); ports below 1024, "
+                     "port 0 and 0.0.0.0/:: only when named exactly; default none (-R refused)");
+  server
+      ->add_option("--connect-timeout", targets.connect_timeout_s,
+                   "Seconds a target connect may take (waiting its turn among the session's 16 "
+                   "concurrent connects, resolving, connecting) before the client is told it is "
+                   "unreachable")
+      ->capture_default_str();
   server
       ->add_option("--auth", auth,
                    "Client authentication; only 'none' exists until authentication lands")
@@ -433,8 +475,9 @@ int main(int argc, char** argv) {
       "the server (BIND defaults to 127.0.0.1); repeat as needed");
   client->add_option(
       "-R,--remote", remote_forwards,
-      "[BIND:]PORT:HOST:HOSTPORT: the server listens on BIND:PORT (which its --allow must list) "
-      "and connections to it reach HOST:HOSTPORT as seen from this client; repeat as needed");
+      "[BIND:]PORT:HOST:HOSTPORT: the server listens on BIND:PORT (an IP address or localhost, "
+      "which its --allow-listen must list; PORT 0 asks for any free port) and connections to it "
+      "reach HOST:HOSTPORT as seen from this client; repeat as needed");
   client->add_option(
       "-D,--dynamic", dynamic_forwards,
       "[BIND:]PORT: a SOCKS5 proxy on local BIND:PORT; each CONNECT reaches its target from the "
@@ -484,7 +527,7 @@ int main(int argc, char** argv) {
           "tether server needs --cert and --key (make them with `tether keygen --out DIR`)");
       return tunnel::kExitUsage;
     }
-    return run_server(listen, certificate, key, allow, auth, server_plain, reset_key_file,
+    return run_server(listen, certificate, key, targets, auth, server_plain, reset_key_file,
                       server_liveness, server_control_socket);
   }
   tunnel::ClientTunnelOptions tunnel_options;

@@ -357,37 +357,134 @@ asio::awaitable<void> StreamBridge::read_header(session::Session& session) {
   }
 }
 
-asio::awaitable<void> StreamBridge::connect_target(StreamRequest request) {
-  const std::string target = request.host + ":" + std::to_string(request.port);
-  asio::ip::tcp::resolver resolver(io_);
-  auto [resolve_error, results] =
-      co_await resolver.async_resolve(request.host, std::to_string(request.port), kTuple);
+namespace {
+
+// One target connect in progress. The callbacks of its resolve and connect operations record the
+// outcome and wake the coroutine, which otherwise wakes at the deadline: it never waits for an
+// operation past the deadline (a lookup cannot be interrupted; it finishes unobserved).
+struct ConnectAttempt {
+  explicit ConnectAttempt(asio::io_context& io) : resolver(io), socket(io), wake(io) {}
+  asio::ip::tcp::resolver resolver;
+  asio::ip::tcp::socket socket;
+  asio::steady_timer wake;
+  bool done = false;
+  std::error_code error;
+  asio::ip::tcp::resolver::results_type results;
+};
+
+std::string target_text(const StreamRequest& request) {
+  const std::string host = transport::escape_for_log(request.host);
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(request.port);
+}
+
+std::string seconds_text(std::chrono::milliseconds duration) {
+  const auto count = duration.count();
+  return std::to_string(count / 1000) +
+         (count % 1000 == 0 ? std::string() : "." + std::to_string(count % 1000 / 100)) + " s";
+}
+
+}  // namespace
+
+asio::awaitable<void> StreamBridge::connect_target(ConnectPlan plan) {
+  const StreamRequest& request = plan.target;
+  const std::string target = target_text(request);
+  const auto deadline = std::chrono::steady_clock::now() + plan.timeout;
+  const std::string timeout = seconds_text(plan.timeout);
+  std::optional<ConnectSlots::Slot> slot;
+  if (plan.slots != nullptr) {
+    slot = co_await plan.slots->acquire(deadline);
+    if (closed_) co_return;
+    if (!slot) {
+      transport::log_limited(
+          spdlog::level::warn, "unreachable target",
+          "{}: {} not attempted: the session's {} connect slots stayed busy for {}", label_, target,
+          plan.slots->capacity(), timeout);
+      refuse(Reply{ReplyStatus::kUnreachable,
+                   "the server already had " + std::to_string(plan.slots->capacity()) +
+                       " connects in progress for this session for the whole connect timeout (" +
+                       timeout + "); " + target + " was not attempted"});
+      co_return;
+    }
+  }
+  auto attempt = std::make_shared<ConnectAttempt>(io_);
+  attempt->wake.expires_at(deadline);
+  const std::weak_ptr<ConnectAttempt> weak = attempt;
+  attempt->resolver.async_resolve(
+      request.host, std::to_string(request.port),
+      [weak](std::error_code error, asio::ip::tcp::resolver::results_type results) {
+        if (auto state = weak.lock()) {
+          state->error = error;
+          state->results = std::move(results);
+          state->done = true;
+          state->wake.cancel();
+        }
+      });
+  co_await attempt->wake.async_wait(kTuple);
   if (closed_) co_return;
-  if (resolve_error) {
+  if (!attempt->done) {
+    transport::log_limited(spdlog::level::warn, "unreachable target",
+                           "{}: resolving {} timed out after {}", label_, target, timeout);
+    refuse(Reply{ReplyStatus::kUnreachable, "resolving " + transport::escape_for_log(request.host) +
+                                                " timed out after " + timeout});
+    co_return;
+  }
+  if (attempt->error) {
     transport::log_limited(spdlog::level::warn, "unreachable target", "{}: cannot resolve {}: {}",
                            label_, transport::escape_for_log(request.host),
-                           resolve_error.message());
-    refuse(Reply{ReplyStatus::kUnreachable,
-                 "cannot resolve " + request.host + ": " + resolve_error.message()});
+                           attempt->error.message());
+    refuse(Reply{ReplyStatus::kUnreachable, "cannot resolve " +
+                                                transport::escape_for_log(request.host) + ": " +
+                                                attempt->error.message()});
     co_return;
   }
-  asio::ip::tcp::socket socket(io_);
-  auto [connect_error, endpoint] = co_await asio::async_connect(socket, results, kTuple);
-  (void)endpoint;
-  if (closed_) co_return;
-  if (connect_error) {
-    const bool refused = connect_error == asio::error::connection_refused;
-    transport::log_limited(spdlog::level::warn, "unreachable target",
-                           "{}: cannot connect to {}: {}", label_,
-                           transport::escape_for_log(target), connect_error.message());
-    refuse(Reply{refused ? ReplyStatus::kRefused : ReplyStatus::kUnreachable,
-                 "cannot connect to " + target + ": " + connect_error.message()});
-    co_return;
+  std::vector<asio::ip::address> addresses;
+  for (const auto& entry : attempt->results) addresses.push_back(entry.endpoint().address());
+  if (plan.filter) {
+    auto allowed = plan.filter(addresses);
+    if (!allowed) {
+      refuse(allowed.error());
+      co_return;
+    }
+    addresses = std::move(*allowed);
   }
-  local_ = make_tcp_connection(std::move(socket));
-  spdlog::debug("{}: connected to {}", label_, transport::escape_for_log(target));
-  send_reply(Reply{ReplyStatus::kConnected, {}});
-  asio::co_spawn(io_, upstream(), asio::detached);
+  // Exactly the addresses that passed, one by one: nothing else is ever dialled.
+  std::error_code last_error = asio::error::host_not_found;
+  for (const asio::ip::address& address : addresses) {
+    const asio::ip::tcp::endpoint endpoint(address, request.port);
+    std::error_code ignored;
+    attempt->socket.close(ignored);
+    attempt->done = false;
+    attempt->socket.async_connect(endpoint, [weak](std::error_code error) {
+      if (auto state = weak.lock()) {
+        state->error = error;
+        state->done = true;
+        state->wake.cancel();
+      }
+    });
+    co_await attempt->wake.async_wait(kTuple);
+    if (closed_) co_return;
+    if (!attempt->done) {
+      transport::log_limited(spdlog::level::warn, "unreachable target",
+                             "{}: connecting to {} timed out after {}", label_, target, timeout);
+      refuse(Reply{ReplyStatus::kUnreachable,
+                   "connecting to " + target + " timed out after " + timeout});
+      co_return;
+    }
+    if (!attempt->error) {
+      local_ = make_tcp_connection(std::move(attempt->socket));
+      spdlog::debug("{}: connected to {} ({})", label_, target, endpoint.address().to_string());
+      send_reply(Reply{ReplyStatus::kConnected, {}});
+      asio::co_spawn(io_, upstream(), asio::detached);
+      co_return;
+    }
+    last_error = attempt->error;
+  }
+  const bool refused = last_error == asio::error::connection_refused;
+  transport::log_limited(spdlog::level::warn, "unreachable target", "{}: cannot connect to {}: {}",
+                         label_, target, last_error.message());
+  refuse(Reply{refused ? ReplyStatus::kRefused : ReplyStatus::kUnreachable,
+               "cannot connect to " + target + ": " + last_error.message()});
 }
 
 asio::awaitable<void> StreamBridge::upstream() {
@@ -487,9 +584,11 @@ Expected<Forward, std::string> parse_forward(Forward::Kind kind, std::string_vie
     forward.target = StreamRequest{RequestKind::kConnect, target->first, target->second};
     local = text.substr(0, host_at);
   }
+  // -R may ask the server for any free port (0), which the server's reply names.
+  const bool any_port = kind == Forward::Kind::kRemote;
   auto bind = local.find(':') == std::string_view::npos
-                  ? split_host_port("127.0.0.1:" + std::string(local))
-                  : split_host_port(local);
+                  ? split_host_port("127.0.0.1:" + std::string(local), any_port)
+                  : split_host_port(local, any_port);
   if (!bind) return make_unexpected(std::string(flag) + " " + spec + ": " + bind.error());
   forward.bind_address = bind->first;
   forward.bind_port = bind->second;
@@ -747,11 +846,11 @@ void ClientTunnel::request_listeners() {
 
 void ClientTunnel::accept_remote(session::StreamId stream) {
   auto bridge = new_bridge(stream, "remote stream " + std::to_string(stream));
-  auto policy = [this](const StreamRequest& request) -> Expected<StreamRequest, Reply> {
+  auto policy = [this](const StreamRequest& request) -> Expected<ConnectPlan, Reply> {
     for (const auto& forward : options_.forwards) {
       if (forward.kind == Forward::Kind::kRemote && forward.bind_address == request.host &&
           forward.bind_port == request.port) {
-        return forward.target;
+        return ConnectPlan{forward.target, {}, kDefaultConnectTimeout, nullptr};
       }
     }
     transport::log_limited(
@@ -841,8 +940,8 @@ void ClientTunnel::shutdown(int code) {
 // ---- ServerTunnel
 // ---------------------------------------------------------------------------------
 
-ServerTunnel::ServerTunnel(asio::io_context& io, AllowList allow)
-    : io_(io), allow_(std::move(allow)), release_(io) {}
+ServerTunnel::ServerTunnel(asio::io_context& io, ServerTunnelOptions options)
+    : io_(io), options_(std::move(options)), release_(io) {}
 
 session::Session* ServerTunnel::find_open(const session::SessionId& id) const {
   if (runtime_ == nullptr) return nullptr;
@@ -861,14 +960,8 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
                                                  name + " stream " + std::to_string(opened->stream),
                                                  &release_);
     bridges[opened->stream] = bridge;
-    auto policy = [this, name](const StreamRequest& request) -> Expected<StreamRequest, Reply> {
-      if (allow_.allows(request.host, request.port)) return request;
-      const auto target = describe(request.host, request.port);
-      transport::log_limited(spdlog::level::warn, "refused target",
-                             "{}: refused {}: not on the allow list", name,
-                             transport::escape_for_log(target));
-      return make_unexpected(
-          Reply{ReplyStatus::kNotAllowed, target + " is not on the server's allow list"});
+    auto policy = [this, id, name](const StreamRequest& request) -> Expected<ConnectPlan, Reply> {
+      return connect_plan(id, name, request);
     };
     auto on_listen = [this, id](const StreamRequest& request, session::StreamId stream) {
       return open_listener(id, request, stream);
@@ -881,6 +974,7 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
     }
     auto ending = std::move(bridges);
     bridges_.erase(id);
+    connect_slots_.erase(id);  // connects still in progress keep it until they end
     for (auto& [stream, bridge] : ending) bridge->drop("session closed");
     if (auto found = listeners_.find(id); found != listeners_.end()) {
       for (auto& [stream, listener] : found->second) {
@@ -892,25 +986,53 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
   }
 }
 
+Expected<ConnectPlan, Reply> ServerTunnel::connect_plan(const session::SessionId& id,
+                                                        const std::string& name,
+                                                        const StreamRequest& request) {
+  // Refused before any lookup when nothing could allow it: a client does not get to make the
+  // server resolve names nobody allowed.
+  if (auto possible = options_.allow.may_allow(request.host, request.port); !possible) {
+    transport::log_limited(spdlog::level::warn, "refused target", "{}: refused {}: {}", name,
+                           target_text(request), possible.error());
+    return make_unexpected(Reply{ReplyStatus::kNotAllowed, possible.error()});
+  }
+  auto& slots = connect_slots_[id];
+  if (slots == nullptr) slots = std::make_shared<ConnectSlots>(options_.max_pending_connects);
+  ConnectPlan plan{request, {}, options_.connect_timeout, slots};
+  plan.filter = [this, name, request](std::span<const asio::ip::address> resolved)
+      -> Expected<std::vector<asio::ip::address>, Reply> {
+    // The server's own addresses are read at each connect: they change (DHCP, new interfaces).
+    const std::vector<asio::ip::address> own = host_addresses();
+    auto allowed = options_.allow.check(request.host, request.port, resolved, own);
+    if (!allowed) {
+      transport::log_limited(spdlog::level::warn, "refused target", "{}: refused {}: {}", name,
+                             target_text(request), allowed.error());
+      return make_unexpected(Reply{ReplyStatus::kNotAllowed, allowed.error()});
+    }
+    return std::move(*allowed);
+  };
+  return plan;
+}
+
 Reply ServerTunnel::open_listener(const session::SessionId& id, const StreamRequest& request,
                                   session::StreamId stream) {
   const std::string name = "session " + transport::short_id(id);
-  const auto requested = describe(request.host, request.port);
-  if (!allow_.allows(request.host, request.port)) {
+  // Bound exactly to the address that was checked.
+  auto address = options_.allow_listen.check(request.host, request.port);
+  if (!address) {
     transport::log_limited(spdlog::level::warn, "refused target",
-                           "{}: refused -R listener on {}: not on the allow list", name,
-                           transport::escape_for_log(requested));
-    return Reply{ReplyStatus::kNotAllowed,
-                 "listening on " + requested + " is not on the server's allow list"};
+                           "{}: refused -R listener on {}: {}", name, target_text(request),
+                           address.error());
+    return Reply{ReplyStatus::kNotAllowed, address.error()};
   }
-  auto acceptor = listen_on(io_, request.host, request.port);
+  auto acceptor = listen_on(io_, address->to_string(), request.port);
   if (!acceptor) {
     transport::log_limited(spdlog::level::warn, "failed -R listener", "{}: -R: {}", name,
                            transport::escape_for_log(acceptor.error()));
     return Reply{ReplyStatus::kUnreachable, acceptor.error()};
   }
   auto listener = std::make_shared<RemoteListener>(RemoteListener{request, std::move(*acceptor)});
-  const auto bound = describe(request.host, listener->acceptor->local_endpoint().port());
+  const auto bound = describe(address->to_string(), listener->acceptor->local_endpoint().port());
   listeners_[id][stream] = listener;
   if (auto found = bridges_[id].find(stream); found != bridges_[id].end()) {
     found->second->set_closed_hook([this, id, stream, name, bound](bool) {

@@ -3,11 +3,13 @@
 // streams to allowed targets and runs -R listeners.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,11 +17,34 @@
 
 #include "session/session.hpp"
 #include "transport/runtime.hpp"
+#include "tunnel/allow_list.hpp"
+#include "tunnel/connect_slots.hpp"
 #include "tunnel/local_connection.hpp"
 #include "tunnel/release_after_load.hpp"
 #include "tunnel/tunnel_protocol.hpp"
 
 namespace tether::tunnel {
+
+// How long a target connect may take, from its request to its reply: waiting for a connect slot,
+// resolving and connecting (the server's --connect-timeout).
+inline constexpr std::chrono::milliseconds kDefaultConnectTimeout{10'000};
+// How many target connects one session may have in progress on the server; more wait their turn
+// (within their connect timeout).
+inline constexpr std::size_t kDefaultMaxPendingConnects = 16;
+
+// The acceptor's plan for a connect request: the target to resolve, which of its resolved
+// addresses may be dialled, and the bounds of the attempt.
+struct ConnectPlan {
+  StreamRequest target;
+  // Of the resolved addresses, those to dial, one by one in this order, or the refusal to send.
+  // Null: every resolved address.
+  std::function<Expected<std::vector<asio::ip::address>, Reply>(std::span<const asio::ip::address>)>
+      filter;
+  // The whole attempt ends with a reply within this time (kUnreachable when it runs out).
+  std::chrono::milliseconds timeout = kDefaultConnectTimeout;
+  // Null: no cap on concurrent attempts.
+  std::shared_ptr<ConnectSlots> slots;
+};
 
 // One tunnelled connection. Downstream copies stream bytes to the local connection; upstream
 // copies local bytes into the stream and waits (without reading, so TCP's own flow control holds
@@ -34,8 +59,8 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   // relayed byte (for example the SOCKS reply). A reply other than kConnected closes the bridge
   // after those bytes are written.
   using ReplyHook = std::function<std::vector<std::byte>(const Reply&)>;
-  // Acceptor: what a connect request reaches: the target to dial, or the refusal to send back.
-  using ConnectPolicy = std::function<Expected<StreamRequest, Reply>(const StreamRequest&)>;
+  // Acceptor: what a connect request reaches: the plan to dial, or the refusal to send back.
+  using ConnectPolicy = std::function<Expected<ConnectPlan, Reply>(const StreamRequest&)>;
   // Acceptor: handles a listen request and returns the reply; kConnected keeps the stream open.
   using ListenHandler = std::function<Reply(const StreamRequest&, session::StreamId)>;
   // Called once when the bridge ends; `graceful` is true when both directions ended with FIN.
@@ -72,7 +97,7 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
  private:
   asio::awaitable<void> downstream();
   asio::awaitable<void> upstream();
-  asio::awaitable<void> connect_target(StreamRequest target);
+  asio::awaitable<void> connect_target(ConnectPlan plan);
   asio::awaitable<void> wait(asio::steady_timer& signal);
   // Reads what there is of the stream header (at most its longest length) and handles it.
   asio::awaitable<void> read_header(session::Session& session);
@@ -181,9 +206,16 @@ class ClientTunnel final : public transport::SessionObserver {
   int stdio_exit_code_ = 0;  // how the stdio stream ended; the exit code after a graceful close
 };
 
+struct ServerTunnelOptions {
+  ConnectAllowList allow;        // --allow: targets streams may reach
+  ListenAllowList allow_listen;  // --allow-listen: where -R listeners may bind
+  std::chrono::milliseconds connect_timeout = kDefaultConnectTimeout;
+  std::size_t max_pending_connects = kDefaultMaxPendingConnects;  // per session
+};
+
 class ServerTunnel final : public transport::SessionObserver {
  public:
-  ServerTunnel(asio::io_context& io, AllowList allow);
+  ServerTunnel(asio::io_context& io, ServerTunnelOptions options);
   void attach(transport::ServerRuntime& runtime) { runtime_ = &runtime; }
   void on_event(const session::SessionId& id, session::Session* session,
                 const session::Event& event) override;
@@ -195,6 +227,9 @@ class ServerTunnel final : public transport::SessionObserver {
     StreamRequest requested;  // as the client named it: identifies the forward to the client
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
   };
+  // The plan for a connect request of session `id` (called `name` in logs), or its refusal.
+  Expected<ConnectPlan, Reply> connect_plan(const session::SessionId& id, const std::string& name,
+                                            const StreamRequest& request);
   Reply open_listener(const session::SessionId& id, const StreamRequest& request,
                       session::StreamId stream);
   asio::awaitable<void> accept_loop(session::SessionId id, session::StreamId stream,
@@ -202,8 +237,9 @@ class ServerTunnel final : public transport::SessionObserver {
   session::Session* find_open(const session::SessionId& id) const;
 
   asio::io_context& io_;
-  AllowList allow_;
+  ServerTunnelOptions options_;
   transport::ServerRuntime* runtime_ = nullptr;
+  std::map<session::SessionId, std::shared_ptr<ConnectSlots>> connect_slots_;
   std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<StreamBridge>>> bridges_;
   std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<RemoteListener>>>
       listeners_;

@@ -1,7 +1,5 @@
 #include "tunnel/tunnel_protocol.hpp"
 
-#include <fnmatch.h>
-
 #include <charconv>
 
 namespace tether::tunnel {
@@ -92,8 +90,8 @@ Expected<std::optional<Reply>, std::string> parse_reply(std::span<const std::byt
   return std::optional<Reply>{std::move(reply)};
 }
 
-Expected<std::pair<std::string, std::uint16_t>, std::string> split_host_port(
-    std::string_view text) {
+Expected<std::pair<std::string, std::uint16_t>, std::string> split_host_port(std::string_view text,
+                                                                             bool allow_port_zero) {
   std::string_view host;
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
@@ -112,37 +110,12 @@ Expected<std::pair<std::string, std::uint16_t>, std::string> split_host_port(
   }
   unsigned value = 0;
   const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (host.empty() || error != std::errc{} || end != port.data() + port.size() || value == 0 ||
-      value > 65535) {
+  if (host.empty() || error != std::errc{} || end != port.data() + port.size() ||
+      (value == 0 && !allow_port_zero) || value > 65535) {
     return make_unexpected("invalid host or port in '" + std::string(text) + "'");
   }
   return std::pair<std::string, std::uint16_t>{std::string(host),
                                                static_cast<std::uint16_t>(value)};
-}
-
-Expected<void, std::string> AllowList::add(std::string_view pattern) {
-  const auto colon = pattern.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == pattern.size()) {
-    return make_unexpected("allow pattern must be HOST:PORT (wildcards * and ? allowed): '" +
-                           std::string(pattern) + "'");
-  }
-  std::string host(pattern.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  patterns_.emplace_back(host, std::string(pattern.substr(colon + 1)));
-  return {};
-}
-
-bool AllowList::allows(std::string_view host, std::uint16_t port) const {
-  const std::string host_text(host);
-  const std::string port_text = std::to_string(port);
-  for (const auto& [host_pattern, port_pattern] : patterns_) {
-    if (fnmatch(host_pattern.c_str(), host_text.c_str(), FNM_CASEFOLD) == 0 &&
-        fnmatch(port_pattern.c_str(), port_text.c_str(), 0) == 0) {
-      return true;
-    }
-  }
-  return false;
 }
 
 }  // namespace tether::tunnel

@@ -56,19 +56,9 @@ struct Reply {
 [[nodiscard]] Expected<std::optional<Reply>, std::string> parse_reply(
     std::span<const std::byte> bytes, std::size_t& consumed);
 
-// host:port patterns with '*' and '?' wildcards in either part ("*.internal:22", "127.0.0.1:*").
-class AllowList {
- public:
-  Expected<void, std::string> add(std::string_view pattern);
-  [[nodiscard]] bool allows(std::string_view host, std::uint16_t port) const;
-  [[nodiscard]] bool empty() const { return patterns_.empty(); }
-
- private:
-  std::vector<std::pair<std::string, std::string>> patterns_;
-};
-
-// Splits "HOST:PORT" or "[V6]:PORT"; the error names what is wrong.
+// Splits "HOST:PORT" or "[V6]:PORT"; the error names what is wrong. Port 0 is refused unless
+// `allow_port_zero` (a listener on any free port).
 [[nodiscard]] Expected<std::pair<std::string, std::uint16_t>, std::string> split_host_port(
-    std::string_view text);
+    std::string_view text, bool allow_port_zero = false);
 
 }  // namespace tether::tunnel

@@ -26,8 +26,9 @@ closed_port=$(free_port)
 
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
 spawn "$tether" server --listen 127.0.0.1:$server_port --cert "$work/identity/certificate.pem" \
-  --key "$work/identity/key.pem" --allow "127.0.0.1:*" --allow "localhost:$http_port" \
-  --allow "[::1]:$http_port" --auth none --heartbeat-interval 500 >"$work/server.log" 2>&1
+  --key "$work/identity/key.pem" --allow "127.0.0.1:$echo_port" --allow "127.0.0.1:$sshd_port" \
+  --allow "127.0.0.1:$closed_port" --allow "127.0.0.1:$http_port" --allow "[::1]:$http_port" \
+  --allow-listen "127.0.0.1:$remote_port" --auth none --heartbeat-interval 500 >"$work/server.log" 2>&1
 wait_for 10 listening $server_port || fail "server did not listen"
 trust=(--server "127.0.0.1:$server_port" --fingerprint "$fingerprint" --known-servers "$work/known")
 

@@ -33,6 +33,8 @@ struct TetherLikeCommand {
     server = app.add_subcommand("server", "Accept sessions");
     server->add_option("--listen", listen, "Address and port to listen on");
     server->add_option("--allow", allow, "Allowed target; repeat as needed");
+    server->add_option("--allow-listen", allow_listen, "Allowed -R listener; repeat as needed");
+    server->add_option("--connect-timeout", connect_timeout, "Seconds");
     server->add_option("--auth", auth, "Client authentication")->required();
     server->add_flag("--plain-insecure", server_plain, "No TLS");
     server->add_option("--heartbeat-interval", server_heartbeat_interval, "Milliseconds");
@@ -67,6 +69,8 @@ struct TetherLikeCommand {
   CLI::App* server = nullptr;
   std::string listen = "0.0.0.0:7443";
   Strings allow;
+  Strings allow_listen;
+  double connect_timeout = 10;
   std::string auth;
   bool server_plain = false;
   unsigned server_heartbeat_interval = 5000;
@@ -445,7 +449,9 @@ TEST(ExampleFiles, ReadWithoutErrors) {
   TetherLikeCommand server_command;
   server_command.parse({"--config", (examples / "server.toml").string(), "server"});
   EXPECT_EQ(server_command.auth, "none");
-  EXPECT_EQ(server_command.allow.size(), 3u);
+  EXPECT_EQ(server_command.allow.size(), 4u);
+  EXPECT_EQ(server_command.allow_listen.size(), 1u);
+  EXPECT_DOUBLE_EQ(server_command.connect_timeout, 10);
   EXPECT_EQ(server_command.linger, 600u);
 }
 

@@ -40,6 +40,15 @@ TEST(ParseForward, RemoteWithBindAndIpv6Target) {
   EXPECT_EQ(forward->target.port, 22);
 }
 
+TEST(ParseForward, RemoteMayAskForAnyFreePort) {
+  auto forward = parse_forward(Forward::Kind::kRemote, "0:127.0.0.1:22");
+  ASSERT_TRUE(forward) << forward.error();
+  EXPECT_EQ(forward->bind_address, "127.0.0.1");
+  EXPECT_EQ(forward->bind_port, 0);
+  EXPECT_FALSE(parse_forward(Forward::Kind::kLocal, "0:127.0.0.1:22"));
+  EXPECT_FALSE(parse_forward(Forward::Kind::kRemote, "8080:127.0.0.1:0"));
+}
+
 TEST(ParseForward, LocalWithIpv6Bind) {
   auto forward = parse_forward(Forward::Kind::kLocal, "[::1]:8080:example.com:80");
   ASSERT_TRUE(forward) << forward.error();

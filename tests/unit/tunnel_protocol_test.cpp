@@ -1,5 +1,6 @@
 // Unit tests of the tunnel's per-stream protocol: request and reply round trips and exact
-// encodings, truncated and malformed headers, the allow list's wildcards, and HOST:PORT splitting.
+// encodings, truncated and malformed headers, HOST:PORT splitting and escaping text for logs (the
+// allow lists are tested in allow_list_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cstddef>
@@ -177,80 +178,6 @@ TEST(TunnelReply, EveryStatusHasAName) {
   }
 }
 
-TEST(AllowList, AllowsNothingWhenEmpty) {
-  const AllowList allow;
-  EXPECT_TRUE(allow.empty());
-  EXPECT_FALSE(allow.allows("localhost", 22));
-}
-
-// A host and port to check against an allow list, and whether the list must allow it.
-struct Check {
-  std::string host;
-  std::uint16_t port;
-  bool allowed;
-};
-
-// Adds every pattern to a fresh allow list (each must be accepted), then checks every target.
-void expect_allow_list(std::initializer_list<std::string_view> patterns,
-                       std::initializer_list<Check> checks) {
-  AllowList allow;
-  for (const std::string_view pattern : patterns) ASSERT_TRUE(allow.add(pattern)) << pattern;
-  EXPECT_FALSE(allow.empty());
-  for (const Check& check : checks) {
-    EXPECT_EQ(allow.allows(check.host, check.port), check.allowed)
-        << check.host << ":" << check.port;
-  }
-}
-
-TEST(AllowList, MatchesExactPatterns) {
-  expect_allow_list({"localhost:5432"}, {{"localhost", 5432, true},
-                                         {"localhost", 5433, false},
-                                         {"localhost2", 5432, false},
-                                         {"127.0.0.1", 5432, false}});
-}
-
-TEST(AllowList, MatchesHostWildcards) {
-  expect_allow_list({"*.internal:22"}, {{"db.internal", 22, true},
-                                        {"a.b.internal", 22, true},
-                                        {"internal", 22, false},
-                                        {"db.internal.evil", 22, false},
-                                        {"db.internal", 23, false}});
-  expect_allow_list({"*.internal:22", "web?:80"},
-                    {{"web1", 80, true}, {"web", 80, false}, {"web12", 80, false}});
-}
-
-TEST(AllowList, MatchesHostsCaseInsensitively) {
-  expect_allow_list({"*.Internal:22"}, {{"DB.INTERNAL", 22, true}, {"db.internal", 22, true}});
-}
-
-TEST(AllowList, MatchesPortWildcards) {
-  expect_allow_list({"127.0.0.1:*"},
-                    {{"127.0.0.1", 1, true}, {"127.0.0.1", 65535, true}, {"127.0.0.2", 80, false}});
-  expect_allow_list(
-      {"host:8?"},
-      {{"host", 80, true}, {"host", 89, true}, {"host", 8, false}, {"host", 800, false}});
-}
-
-TEST(AllowList, MatchesAnyOfSeveralPatterns) {
-  expect_allow_list({"a:1", "b:2"}, {{"a", 1, true}, {"b", 2, true}, {"a", 2, false}});
-}
-
-TEST(AllowList, TakesBracketedIpv6Patterns) {
-  expect_allow_list({"[::1]:22"}, {{"::1", 22, true}, {"::2", 22, false}});
-  expect_allow_list({"[::1]:22", "[fe80::*]:443"},
-                    {{"fe80::1234", 443, true}, {"fe81::1", 443, false}});
-}
-
-TEST(AllowList, RefusesPatternsWithoutHostAndPort) {
-  AllowList allow;
-  for (const char* pattern : {"localhost", ":22", "localhost:", ""}) {
-    const auto result = allow.add(pattern);
-    ASSERT_FALSE(result) << pattern;
-    EXPECT_NE(result.error().find("HOST:PORT"), std::string::npos) << result.error();
-  }
-  EXPECT_TRUE(allow.empty());
-}
-
 // split_host_port takes `input` apart into `host` and `port`.
 void expect_split(std::string_view input, std::string_view host, std::uint16_t port) {
   const auto result = split_host_port(input);
@@ -286,6 +213,13 @@ TEST(SplitHostPort, RefusesBadBrackets) {
 TEST(SplitHostPort, RefusesBadHostsAndPorts) {
   expect_split_refuses({"localhost", ":80", "host:", "host:0", "host:65536", "host:99999999999",
                         "host:80x", "host:-1", "host:+80", "host: 80", ""});
+}
+
+TEST(SplitHostPort, TakesPortZeroOnlyWhenAsked) {
+  const auto any_port = split_host_port("127.0.0.1:0", true);
+  ASSERT_TRUE(any_port) << any_port.error();
+  EXPECT_EQ(any_port->second, 0);
+  EXPECT_FALSE(split_host_port("127.0.0.1:0"));
 }
 
 }  // namespace

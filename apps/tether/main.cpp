@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <CLI/CLI.hpp>
 
@@ -197,10 +198,58 @@ Expected<tunnel::ServerTunnelOptions, std::string> server_tunnel_options(
   return options;
 }
 
+// What strangers and peers may make `tether server` hold (ARCHITECTURE.md, "Bounds").
+struct ServerLimitArguments {
+  session::ServerLimits sessions;
+  transport::AdmissionLimits admission;
+  std::uint64_t max_buffered_mib = session::ServerLimits{}.max_buffered_bytes >> 20;
+};
+
+void add_server_limit_options(CLI::App& command, ServerLimitArguments& limits) {
+  command
+      .add_option("--max-sessions", limits.sessions.max_sessions,
+                  "Sessions at once; past it the oldest suspended session is freed, else a new "
+                  "session is refused (lack-of-resources, transient)")
+      ->capture_default_str();
+  command
+      .add_option("--max-sessions-per-source", limits.sessions.max_sessions_per_source,
+                  "Sessions from one IPv4 address or IPv6 /64")
+      ->capture_default_str();
+  command
+      .add_option("--max-suspended-sessions", limits.sessions.max_suspended_sessions,
+                  "Suspended (disconnected) sessions kept; past it the oldest is freed")
+      ->capture_default_str();
+  command
+      .add_option("--max-pending-connections", limits.admission.total,
+                  "Connections that have not yet sent their first frame (TLS included)")
+      ->capture_default_str();
+  command
+      .add_option("--max-pending-per-source", limits.admission.per_source,
+                  "Such connections from one IPv4 address or IPv6 /64")
+      ->capture_default_str();
+  command
+      .add_option("--max-buffered-mib", limits.max_buffered_mib,
+                  "MiB of stream data all sessions together may hold (replay and unread bytes)")
+      ->capture_default_str();
+}
+
+// Raises the soft descriptor limit to the hard one: the session and connection limits, not the
+// descriptor limit, should be what bounds a server. Logs the figure.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  spdlog::info("server file-descriptor limit {}", static_cast<std::uint64_t>(limit.rlim_cur));
+}
+
 int run_server(const std::string& listen, const std::string& certificate, const std::string& key,
                const TargetArguments& targets, const std::string& auth, bool plain,
                std::string reset_key_file, const LivenessOptions& liveness,
-               const std::string& control_socket) {
+               const std::string& control_socket, const ServerLimitArguments& limits) {
   if (auth != "none") {
     spdlog::error("only --auth none exists until authentication lands; pass it explicitly");
     return tunnel::kExitUsage;
@@ -246,6 +295,10 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   }
   options.static_key = *static_key;
   options.session = session_config(liveness);
+  options.limits = limits.sessions;
+  options.limits.max_buffered_bytes = limits.max_buffered_mib << 20;
+  options.admission = limits.admission;
+  raise_descriptor_limit();
 
   asio::io_context io;
   tunnel::ServerTunnel tunnel(io, std::move(*tunnel_options));
@@ -457,6 +510,8 @@ int main(int argc, char** argv) {
   server->add_option("--reset-key", reset_key_file,
                      "File holding the stateless-reset key (default: beside --key)");
   add_liveness_options(*server, server_liveness);
+  ServerLimitArguments server_limits;
+  add_server_limit_options(*server, server_limits);
   std::string server_control_socket;
   add_control_socket_option(*server, server_control_socket);
   server->add_option("--linger", server_liveness.linger_s, "Seconds a disconnected session is kept")
@@ -528,7 +583,7 @@ int main(int argc, char** argv) {
       return tunnel::kExitUsage;
     }
     return run_server(listen, certificate, key, targets, auth, server_plain, reset_key_file,
-                      server_liveness, server_control_socket);
+                      server_liveness, server_control_socket, server_limits);
   }
   tunnel::ClientTunnelOptions tunnel_options;
   if (stdio->parsed()) {

@@ -81,6 +81,8 @@ class ServerEndpoint {
   [[nodiscard]] std::vector<SessionId> session_ids() const;
   [[nodiscard]] const EndpointStats& stats() const { return stats_; }
   [[nodiscard]] const BufferBudget& budget() const { return budget_; }
+  [[nodiscard]] const ServerLimits& limits() const { return limits_; }
+  [[nodiscard]] std::size_t suspended_count() const { return suspended_.size(); }
 
  private:
   struct PendingConnection {

@@ -556,6 +556,7 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   const std::string source = source_key(remote.address());
   if (!admission_.try_admit(source)) {
     ++refused_connections_;
+    ++connections_refused_;
     const auto moment = std::chrono::steady_clock::now();
     if (moment - refused_logged_ >= std::chrono::seconds(1)) {
       refused_logged_ = moment;

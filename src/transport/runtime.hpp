@@ -171,6 +171,9 @@ class ServerRuntime final : public RuntimeBase {
   // Binds and listens; the error says why not (address in use, permission).
   Expected<void, std::string> start();
   session::ServerEndpoint& endpoint() { return endpoint_; }
+  [[nodiscard]] const ConnectionAdmission& admission() const { return admission_; }
+  // Connections closed at once because an admission limit was reached, since the start.
+  [[nodiscard]] std::uint64_t connections_refused() const { return connections_refused_; }
   // Stops accepting, ends every session with Abort(shutdown, transient) so that clients learn why
   // at once, flushes, then calls `done` (after at most `grace`).
   void shut_down(std::chrono::milliseconds grace, std::function<void()> done);
@@ -199,7 +202,8 @@ class ServerRuntime final : public RuntimeBase {
   ConnectionAdmission admission_;
   std::map<session::PathId, std::string> admitted_;  // connections holding an admission slot
   // Refused connections, logged at most once a second with a count.
-  std::uint64_t refused_connections_ = 0;
+  std::uint64_t refused_connections_ = 0;  // since the last log line
+  std::uint64_t connections_refused_ = 0;
   std::chrono::steady_clock::time_point refused_logged_{};
 };
 

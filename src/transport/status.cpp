@@ -166,6 +166,25 @@ nlohmann::json server_status(ServerRuntime& runtime, session::Time now) {
   out["pid"] = ::getpid();
   const auto endpoint = runtime.local_endpoint();
   out["listen"] = fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+  // The bounds in force and how close the server is to them (ARCHITECTURE.md, "Bounds").
+  const session::ServerEndpoint& core = runtime.endpoint();
+  const session::ServerLimits& limits = core.limits();
+  const session::EndpointStats& stats = core.stats();
+  out["limits"] = {
+      {"sessions", core.session_count()},
+      {"max_sessions", limits.max_sessions},
+      {"suspended_sessions", core.suspended_count()},
+      {"max_suspended_sessions", limits.max_suspended_sessions},
+      {"max_sessions_per_source", limits.max_sessions_per_source},
+      {"sessions_refused", stats.sessions_refused},
+      {"sessions_evicted", stats.sessions_evicted},
+      {"buffered_bytes", core.budget().used()},
+      {"max_buffered_bytes", core.budget().limit()},
+      {"pending_connections", runtime.admission().pending()},
+      {"max_pending_connections", runtime.admission().limits().total},
+      {"max_pending_per_source", runtime.admission().limits().per_source},
+      {"connections_refused", runtime.connections_refused()},
+  };
   out["sessions"] = nlohmann::json::array();
   for (const auto& id : runtime.endpoint().session_ids()) {
     if (const session::Session* session = runtime.endpoint().find(id))
@@ -404,6 +423,19 @@ std::string format_status(const nlohmann::json& status) {
   const std::size_t session_count =
       sessions != nullptr && sessions->is_array() ? sessions->size() : 0;
   out << ", " << session_count << (session_count == 1 ? " session\n" : " sessions\n");
+  if (const nlohmann::json* limits = member(status, "limits"); limits != nullptr) {
+    out << fmt::format(
+        "  limits: sessions {}/{} ({} suspended, at most {}), {} refused, {} evicted; buffered {}/{}; "
+        "pending connections {}/{}, {} refused\n",
+        count_field(*limits, "sessions"), count_field(*limits, "max_sessions"),
+        count_field(*limits, "suspended_sessions"), count_field(*limits, "max_suspended_sessions"),
+        count_field(*limits, "sessions_refused"), count_field(*limits, "sessions_evicted"),
+        bytes_text(count_field(*limits, "buffered_bytes")),
+        bytes_text(count_field(*limits, "max_buffered_bytes")),
+        count_field(*limits, "pending_connections"),
+        count_field(*limits, "max_pending_connections"),
+        count_field(*limits, "connections_refused"));
+  }
   for (std::size_t index = 0; index < session_count; ++index) {
     const nlohmann::json& session = (*sessions)[index];
     const nlohmann::json* id = member(session, "id");

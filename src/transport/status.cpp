@@ -425,7 +425,8 @@ std::string format_status(const nlohmann::json& status) {
   out << ", " << session_count << (session_count == 1 ? " session\n" : " sessions\n");
   if (const nlohmann::json* limits = member(status, "limits"); limits != nullptr) {
     out << fmt::format(
-        "  limits: sessions {}/{} ({} suspended, at most {}), {} refused, {} evicted; buffered {}/{}; "
+        "  limits: sessions {}/{} ({} suspended, at most {}), {} refused, {} evicted; buffered "
+        "{}/{}; "
         "pending connections {}/{}, {} refused\n",
         count_field(*limits, "sessions"), count_field(*limits, "max_sessions"),
         count_field(*limits, "suspended_sessions"), count_field(*limits, "max_suspended_sessions"),

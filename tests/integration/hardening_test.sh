@@ -10,7 +10,8 @@
 #   - the server's RSS growth (VmRSS, sampled every 50 ms during the attack and a second after)
 #     stays under 64 MiB;
 #   - a new session from 127.0.0.1 can still be established right after the attack;
-#   - (abandon) the server holds at most 256 of the attacker's abandoned sessions.
+#   - (abandon) the server holds at most 256 of the attacker's abandoned sessions (its four sources
+#     get --max-sessions-per-source 64 each; the oldest suspended session of a source is freed first).
 # Every attack runs even when an earlier one failed, and the figures of each (peak RSS growth, the
 # legitimate session's ping p50/p99, what the attacker sent) are printed in a table at the end.
 # Usage: hardening_test.sh PATH/TO/tether
@@ -109,7 +110,7 @@ run_attack() {  # run_attack NAME ARGUMENTS...: one attack against a fresh serve
   echo "--- $name: ${*:-}"
   spawn "$tether" server --listen 127.0.0.1:"$port" --cert "$work/identity/certificate.pem" \
     --key "$work/identity/key.pem" --allow 127.0.0.1:"$target_port" --auth none \
-    --control-socket "$socket" >"$log" 2>&1
+    --max-sessions-per-source $((max_abandoned / 4)) --control-socket "$socket" >"$log" 2>&1
   server_pid=$spawned
   wait_for 10 listening "$port" || fail "tether server did not listen on $port"
 

@@ -44,6 +44,7 @@ class LoopbackRuntime final : public transport::RuntimeBase {
     return 0;
   }
   void core_closed(session::PathId) override {}
+  bool core_wants_input(session::PathId) override { return true; }
   std::optional<session::Time> core_deadline() override { return std::nullopt; }
   void core_timeout() override {}
   bool drain_events() override {
@@ -74,8 +75,9 @@ class StreamBridgeTest : public ::testing::Test {
           io_, runtime_, [this] { return loopback_.server_session(); }, opened->stream, "test");
       bridges_[opened->stream] = bridge;
       bridge->start_acceptor(
-          [](const tunnel::StreamRequest& request)
-              -> Expected<tunnel::StreamRequest, tunnel::Reply> { return request; });
+          [](const tunnel::StreamRequest& request) -> Expected<tunnel::ConnectPlan, tunnel::Reply> {
+            return tunnel::ConnectPlan{request, {}, tunnel::kDefaultConnectTimeout, {}};
+          });
     } else if (const auto* readable = std::get_if<events::StreamReadable>(&event)) {
       if (auto it = bridges_.find(readable->stream); it != bridges_.end())
         it->second->on_readable();

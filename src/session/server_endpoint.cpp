@@ -72,7 +72,7 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
       refuse(connection, pending, Reason::kProtocolError, false);
       return;
     }
-    if (budget_.exhausted() || !make_room(pending.source, now)) {
+    if (!make_room(pending.source, now)) {
       ++stats_.sessions_refused;
       refuse(connection, pending, Reason::kLackOfResources, true);
       return;
@@ -148,11 +148,15 @@ bool ServerEndpoint::make_room(const std::string& source, Time now) {
     if (again != sessions_per_source_.end() && again->second >= limits_.max_sessions_per_source)
       return false;
   }
-  // The oldest suspended sessions go first, both when the total is reached and when too many are
-  // suspended (a flood of sessions opened and abandoned).
-  while (!suspended_.empty() && (sessions_.size() >= limits_.max_sessions ||
-                                 suspended_.size() >= limits_.max_suspended_sessions)) {
-    Session* session = find(suspended_.begin()->second);
+  // Suspended sessions are freed to make room, both when the total is reached, when too many are
+  // suspended (a flood of sessions opened and abandoned) and when the shared buffer budget is
+  // spent (suspended sessions hold their replay buffers). The victim is the oldest suspended
+  // session of the source that holds the most of them, so that a flood from a few addresses frees
+  // its own sessions before anyone else's.
+  while (!suspended_.empty() &&
+         (sessions_.size() >= limits_.max_sessions ||
+          suspended_.size() >= limits_.max_suspended_sessions || budget_.exhausted())) {
+    Session* session = find(pick_eviction());
     if (session == nullptr) {
       suspended_.erase(suspended_.begin());  // cannot happen: sessions keep their entry current
       continue;
@@ -160,7 +164,25 @@ bool ServerEndpoint::make_room(const std::string& source, Time now) {
     evict(*session, now);
     collect_closed_sessions();
   }
+  if (budget_.exhausted()) return false;
   return sessions_.size() < limits_.max_sessions;
+}
+
+SessionId ServerEndpoint::pick_eviction() const {
+  // One pass over the suspended sessions (bounded by max_suspended_sessions), made only when a
+  // limit is reached.
+  std::map<std::string_view, std::pair<std::size_t, SessionId>> by_source;  // count, oldest
+  for (const auto& [since, id] : suspended_) {
+    auto owner = session_sources_.find(id);
+    const std::string_view source =
+        owner == session_sources_.end() ? std::string_view{} : owner->second;
+    auto [it, inserted] = by_source.try_emplace(source, 0, id);
+    ++it->second.first;
+  }
+  const auto most = std::max_element(
+      by_source.begin(), by_source.end(),
+      [](const auto& left, const auto& right) { return left.second.first < right.second.first; });
+  return most->second.second;
 }
 
 void ServerEndpoint::evict(Session& session, Time now) {

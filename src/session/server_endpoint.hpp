@@ -102,6 +102,9 @@ class ServerEndpoint {
   // Makes room for one more session from `source`, freeing the oldest suspended session where a
   // limit requires it; false when the limits leave no room (the Hello is refused).
   bool make_room(const std::string& source, Time now);
+  // The suspended session to free first: the oldest of the source holding the most. Precondition:
+  // suspended_ is not empty.
+  [[nodiscard]] SessionId pick_eviction() const;
   // Ends `session` to free its resources (lack-of-resources); it is collected once closed.
   void evict(Session& session, Time now);
   [[nodiscard]] SessionId new_session_id();

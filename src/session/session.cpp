@@ -217,11 +217,13 @@ void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now
       attempt_failed(path, now);
     }
   }
+  apply_deferred_failure();
   if (phase_ != Phase::kOpen) return;
   release_finished_streams();
   maybe_send_close(now);
   check_graceful_completion(now);
   announce_writable(unacknowledged_before);
+  apply_deferred_failure();
   check_stream_bookkeeping();
 }
 
@@ -288,6 +290,12 @@ std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out,
     if (used < max_bytes) write_stream_frames(out, max_bytes - used);
     update_ack_progress(false, now);
   }
+  if (deferred_failure_) {
+    // The Abort goes out on this connection with what was already taken.
+    apply_deferred_failure();
+    out.insert(out.end(), path.outgoing.begin(), path.outgoing.end());
+    path.outgoing.clear();
+  }
   check_stream_bookkeeping();
   return out.size() - start;
 }
@@ -350,7 +358,7 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
                  [&](const auto&) { protocol_error(now); },
              },
              frame);
-  return phase_ == Phase::kOpen && path.state == PathState::kActive;
+  return phase_ == Phase::kOpen && path.state == PathState::kActive && !deferred_failure_;
 }
 
 bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time now) {
@@ -509,7 +517,7 @@ bool Session::handle_stream_data_part(Path& path, const StreamDataPart& part, Ti
     return handle_handshake_frame(path, wire::Frame{part.frame}, now);
   }
   handle_stream_data(part.frame, part.frame_end, part.first, now);
-  return phase_ == Phase::kOpen && path.state == PathState::kActive;
+  return phase_ == Phase::kOpen && path.state == PathState::kActive && !deferred_failure_;
 }
 
 void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t frame_end,
@@ -538,7 +546,12 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
       protocol_error(now);
       return;
     }
-    if (peer_stream_count_ >= config_.max_streams || !stream_opens_.try_take(now)) {
+    // Refused at open, before any data, rather than reset later: past max_streams, past the open
+    // rate, or while the session already holds half its bound of unread bytes (a new stream may
+    // send its whole initial window at once).
+    if (peer_stream_count_ >= config_.max_streams ||
+        receive_buffered_ >= config_.max_receive_buffered_bytes / 2 ||
+        !stream_opens_.try_take(now)) {
       queue_control_message(
           wire::ResetStream{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
       closed_peer_streams_.insert(id);
@@ -582,7 +595,7 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
         (budget_ != nullptr && budget_->available() < fresh.size())) {
       ++stats_.streams_refused_for_memory;
       emit(events::StreamReset{id, static_cast<std::uint64_t>(Reason::kLackOfResources)});
-      reset_stream(id, static_cast<std::uint64_t>(Reason::kLackOfResources), now);
+      abandon_stream(id, static_cast<std::uint64_t>(Reason::kLackOfResources));
       return;
     }
     receive.buffer.append(fresh);
@@ -881,9 +894,11 @@ void Session::drop_stream(StreamId id) {
   unacknowledged_bytes_ -= stream.send.unacknowledged_bytes();
   stats_.bytes_abandoned += stream.send.unacknowledged_bytes();
   receive_buffered_ -= std::min<std::uint64_t>(receive_buffered_, stream.receive.buffer.size());
-  if (stream.acknowledgement_pending) add_final_ack(id, stream.receive.acknowledgement());
+  const bool acknowledgement_pending = stream.acknowledgement_pending;
+  const std::uint64_t acknowledgement = stream.receive.acknowledgement();
   if (!is_local_stream(id)) closed_peer_streams_.insert(id);
   streams_.erase(it);
+  if (acknowledgement_pending) add_final_ack(id, acknowledgement);
   sync_budget();
 }
 
@@ -969,6 +984,7 @@ Expected<ReadResult, StreamError> Session::read(StreamId id, std::span<std::byte
   const std::size_t count = stream->receive.buffer.read(out);
   const bool finished = note_consumed(*stream, count, now);
   release_stream_if_finished(*stream);
+  apply_deferred_failure();
   return ReadResult{count, finished};
 }
 
@@ -985,6 +1001,7 @@ void Session::consume(StreamId id, std::size_t count, Time now) {
   stream->receive.buffer.consume(count);
   note_consumed(*stream, count, now);
   release_stream_if_finished(*stream);
+  apply_deferred_failure();
 }
 
 bool Session::note_consumed(Stream& stream, std::size_t count, Time now) {
@@ -992,13 +1009,6 @@ bool Session::note_consumed(Stream& stream, std::size_t count, Time now) {
   receive.consumed += count;
   receive_buffered_ -= std::min<std::uint64_t>(receive_buffered_, count);
   sync_budget();
-  if (!credit_withheld_.empty() && receive_buffered_ < config_.max_receive_buffered_bytes / 2) {
-    // Below the threshold again: the streams whose credit was held back get it now.
-    for (StreamId id : std::exchange(credit_withheld_, {})) {
-      if (Stream* waiting = find_stream(id))
-        request_acknowledgement(*waiting, AckUrgency::kImmediate, now);
-    }
-  }
   if (receive.buffer.empty()) stream.readable_reported = false;
   // Advertise more credit once a quarter of the window has been read.
   if (receive.consumed + config_.stream_receive_window >=
@@ -1013,6 +1023,11 @@ bool Session::note_consumed(Stream& stream, std::size_t count, Time now) {
 }
 
 void Session::reset_stream(StreamId id, std::uint64_t error_code, Time) {
+  abandon_stream(id, error_code);
+  apply_deferred_failure();
+}
+
+void Session::abandon_stream(StreamId id, std::uint64_t error_code) {
   if (phase_ != Phase::kOpen || id == kControlStream || find_stream(id) == nullptr) return;
   queue_control_message(wire::ResetStream{id, error_code});
   drop_stream(id);
@@ -1027,7 +1042,7 @@ void Session::queue_control_message(const wire::Frame& frame) {
   // A peer that makes us queue control messages (stream refusals) and never acknowledges them
   // would grow this buffer without end.
   if (control.send.unacknowledged_bytes() > kMaxControlBacklog) {
-    fail_session(Reason::kLackOfResources, false, false, Time{}, true);
+    defer_failure(Reason::kLackOfResources);
   }
 }
 
@@ -1036,7 +1051,7 @@ void Session::queue_frame(Path& path, const wire::Frame& frame) {
   // wants_input() stops the runtime from reading while the queue is past max_queued_bytes; a queue
   // far past it means a runtime that does not honour that: end the session instead of growing.
   if (path.outgoing.size() > 4 * config_.max_queued_bytes + (64u << 10)) {
-    fail_session(Reason::kLackOfResources, false, false, Time{}, false);
+    defer_failure(Reason::kLackOfResources);
   }
 }
 
@@ -1191,12 +1206,12 @@ void Session::write_ack_frame(std::vector<std::byte>& out) {
     for (Stream* stream : acknowledgement_pending_streams_) {
       stream->acknowledgement_pending = false;
       ReceiveHalf& receive = stream->receive;
-      const bool withhold = stream->id != kControlStream &&
+      // Past half the session's bound, a stream whose application has not read what it has gets
+      // no more credit; streams that are read promptly keep theirs (their bytes do not stay). The
+      // withheld stream gets credit again when its reader catches up (note_consumed asks for an
+      // acknowledgement then).
+      const bool withhold = stream->id != kControlStream && !receive.buffer.empty() &&
                             receive_buffered_ >= config_.max_receive_buffered_bytes / 2;
-      if (withhold && std::find(credit_withheld_.begin(), credit_withheld_.end(), stream->id) ==
-                          credit_withheld_.end()) {
-        credit_withheld_.push_back(stream->id);
-      }
       const std::uint64_t window_limit =
           stream->id == kControlStream ? wire::kMaxVarint
           : withhold                   ? receive.advertised_window_limit
@@ -1230,7 +1245,7 @@ void Session::add_final_ack(StreamId id, std::uint64_t acknowledgement) {
   // Honest peers cause at most one entry per stream they had open; far more means a peer sends
   // data on streams long gone to make us queue answers.
   if (final_acks_.size() > 2 * config_.max_streams + 16) {
-    fail_session(Reason::kProtocolError, false, false, Time{}, true);
+    defer_failure(Reason::kProtocolError);
   }
 }
 
@@ -1452,6 +1467,7 @@ void Session::on_timeout(Time now) {
     attempt_in_flight_ = true;
     emit(events::PathWanted{});
   }
+  apply_deferred_failure();
 }
 
 // ---- Ending
@@ -1463,7 +1479,18 @@ void Session::protocol_error(Time now) {
 
 void Session::invariant_failed() {
   ++stats_.invariant_failures;
-  fail_session(Reason::kProtocolError, false, false, Time{}, true);
+  defer_failure(Reason::kProtocolError);
+}
+
+void Session::defer_failure(Reason reason) {
+  if (!deferred_failure_) deferred_failure_ = reason;
+}
+
+void Session::apply_deferred_failure() {
+  if (!deferred_failure_) return;
+  const Reason reason = *deferred_failure_;
+  deferred_failure_.reset();
+  fail_session(reason, false, false, Time{}, true);
 }
 
 void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bool send_abort) {
@@ -1504,7 +1531,6 @@ void Session::finish_session(const events::Closed& closed) {
     if (id != kControlStream) ++(is_local_stream(id) ? local_stream_count_ : peer_stream_count_);
     receive_buffered_ += stream.receive.buffer.size();
   }
-  credit_withheld_.clear();
   if (budget_ != nullptr) budget_->forget(this);
   sync_budget();
   block_pool_.trim();
@@ -1528,6 +1554,7 @@ void Session::close(Time now) {
   close_requested_ = true;
   close_initiated_locally_ = true;
   maybe_send_close(now);
+  apply_deferred_failure();
 }
 
 void Session::maybe_send_close(Time now) {

@@ -219,6 +219,10 @@ class Session {
   // An internal invariant that guards memory safety does not hold (a bug, or a peer that found
   // one): the session ends with protocol-error, never the process.
   void invariant_failed();
+  void defer_failure(Reason reason);
+  // reset_stream without ending the session on a deferred failure (for calls inside a loop).
+  void abandon_stream(StreamId id, std::uint64_t error_code);
+  void apply_deferred_failure();
   [[nodiscard]] std::vector<wire::StreamPosition> receive_positions() const;
 
   Stream& create_stream(StreamId id, std::uint8_t priority);
@@ -337,10 +341,11 @@ class Session {
 
   std::uint64_t unacknowledged_bytes_ = 0;
   bool write_blocked_ = false;
-  // Received bytes not yet read, over all streams (bounded by max_receive_buffered_bytes), and
-  // streams whose window credit was held back because they were past half of it.
+  // Received bytes not yet read, over all streams (bounded by max_receive_buffered_bytes).
   std::uint64_t receive_buffered_ = 0;
-  std::vector<StreamId> credit_withheld_;
+  // A failure found inside a loop over streams or frames, where ending the session at once would
+  // free what the loop uses: the entry point that made the call ends the session on its way out.
+  std::optional<Reason> deferred_failure_;
   // Server: the endpoint's budget shared by all sessions, and what this session counts in it.
   BufferBudget* budget_ = nullptr;
   std::uint64_t budget_held_ = 0;

@@ -1,5 +1,5 @@
-// TokenBucket is a sans-I/O rate limit: `rate` tokens per second, at most `burst` saved up; the
-// caller passes the current time.
+// TokenBucket is a sans-I/O rate limit: `rate` tokens per second, at most `burst` saved up (a rate
+// of 0 means no limit); the caller passes the current time.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +17,7 @@ class TokenBucket {
 
   // Takes one token; false when none is left (the action is refused).
   bool try_take(Time now) {
+    if (rate_ == 0) return true;
     refill(now);
     if (tokens_ == 0) return false;
     --tokens_;

@@ -38,16 +38,19 @@ AcceptBackoffPolicy::Decision AcceptBackoffPolicy::on_failure(const std::error_c
   return decision;
 }
 
-std::optional<std::string> AcceptBackoffPolicy::on_success() {
+std::optional<std::string> AcceptBackoffPolicy::on_success(Clock::time_point now) {
   const bool was_failing = consecutive_ > 0;
   consecutive_ = 0;
   next_pause_ = kFirstPause;
   if (!was_failing || unreported_ == 0) return std::nullopt;
+  // The same rate as the failure lines: a loop that alternates one success and one failure (each
+  // freed descriptor taken at once) still logs at most one line per interval.
+  if (last_log_ && now - *last_log_ < kLogInterval) return std::nullopt;
   auto line =
       fmt::format("{}: accepting connections again ({} more failure{} since the last report)",
                   what_, unreported_, unreported_ == 1 ? "" : "s");
   unreported_ = 0;
-  last_log_.reset();
+  last_log_ = now;
   return line;
 }
 
@@ -61,7 +64,7 @@ asio::awaitable<void> AcceptBackoff::after_failure(std::error_code error) {
 }
 
 void AcceptBackoff::after_success() {
-  if (auto line = policy_.on_success()) spdlog::info("{}", *line);
+  if (auto line = policy_.on_success(AcceptBackoffPolicy::Clock::now())) spdlog::info("{}", *line);
 }
 
 }  // namespace tether::transport

@@ -40,8 +40,9 @@ class AcceptBackoffPolicy {
   // After a failed accept.
   Decision on_failure(const std::error_code& error, Clock::time_point now);
   // After a successful accept: the next pause starts from kFirstPause again. Returns a line to log
-  // when failures since the last line were never reported.
-  std::optional<std::string> on_success();
+  // when failures since the last line were never reported (at most one line per kLogInterval,
+  // counting the failure lines).
+  std::optional<std::string> on_success(Clock::time_point now);
 
   [[nodiscard]] std::uint64_t total_failures() const { return total_failures_; }
 

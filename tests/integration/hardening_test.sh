@@ -12,6 +12,8 @@
 #   - a new session from 127.0.0.1 can still be established right after the attack;
 #   - (abandon) the server holds at most 256 of the attacker's abandoned sessions (its four sources
 #     get --max-sessions-per-source 64 each; the oldest suspended session of a source is freed first).
+#   The server runs with --max-buffered-mib 32: no-ack-download's 16 sessions would otherwise each
+#   hold their whole 4 MiB replay window (64 MiB by design); the shared budget makes them wait.
 # Every attack runs even when an earlier one failed, and the figures of each (peak RSS growth, the
 # legitimate session's ping p50/p99, what the attacker sent) are printed in a table at the end.
 # Usage: hardening_test.sh PATH/TO/tether
@@ -110,7 +112,8 @@ run_attack() {  # run_attack NAME ARGUMENTS...: one attack against a fresh serve
   echo "--- $name: ${*:-}"
   spawn "$tether" server --listen 127.0.0.1:"$port" --cert "$work/identity/certificate.pem" \
     --key "$work/identity/key.pem" --allow 127.0.0.1:"$target_port" --auth none \
-    --max-sessions-per-source $((max_abandoned / 4)) --control-socket "$socket" >"$log" 2>&1
+    --max-sessions-per-source $((max_abandoned / 4)) --max-buffered-mib 32 \
+    --control-socket "$socket" >"$log" 2>&1
   server_pid=$spawned
   wait_for 10 listening "$port" || fail "tether server did not listen on $port"
 

@@ -28,8 +28,23 @@ TEST(AcceptBackoffPolicy, ExhaustionPausesDoublingToOneSecond) {
   EXPECT_EQ(pauses, (std::vector<long>{100, 200, 400, 800, 1000, 1000}));
   for (int error : {ENFILE, ENOBUFS, ENOMEM})
     EXPECT_GT(policy.on_failure(errno_code(error), now).pause.count(), 0);
-  EXPECT_TRUE(policy.on_success());  // "accepting again"
+  EXPECT_TRUE(policy.on_success(now + std::chrono::seconds(1)));  // "accepting again"
   EXPECT_EQ(policy.on_failure(errno_code(EMFILE), now).pause, milliseconds(100));
+}
+
+// Each freed descriptor taken at once: success and failure alternate every pause. Still at most
+// one line (failure or "accepting again") per second.
+TEST(AcceptBackoffPolicy, AlternatingSuccessAndFailureLogsAtTheSameRate) {
+  Policy policy("client -L 127.0.0.1:8080");
+  auto now = Policy::Clock::time_point{} + std::chrono::hours(1);
+  std::size_t lines = 0;
+  for (int index = 0; index < 100; ++index) {  // 100 x 100 ms: ten seconds
+    const auto decision = policy.on_failure(errno_code(EMFILE), now);
+    lines += decision.log ? 1 : 0;
+    now += decision.pause;
+    lines += policy.on_success(now) ? 1 : 0;
+  }
+  EXPECT_LE(lines, 11u);
 }
 
 TEST(AcceptBackoffPolicy, LogsAtMostOncePerSecondWithTheCount) {
@@ -58,7 +73,7 @@ TEST(AcceptBackoffPolicy, OtherErrorsRetryAtOnceUnlessTheyPersist) {
   for (std::uint64_t index = 1; index < Policy::kConsecutiveBeforePause; ++index)
     EXPECT_EQ(policy.on_failure(errno_code(ECONNABORTED), now).pause.count(), 0);
   EXPECT_GT(policy.on_failure(errno_code(ECONNABORTED), now).pause.count(), 0);
-  (void)policy.on_success();
+  (void)policy.on_success(now);
   EXPECT_EQ(policy.on_failure(errno_code(ECONNABORTED), now).pause.count(), 0);
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
+#include "fuzz_input.hpp"
 #include "session/key_schedule.hpp"
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
@@ -38,32 +39,11 @@ namespace wire = tether::wire;
 // does, e.g. a crash libFuzzer found).
 const bool kTrace = std::getenv("TETHER_FUZZ_TRACE") != nullptr;
 
-class FixedRandom final : public RandomSource {
- public:
-  explicit FixedRandom(std::uint64_t seed) : state_(seed) {}
-  void fill(std::span<std::byte> out) override {
-    for (auto& byte : out) {
-      state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-      byte = static_cast<std::byte>(state_ >> 56);
-    }
-  }
+using tether::fuzz::FixedRandom;
 
- private:
-  std::uint64_t state_;
-};
-
-class Input {
+class Input : public tether::fuzz::FuzzInput {
  public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  [[nodiscard]] bool empty() const { return position_ >= size_; }
-  std::uint8_t u8() { return empty() ? 0 : data_[position_++]; }
-  std::uint16_t u16() { return static_cast<std::uint16_t>(u8() << 8 | u8()); }
-  std::span<const std::byte> bytes(std::size_t count) {
-    count = std::min(count, size_ - std::min(size_, position_));
-    auto view = std::as_bytes(std::span<const std::uint8_t>(data_ + position_, count));
-    position_ += count;
-    return view;
-  }
+  using FuzzInput::FuzzInput;
   // A varint value: mostly the edges of the encoding and of tether's limits, sometimes any.
   std::uint64_t edge() {
     static constexpr std::uint64_t kEdges[] = {
@@ -98,11 +78,6 @@ class Input {
   }
 
   static constexpr std::uint64_t kInitialWindow = 256u << 10;
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t position_ = 0;
 };
 
 // What a client knows of one of its sessions.

@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "fuzz_input.hpp"
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
 
@@ -16,38 +17,8 @@ namespace {
 
 using namespace tether::session;
 
-class FixedRandom final : public RandomSource {
- public:
-  explicit FixedRandom(std::uint64_t seed) : state_(seed) {}
-  void fill(std::span<std::byte> out) override {
-    for (auto& byte : out) {
-      state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-      byte = static_cast<std::byte>(state_ >> 56);
-    }
-  }
-
- private:
-  std::uint64_t state_;
-};
-
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  [[nodiscard]] bool empty() const { return position_ >= size_; }
-  std::uint8_t u8() { return empty() ? 0 : data_[position_++]; }
-  std::uint16_t u16() { return static_cast<std::uint16_t>(u8() << 8 | u8()); }
-  std::span<const std::byte> bytes(std::size_t count) {
-    count = std::min(count, size_ - std::min(size_, position_));
-    auto view = std::as_bytes(std::span<const std::uint8_t>(data_ + position_, count));
-    position_ += count;
-    return view;
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t position_ = 0;
-};
+using tether::fuzz::FixedRandom;
+using Input = tether::fuzz::FuzzInput;
 
 void check_accounting(const Session& session) {
   const auto stats = session.stats();

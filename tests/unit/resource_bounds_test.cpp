@@ -59,6 +59,17 @@ struct RawServer {
     endpoint.take_outgoing(id, out, std::size_t{1} << 30, now);
     return out;
   }
+  // `count` sessions from `source` that say Hello and disconnect, one second apart: each is
+  // suspended.
+  void abandon_sessions(std::string_view source, int count) {
+    for (int index = 0; index < count; ++index) {
+      const PathId id = open_session(source);
+      drain();
+      endpoint.on_connection_closed(id, now);
+      now += std::chrono::seconds(1);
+    }
+    drain();
+  }
   // Drains the events; closes every connection the endpoint is done with (as the runtime does).
   std::vector<SessionEvent> drain() {
     std::vector<SessionEvent> seen;
@@ -285,14 +296,7 @@ TEST(SessionLimits, AbandonedSessionsAreFreedOldestFirst) {
   ServerLimits limits;
   limits.max_suspended_sessions = 5;
   RawServer server(test_config(), limits);
-  // Hello, then disconnect: each session is suspended, one second apart.
-  for (int index = 0; index < 20; ++index) {
-    const PathId id = server.open_session("198.51.100.7");
-    server.drain();
-    server.endpoint.on_connection_closed(id, server.now);
-    server.now += std::chrono::seconds(1);
-  }
-  server.drain();
+  server.abandon_sessions("198.51.100.7", 20);
   // At most the limit stays suspended (the next Hello makes room), and the newest survive.
   EXPECT_LE(server.endpoint.session_count(), 5u);
   EXPECT_EQ(server.endpoint.stats().sessions_evicted, 15u);
@@ -521,13 +525,7 @@ TEST(SessionLimits, AFloodFromOneSourceFreesItsOwnSuspendedSessionsFirst) {
   const SessionId legit_id = server.endpoint.session_ids().front();
   server.endpoint.on_connection_closed(legit, server.now);
   server.now += std::chrono::seconds(1);
-  for (int index = 0; index < 20; ++index) {
-    const PathId id = server.open_session("198.51.100.7");
-    server.drain();
-    server.endpoint.on_connection_closed(id, server.now);
-    server.now += std::chrono::seconds(1);
-  }
-  server.drain();
+  server.abandon_sessions("198.51.100.7", 20);
   EXPECT_NE(server.endpoint.find(legit_id), nullptr);
   EXPECT_LE(server.endpoint.suspended_count(), 5u);
 }

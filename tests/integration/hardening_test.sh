@@ -26,6 +26,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # shellcheck source=SCRIPTDIR/common.sh
 source "$here/common.sh"
+# A plumbing command that fails ends the test (set -e); say which one and where.
+set -E
+trap 'echo "  (hardening_test.sh line $LINENO: \"$BASH_COMMAND\" failed with status $?)" >&2' ERR
 adversary=(python3 "$here/adversary.py")
 rss_limit_mib=${HARDENING_RSS_LIMIT_MIB:-64}
 p99_limit_ms=${HARDENING_P99_LIMIT_MS:-500}

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <set>
 #include <utility>
-#include <vector>
 
 namespace tether::session {
 
@@ -28,14 +28,11 @@ class BufferBudget {
 
   // Sessions whose writes were refused because the budget was exhausted; they are told Writable
   // (take_waiting) once it has room again. A session removes itself when it ends.
-  void wait(Session* session) {
-    if (std::find(waiting_.begin(), waiting_.end(), session) == waiting_.end())
-      waiting_.push_back(session);
-  }
-  void forget(Session* session) { std::erase(waiting_, session); }
+  void wait(Session* session) { waiting_.insert(session); }
+  void forget(Session* session) { waiting_.erase(session); }
   // The waiting sessions, once at least an eighth of the budget is free again (so that waking them
   // is worth it); empty otherwise.
-  std::vector<Session*> take_waiting() {
+  std::set<Session*> take_waiting() {
     if (waiting_.empty() || available() < limit_ / 8) return {};
     return std::exchange(waiting_, {});
   }
@@ -43,7 +40,7 @@ class BufferBudget {
  private:
   std::uint64_t limit_;
   std::uint64_t used_ = 0;
-  std::vector<Session*> waiting_;
+  std::set<Session*> waiting_;  // a set: a blocked writer calls wait() on every refused write
 };
 
 }  // namespace tether::session

@@ -555,18 +555,12 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   // total and per source; past the bounds a connection is closed at once (costing one accept).
   const std::string source = source_key(remote.address());
   if (!admission_.try_admit(source)) {
-    ++refused_connections_;
     ++connections_refused_;
-    const auto moment = std::chrono::steady_clock::now();
-    if (moment - refused_logged_ >= std::chrono::seconds(1)) {
-      refused_logged_ = moment;
-      spdlog::warn(
-          "server refused {} connection(s) before their first frame: {} pending (limit {}), {} "
-          "from {} (limit {})",
-          refused_connections_, admission_.pending(), admission_.limits().total,
-          admission_.pending_from(source), source, admission_.limits().per_source);
-      refused_connections_ = 0;
-    }
+    log_limited(spdlog::level::warn, "refused connection",
+                "server refused a connection before its first frame: {} pending (limit {}), {} "
+                "from {} (limit {})",
+                admission_.pending(), admission_.limits().total, admission_.pending_from(source),
+                source, admission_.limits().per_source);
     socket.close(ignored);
     co_return;
   }

@@ -201,10 +201,7 @@ class ServerRuntime final : public RuntimeBase {
   asio::ip::tcp::acceptor acceptor_;
   ConnectionAdmission admission_;
   std::map<session::PathId, std::string> admitted_;  // connections holding an admission slot
-  // Refused connections, logged at most once a second with a count.
-  std::uint64_t refused_connections_ = 0;  // since the last log line
-  std::uint64_t connections_refused_ = 0;
-  std::chrono::steady_clock::time_point refused_logged_{};
+  std::uint64_t connections_refused_ = 0;  // admission refusals (logged through log_limited)
 };
 
 // Logs one line per lifecycle event (established, suspended and why, resumed with downtime and

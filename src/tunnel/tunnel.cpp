@@ -370,6 +370,16 @@ struct ConnectAttempt {
   bool done = false;
   std::error_code error;
   asio::ip::tcp::resolver::results_type results;
+
+  // The completion handler of one step (resolve or connect): records the outcome and wakes the
+  // waiting coroutine, unless the attempt was abandoned (the bridge ended) meanwhile.
+  static void finish(const std::weak_ptr<ConnectAttempt>& weak, std::error_code outcome) {
+    if (auto state = weak.lock()) {
+      state->error = outcome;
+      state->done = true;
+      state->wake.cancel();
+    }
+  }
 };
 
 std::string target_text(const StreamRequest& request) {
@@ -413,20 +423,19 @@ asio::awaitable<void> StreamBridge::connect_target(ConnectPlan plan) {
   attempt->resolver.async_resolve(
       request.host, std::to_string(request.port),
       [weak](std::error_code error, asio::ip::tcp::resolver::results_type results) {
-        if (auto state = weak.lock()) {
-          state->error = error;
-          state->results = std::move(results);
-          state->done = true;
-          state->wake.cancel();
-        }
+        if (auto state = weak.lock()) state->results = std::move(results);
+        ConnectAttempt::finish(weak, error);
       });
   co_await attempt->wake.async_wait(kTuple);
   if (closed_) co_return;
+  // One step ran out of the attempt's time: the client is told which.
+  const auto time_out = [&](const std::string& step) {
+    transport::log_limited(spdlog::level::warn, "unreachable target", "{}: {} timed out after {}",
+                           label_, step, timeout);
+    refuse(Reply{ReplyStatus::kUnreachable, step + " timed out after " + timeout});
+  };
   if (!attempt->done) {
-    transport::log_limited(spdlog::level::warn, "unreachable target",
-                           "{}: resolving {} timed out after {}", label_, target, timeout);
-    refuse(Reply{ReplyStatus::kUnreachable, "resolving " + transport::escape_for_log(request.host) +
-                                                " timed out after " + timeout});
+    time_out("resolving " + transport::escape_for_log(request.host));
     co_return;
   }
   if (attempt->error) {
@@ -455,20 +464,12 @@ asio::awaitable<void> StreamBridge::connect_target(ConnectPlan plan) {
     std::error_code ignored;
     attempt->socket.close(ignored);
     attempt->done = false;
-    attempt->socket.async_connect(endpoint, [weak](std::error_code error) {
-      if (auto state = weak.lock()) {
-        state->error = error;
-        state->done = true;
-        state->wake.cancel();
-      }
-    });
+    attempt->socket.async_connect(
+        endpoint, [weak](std::error_code error) { ConnectAttempt::finish(weak, error); });
     co_await attempt->wake.async_wait(kTuple);
     if (closed_) co_return;
     if (!attempt->done) {
-      transport::log_limited(spdlog::level::warn, "unreachable target",
-                             "{}: connecting to {} timed out after {}", label_, target, timeout);
-      refuse(Reply{ReplyStatus::kUnreachable,
-                   "connecting to " + target + " timed out after " + timeout});
+      time_out("connecting to " + target);
       co_return;
     }
     if (!attempt->error) {

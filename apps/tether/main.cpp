@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "config_file.hpp"
+#include "transport/event_log.hpp"
 #include "transport/file_safety.hpp"
 #include "transport/known_servers.hpp"
 #include "transport/log_safety.hpp"
@@ -464,6 +465,12 @@ int main(int argc, char** argv) {
       app, transport::default_known_servers_path().parent_path() / "tether.toml");
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "Log connection-level detail");
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "Standard error's log: 'text' lines, or 'json': one JSON object per line, session "
+                 "events with their fields (event, session, reason, transient, by_peer...)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
   std::string keygen_directory;
   bool keygen_force = false;
@@ -572,6 +579,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("tether"));
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  transport::set_log_format(
+      transport::parse_log_format(log_format).value_or(transport::LogFormat::kText));
   std::signal(SIGPIPE, SIG_IGN);
 
   if (keygen->parsed()) return run_keygen(keygen_directory, keygen_force);

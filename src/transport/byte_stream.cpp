@@ -410,38 +410,44 @@ class TlsStream final : public ByteStream {
 
 }  // namespace
 
-asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_tls(
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_tls(
     asio::ip::tcp::socket socket, asio::ssl::context& context, Side side,
     std::uint64_t key_update_interval) {
   ERR_clear_error();
   SslPointer ssl(SSL_new(context.native_handle()));
   if (!ssl) {
     ERR_clear_error();
-    co_return make_unexpected(std::string("TLS handshake failed: out of memory"));
+    co_return make_unexpected(
+        TransportError{TransportErrorKind::kResources, "TLS handshake failed: out of memory"});
   }
   auto tls = std::make_unique<TlsStream>(std::move(socket), std::move(ssl), key_update_interval);
   if (!tls->attach()) {
     ERR_clear_error();
-    co_return make_unexpected(std::string("TLS handshake failed: out of memory"));
+    co_return make_unexpected(
+        TransportError{TransportErrorKind::kResources, "TLS handshake failed: out of memory"});
   }
   if (side == Side::kClient) prepare_client_connection(tls->ssl());  // SNI, TLS resumption
   const std::error_code error = co_await tls->handshake(side);
   if (error) {
-    if (auto mismatch = fingerprint_mismatch(tls->ssl())) co_return make_unexpected(*mismatch);
-    co_return make_unexpected("TLS handshake failed: " + error.message());
+    if (auto mismatch = fingerprint_mismatch(tls->ssl()))
+      co_return make_unexpected(
+          TransportError{TransportErrorKind::kFingerprintMismatch, *mismatch});
+    co_return make_unexpected(
+        TransportError{TransportErrorKind::kHandshake, "TLS handshake failed: " + error.message()});
   }
   tls->keying_ = export_keying_material(tls->ssl());
   co_return std::unique_ptr<ByteStream>(std::move(tls));
 }
 
-asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_plain(
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_plain(
     asio::ip::tcp::socket socket, Side side) {
   auto plain = std::make_unique<PlainStream>(std::move(socket));
   std::array<std::byte, 32> mine{};
   std::array<std::byte, 32> theirs{};
   if (RAND_bytes(reinterpret_cast<unsigned char*>(mine.data()), static_cast<int>(mine.size())) !=
       1) {
-    co_return make_unexpected(std::string("no randomness for the plain handshake"));
+    co_return make_unexpected(
+        TransportError{TransportErrorKind::kResources, "no randomness for the plain handshake"});
   }
   std::error_code error;
   co_await plain->write_all(mine, error);
@@ -451,7 +457,9 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_plain(
     (void)count;
     error = failure;
   }
-  if (error) co_return make_unexpected("plain handshake failed: " + error.message());
+  if (error)
+    co_return make_unexpected(TransportError{TransportErrorKind::kHandshake,
+                                             "plain handshake failed: " + error.message()});
   const auto& client_nonce = side == Side::kClient ? mine : theirs;
   const auto& server_nonce = side == Side::kClient ? theirs : mine;
   plain->keying_ = crypto::hmac_sha256(
@@ -460,7 +468,7 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_plain(
   co_return std::unique_ptr<ByteStream>(std::move(plain));
 }
 
-asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_byte_stream(
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_byte_stream(
     asio::ip::tcp::socket socket, asio::ssl::context* tls, Side side) {
   // (No co_await inside ?: — g++ 12 miscompiles it.)
   if (tls != nullptr) co_return co_await open_tls(std::move(socket), *tls, side);

@@ -16,6 +16,7 @@
 #include <asio/ssl.hpp>
 
 #include "tether/expected.hpp"
+#include "transport/transport_error.hpp"
 
 namespace tether::transport {
 
@@ -50,22 +51,22 @@ inline constexpr std::uint64_t kKeyUpdateInterval = std::uint64_t{1} << 36;
 
 // Completes the TLS handshake on a connected socket and exports the keying material. A client
 // context must come from make_client_context (it carries the trusted host and the TLS session to
-// resume). The error string says what failed (for a pinned fingerprint, which fingerprint the
+// resume). The error says what failed (kFingerprintMismatch: its message names the fingerprint the
 // server presented). The stream batches: write_all encrypts all its bytes and sends the records
 // with one socket write; read_some reads up to 256 KiB of records with one socket read and returns
 // as much plaintext as they hold and the buffer takes. `key_update_interval` (bytes, at least 1)
 // exists for tests.
-asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_tls(
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_tls(
     asio::ip::tcp::socket socket, asio::ssl::context& context, Side side,
     std::uint64_t key_update_interval = kKeyUpdateInterval);
 
 // Plain TCP for tests: each end sends 32 random bytes and the keying material is derived from both.
 // There is no confidentiality and no authentication: anyone on the path can take the session over.
-asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_plain(
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_plain(
     asio::ip::tcp::socket socket, Side side);
 
 // open_tls when `tls` is set, open_plain otherwise.
-asio::awaitable<Expected<std::unique_ptr<ByteStream>, std::string>> open_byte_stream(
+asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_byte_stream(
     asio::ip::tcp::socket socket, asio::ssl::context* tls, Side side);
 
 // TCP_NODELAY, and TCP_USER_TIMEOUT so that the kernel gives up on unacknowledged data no later

@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "transport/accept_backoff.hpp"
+#include "transport/event_log.hpp"
 #include "transport/log_safety.hpp"
 #include "wire/codec.hpp"
 
@@ -60,6 +61,7 @@ std::string short_id(const session::SessionId& id) {
 }
 
 bool log_lifecycle(const char* side, const session::SessionId& id, const session::Event& event) {
+  if (log_format() == LogFormat::kJson) return log_lifecycle_json(side, id, event);
   namespace events = session::events;
   const std::string name = short_id(id);
   if (const auto* established = std::get_if<events::Established>(&event)) {
@@ -352,10 +354,11 @@ asio::awaitable<void> ClientRuntime::connect() {
   asio::ip::tcp::resolver resolver(io_);
   auto [resolve_error, results] =
       co_await resolver.async_resolve(options_.host, options_.port, kTuple);
-  std::string failure;
+  TransportError failure;
   std::unique_ptr<ByteStream> stream;
   if (resolve_error) {
-    failure = "cannot resolve " + options_.host + ": " + resolve_error.message();
+    failure = {TransportErrorKind::kResolve,
+               "cannot resolve " + options_.host + ": " + resolve_error.message()};
   } else {
     asio::ip::tcp::socket socket(io_);
     asio::steady_timer deadline(io_);
@@ -376,8 +379,9 @@ asio::awaitable<void> ClientRuntime::connect() {
       if (!connect_error || *timed_out) break;
     }
     if (connect_error) {
-      failure = "cannot connect to " + options_.host + ":" + options_.port + ": " +
-                (*timed_out ? std::string("timed out") : connect_error.message());
+      failure = {*timed_out ? TransportErrorKind::kTimedOut : connect_error_kind(connect_error),
+                 "cannot connect to " + options_.host + ":" + options_.port + ": " +
+                     (*timed_out ? std::string("timed out") : connect_error.message())};
     } else {
       tune_socket(socket, user_timeout_for(options_.session));
       limit_unsent_bytes(socket);
@@ -391,7 +395,7 @@ asio::awaitable<void> ClientRuntime::connect() {
       handshake_deadline.cancel();
       if (!opened) {
         failure = opened.error();
-        if (failure.find("fingerprint") != std::string::npos) {
+        if (is_fatal(failure.kind)) {
           observer_.on_fatal(failure);
           session_->on_path_failed(now());
           co_return;
@@ -403,7 +407,7 @@ asio::awaitable<void> ClientRuntime::connect() {
     deadline.cancel();
   }
   if (!stream) {
-    spdlog::warn("client {}", failure);
+    log_connect_failure(failure);
     session_->on_path_failed(now());
     process();
     co_return;
@@ -578,7 +582,7 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   if (!opened) {
     admission_.release(source);
     log_limited(spdlog::level::debug, "failed handshake", "server handshake with {} failed: {}",
-                remote.address().to_string(), escape_for_log(opened.error()));
+                remote.address().to_string(), escape_for_log(opened.error().message));
     co_return;
   }
   const session::PathId id = next_path_++;

@@ -19,6 +19,7 @@
 #include "transport/admission.hpp"
 #include "transport/byte_stream.hpp"
 #include "transport/route_monitor.hpp"
+#include "transport/transport_error.hpp"
 
 namespace tether::transport {
 
@@ -29,8 +30,8 @@ class SessionObserver {
   virtual ~SessionObserver() = default;
   virtual void on_event(const session::SessionId& id, session::Session* session,
                         const session::Event& event) = 0;
-  // A failure no retry can fix (for example the server's certificate does not match the pin).
-  virtual void on_fatal(const std::string& message) = 0;
+  // A failure no retry can fix (is_fatal: the server's certificate does not match the pin).
+  virtual void on_fatal(const TransportError& error) = 0;
 };
 
 // A RandomSource backed by OpenSSL's CSPRNG.

@@ -1,6 +1,7 @@
 #include "tunnel/tunnel.hpp"
 
 #include "transport/accept_backoff.hpp"
+#include "transport/event_log.hpp"
 #include "tunnel/socks5.hpp"
 
 #include "transport/log_safety.hpp"
@@ -865,7 +866,7 @@ void ClientTunnel::accept_remote(session::StreamId stream) {
   bridge->start_acceptor(policy);
 }
 
-void ClientTunnel::on_event(const session::SessionId&, session::Session*,
+void ClientTunnel::on_event(const session::SessionId& id, session::Session*,
                             const session::Event& event) {
   if (dispatch_stream_event(bridges_, event)) return;
   if (const auto* opened = std::get_if<events::StreamOpened>(&event)) {
@@ -878,53 +879,52 @@ void ClientTunnel::on_event(const session::SessionId&, session::Session*,
     waiting_.clear();
     for (auto& action : waiting) action();
   } else if (const auto* closed = std::get_if<events::Closed>(&event)) {
-    using wire::Reason;
-    int code = kExitRefused;
-    switch (closed->reason) {
-      case Reason::kShutdown:
-        code = kExitGraceful;
-        break;
-      case Reason::kUnknownSession:
-      case Reason::kLingerExpired:
-        code = kExitSessionLost;
-        break;
-      case Reason::kReconnectExhausted:
-        code = kExitUnreachable;
-        break;
-      default:
-        break;
-    }
     if (closed->unacknowledged_bytes > 0) {
       spdlog::warn(
           "client: {} bytes written by local programs were never acknowledged by the server",
           closed->unacknowledged_bytes);
     }
-    if (code == kExitSessionLost && options_.new_session_on_loss && runtime_ != nullptr) {
+    const ClientOutcome outcome = client_outcome(
+        *closed, OutcomePolicy{options_.new_session_on_loss && runtime_ != nullptr,
+                               options_.stdio_target ? stdio_exit_code_ : kExitGraceful});
+    nlohmann::ordered_json logged{{"event", "outcome"},
+                                  {"side", "client"},
+                                  {"session", transport::session_hex(id)},
+                                  {"new_session", outcome.new_session}};
+    if (!outcome.new_session) logged["exit_code"] = outcome.exit_code;
+    transport::json_event(spdlog::level::info, logged);
+    if (outcome.new_session) {
       spdlog::info(
-          "client: the server no longer has the session; {} tunnelled connections end; starting a "
-          "new session",
-          bridges_.size());
+          "client: session lost ({}{}); {} tunnelled connections end; starting a new session",
+          wire::to_string(closed->reason), closed->transient ? ", transient" : "", bridges_.size());
       auto bridges = std::move(bridges_);
       bridges_.clear();
-      for (auto& [id, bridge] : bridges) bridge->drop("session lost");
+      for (auto& [stream, bridge] : bridges) bridge->drop("session lost");
       open_ = false;  // connections accepted from now on wait for the new session
       runtime_->start_new_session();
       return;
     }
-    if (code == kExitGraceful && options_.stdio_target) code = stdio_exit_code_;
-    shutdown(code);
+    shutdown(outcome.exit_code);
   }
 }
 
-void ClientTunnel::on_fatal(const std::string& message) {
-  spdlog::error("client: {}", message);
+void ClientTunnel::on_fatal(const transport::TransportError& error) {
+  spdlog::error("client: {}", error.message);
+  const int code = fatal_exit_code(error.kind);
+  transport::json_event(spdlog::level::err,
+                        {{"event", "outcome"},
+                         {"side", "client"},
+                         {"error", std::string(transport::to_string(error.kind))},
+                         {"new_session", false},
+                         {"exit_code", code}});
   if (runtime_ != nullptr)
     (void)runtime_->session().abort(wire::Reason::kAuthFailed, session::Clock::now());
-  shutdown(kExitFingerprintMismatch);
+  shutdown(code);
 }
 
 void ClientTunnel::shutdown(int code) {
-  exit_code_ = code;
+  if (!shut_down_) exit_code_ = code;
+  shut_down_ = true;
   auto bridges = std::move(bridges_);
   bridges_.clear();
   for (auto& [id, bridge] : bridges) bridge->close("session ended");
@@ -1085,8 +1085,8 @@ asio::awaitable<void> ServerTunnel::accept_loop(session::SessionId id, session::
   }
 }
 
-void ServerTunnel::on_fatal(const std::string& message) {
-  spdlog::error("server: {}", message);
+void ServerTunnel::on_fatal(const transport::TransportError& error) {
+  spdlog::error("server: {}", error.message);
 }
 
 }  // namespace tether::tunnel

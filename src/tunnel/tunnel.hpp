@@ -20,6 +20,7 @@
 #include "tunnel/allow_list.hpp"
 #include "tunnel/connect_slots.hpp"
 #include "tunnel/local_connection.hpp"
+#include "tunnel/outcome.hpp"
 #include "tunnel/release_after_load.hpp"
 #include "tunnel/tunnel_protocol.hpp"
 
@@ -157,7 +158,7 @@ struct ClientTunnelOptions {
   // A session the server lost (restart: stateless reset; linger expired; server shut down) is
   // reported and replaced by a new one; the tunnelled connections of the old one end. Without
   // it, or with a stdio stream (which cannot continue elsewhere), the client exits with
-  // kExitSessionLost.
+  // kExitSessionLost. client_outcome() says which ends are losses.
   bool new_session_on_loss = true;
 };
 
@@ -169,7 +170,7 @@ class ClientTunnel final : public transport::SessionObserver {
   Expected<void, std::string> start();
   void on_event(const session::SessionId& id, session::Session* session,
                 const session::Event& event) override;
-  void on_fatal(const std::string& message) override;
+  void on_fatal(const transport::TransportError& error) override;
   // 0 after a graceful end; otherwise a code a script can act on (see the README).
   [[nodiscard]] int exit_code() const { return exit_code_; }
   // Local ports actually bound, in the order of the local and dynamic forwards (useful with 0).
@@ -191,6 +192,7 @@ class ClientTunnel final : public transport::SessionObserver {
   void open_stdio();
   void request_listeners();
   void accept_remote(session::StreamId stream);
+  // Ends the client with `code` (the first call decides; later ones only repeat the cleanup).
   void shutdown(int code);
 
   asio::io_context& io_;
@@ -203,6 +205,7 @@ class ClientTunnel final : public transport::SessionObserver {
   bool open_ = false;
   ReleaseAfterLoad release_;
   int exit_code_ = 0;
+  bool shut_down_ = false;
   int stdio_exit_code_ = 0;  // how the stdio stream ended; the exit code after a graceful close
 };
 
@@ -219,7 +222,7 @@ class ServerTunnel final : public transport::SessionObserver {
   void attach(transport::ServerRuntime& runtime) { runtime_ = &runtime; }
   void on_event(const session::SessionId& id, session::Session* session,
                 const session::Event& event) override;
-  void on_fatal(const std::string& message) override;
+  void on_fatal(const transport::TransportError& error) override;
 
  private:
   // A -R listener: lives as long as its listen stream.
@@ -245,16 +248,5 @@ class ServerTunnel final : public transport::SessionObserver {
       listeners_;
   ReleaseAfterLoad release_;
 };
-
-// Exit codes of `tether client` and `tether stdio`.
-inline constexpr int kExitGraceful = 0;
-inline constexpr int kExitUsage = 2;
-inline constexpr int kExitFingerprintMismatch = 3;
-inline constexpr int kExitSessionLost =
-    4;  // unknown-session (server restarted), linger expired, reset
-inline constexpr int kExitUnreachable = 5;   // reconnect limit reached
-inline constexpr int kExitRefused = 6;       // protocol error, auth failed, refused by the server
-inline constexpr int kExitTargetFailed = 7;  // stdio: the target was not allowed or not reachable
-inline constexpr int kExitStreamReset = 8;   // stdio: the stream was reset (by either side)
 
 }  // namespace tether::tunnel

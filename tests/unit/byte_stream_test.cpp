@@ -157,7 +157,7 @@ class ByteStreamTest : public ::testing::Test {
     });
   }
 
-  using Opened = Expected<std::unique_ptr<ByteStream>, std::string>;
+  using Opened = Expected<std::unique_ptr<ByteStream>, TransportError>;
 
   // Both ends of one connection as open_tls left them.
   struct OpenedPair {
@@ -186,7 +186,7 @@ class ByteStreamTest : public ::testing::Test {
   struct AgainstAsio {
     explicit AgainstAsio(asio::ip::tcp::socket socket, asio::ssl::context& context)
         : peer(std::move(socket), context) {}
-    Opened ours = make_unexpected(std::string("not opened"));
+    Opened ours = make_unexpected(TransportError{TransportErrorKind::kHandshake, "not opened"});
     AsioTls peer;
     std::error_code peer_error;
     int key_updates_received = 0;
@@ -374,10 +374,14 @@ TEST_F(ByteStreamTest, WrongPinFailsNamingBothFingerprintsAndTheServerSeesAHands
   auto client = client_context(other_fingerprint_);
   OpenedPair opened = open_pair(*server_, *client);
   ASSERT_FALSE(opened.client.has_value());
-  EXPECT_EQ(opened.client.error(), "server certificate fingerprint " + fingerprint_ +
-                                       " does not match the expected " + other_fingerprint_);
+  EXPECT_EQ(opened.client.error().kind, TransportErrorKind::kFingerprintMismatch);
+  EXPECT_EQ(opened.client.error().message, "server certificate fingerprint " + fingerprint_ +
+                                               " does not match the expected " +
+                                               other_fingerprint_);
   ASSERT_FALSE(opened.server.has_value());
-  EXPECT_EQ(opened.server.error().rfind("TLS handshake failed: ", 0), 0u) << opened.server.error();
+  EXPECT_EQ(opened.server.error().kind, TransportErrorKind::kHandshake);
+  EXPECT_EQ(opened.server.error().message.rfind("TLS handshake failed: ", 0), 0u)
+      << opened.server.error();
 }
 
 TEST_F(ByteStreamTest, PeerThatHangsUpDuringTheHandshakeIsAStreamTruncatedFailure) {
@@ -389,7 +393,8 @@ TEST_F(ByteStreamTest, PeerThatHangsUpDuringTheHandshakeIsAStreamTruncatedFailur
   });
   run();
   ASSERT_FALSE(client_end->has_value());
-  EXPECT_EQ(client_end->error(), "TLS handshake failed: stream truncated");
+  EXPECT_EQ(client_end->error().kind, TransportErrorKind::kHandshake);
+  EXPECT_EQ(client_end->error().message, "TLS handshake failed: stream truncated");
 }
 
 TEST_F(ByteStreamTest, NonTlsPeerFailsTheHandshakeWithoutThrowing) {
@@ -402,8 +407,10 @@ TEST_F(ByteStreamTest, NonTlsPeerFailsTheHandshakeWithoutThrowing) {
   });
   run();
   ASSERT_FALSE(server_end->has_value());
-  EXPECT_EQ(server_end->error().rfind("TLS handshake failed: ", 0), 0u) << server_end->error();
-  EXPECT_EQ(server_end->error().find("stream truncated"), std::string::npos) << server_end->error();
+  EXPECT_EQ(server_end->error().message.rfind("TLS handshake failed: ", 0), 0u)
+      << server_end->error();
+  EXPECT_EQ(server_end->error().message.find("stream truncated"), std::string::npos)
+      << server_end->error();
 }
 
 TEST_F(ByteStreamTest, ReadsAndWritesCompleteThroughTheExecutorEvenWhenNothingWaitsForTheSocket) {

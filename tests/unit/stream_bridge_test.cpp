@@ -24,7 +24,7 @@ namespace events = session::events;
 class NoObserver final : public transport::SessionObserver {
  public:
   void on_event(const session::SessionId&, session::Session*, const session::Event&) override {}
-  void on_fatal(const std::string&) override {}
+  void on_fatal(const transport::TransportError&) override {}
 };
 
 // A runtime whose processing pass moves the Loopback's bytes: wake() from a bridge pumps both

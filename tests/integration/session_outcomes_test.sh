@@ -31,7 +31,7 @@ has_event() { [[ -n $(events "$1" "$2") ]]; }
 spawn socat TCP-LISTEN:$target_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat
 start_server
 
-client_args=(--server 127.0.0.1:$server_port --fingerprint "$fingerprint" --known-servers "$work/known"
+client_args=(--server "127.0.0.1:$server_port" --fingerprint "$fingerprint" --known-servers "$work/known"
   --heartbeat-interval 500)
 spawn "$tether" --log-format json client "${client_args[@]}" -L $local_port:127.0.0.1:$target_port \
   --control-socket "$work/client.sock" >"$work/client.log" 2>&1

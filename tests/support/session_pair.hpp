@@ -90,7 +90,7 @@ class SessionPair {
   session::ServerEndpoint& server;
   session::Session client;
   std::map<session::PathId, Connection> connections;
-  // The most bytes move() takes from one end at a time (one write to the transport).
+  // The most bytes transfer() takes from one end at a time (one write to the transport).
   std::size_t max_write = std::size_t{1} << 20;
 
   // ---- Connections ------------------------------------------------------------------------------
@@ -114,6 +114,13 @@ class SessionPair {
     Connection& connection = connections.emplace(id, std::move(incoming)).first->second;
     server.accept(id, connection.keying, now);
     return id;
+  }
+
+  // Whether `end` still holds the connection (false for one the pair never made).
+  [[nodiscard]] bool is_attached(End end, session::PathId id) const {
+    auto found = connections.find(id);
+    if (found == connections.end()) return false;
+    return end == End::kClient ? found->second.client_attached : found->second.server_attached;
   }
 
   // The transport reports the connection closed to `end` (on_path_closed or
@@ -147,14 +154,14 @@ class SessionPair {
   // that is no longer attached. Returns how many bytes were appended.
   std::size_t take(End from, session::PathId id, std::vector<std::byte>& out,
                    std::size_t max_bytes) {
-    if (!attached(from, id)) return 0;
+    if (!is_attached(from, id)) return 0;
     return from == End::kClient ? client.take_outgoing(id, out, max_bytes, now)
                                 : server.take_outgoing(id, out, max_bytes, now);
   }
 
   // Hands `bytes` to `to` as arrived on `id`; false (and dropped) when that end is not attached.
   bool deliver(End to, session::PathId id, std::span<const std::byte> bytes) {
-    if (!attached(to, id)) return false;
+    if (!is_attached(to, id)) return false;
     if (to == End::kClient) {
       client.receive(id, bytes, now);
     } else {
@@ -165,7 +172,7 @@ class SessionPair {
 
   // Takes what `from` has for `id` (at most max_write) and gives it to carry(). Returns the number
   // of bytes taken.
-  std::size_t move(End from, session::PathId id) {
+  std::size_t transfer(End from, session::PathId id) {
     scratch_.clear();
     const std::size_t taken = take(from, id, scratch_, max_write);
     if (taken > 0) carry(from, id, scratch_);
@@ -184,8 +191,8 @@ class SessionPair {
       }
       bool moved = false;
       for (session::PathId id : ids) {
-        moved |= move(End::kClient, id) > 0;
-        moved |= move(End::kServer, id) > 0;
+        moved |= transfer(End::kClient, id) > 0;
+        moved |= transfer(End::kServer, id) > 0;
         drain_events();
       }
       if (!moved) return true;
@@ -294,7 +301,7 @@ class SessionPair {
       return;
     }
     if (!found->second.open) return;
-    move(end, id);
+    transfer(end, id);
     close_connection(id);
   }
   // Bytes `from` handed to the transport on `id`. Default: they reach the other end at once and
@@ -317,12 +324,6 @@ class SessionPair {
     std::vector<std::byte> keying(32);
     world_random_->fill(keying);
     return keying;
-  }
-
-  [[nodiscard]] bool attached(End end, session::PathId id) const {
-    auto found = connections.find(id);
-    if (found == connections.end()) return false;
-    return end == End::kClient ? found->second.client_attached : found->second.server_attached;
   }
 
   void act_on(End end, const session::Event& event) {

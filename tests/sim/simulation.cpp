@@ -344,6 +344,7 @@ class World final : public testing::SessionPair {
           } else if constexpr (std::is_same_v<T, events::Suspended>) {
             ++result_.client.suspensions;
             result_.client.suspend_causes.push_back(value.cause);
+            result_.client.suspended_at.push_back(now - kStart);
             log(std::string("client suspended: ") + session::to_string(value.cause));
           } else if constexpr (std::is_same_v<T, events::Resumed>) {
             ++result_.client.resumes;

@@ -41,8 +41,8 @@ class SessionPair {
     bool open = true;               // neither end has closed it yet
     bool client_attached = true;    // the client has not yet been told it is closed
     bool server_attached = true;
-    bool to_server =
-        true;  // the default carry() delivers the client's bytes (false: they are lost)
+    // Whether the default carry() delivers each direction's bytes (false: they are lost).
+    bool to_server = true;
     bool to_client = true;
   };
 
@@ -170,8 +170,9 @@ class SessionPair {
     return true;
   }
 
-  // Takes what `from` has for `id` (at most max_write) and gives it to carry(). Returns the number
-  // of bytes taken.
+  // Takes what `from` has for `id` (at most max_write) and gives it to carry() (which must not call
+  // transfer() again: the bytes sit in a buffer the pair reuses). Returns the number of bytes
+  // taken.
   std::size_t transfer(End from, session::PathId id) {
     scratch_.clear();
     const std::size_t taken = take(from, id, scratch_, max_write);

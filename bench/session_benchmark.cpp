@@ -17,10 +17,12 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
+#include "tests/support/session_pair.hpp"
 
 namespace {
 
@@ -51,53 +53,52 @@ class CounterRandom final : public RandomSource {
   int available_ = 0;
 };
 
-struct Pair {
-  SessionConfig config;
-  CounterRandom client_random;
-  CounterRandom server_random;
-  Time now = Time{} + std::chrono::hours(1);
-  ServerEndpoint server;
-  Session client;
+// The benchmarks' SessionPair: established on one connection at construction; then each benchmark
+// moves bytes with exchange() and drains events with its own handlers, as a runtime would.
+struct Pair : tether::testing::SessionPair {
   Session* server_session = nullptr;
-  std::vector<std::byte> wire;
+  PathId path = 0;
 
-  explicit Pair(SessionConfig session_config)
-      : config(session_config),
-        server(config, Secret{}, server_random),
-        client(config, client_random, now) {
-    wire.reserve(4u << 20);
-    std::array<std::byte, 32> keying{};
-    while (client.poll_event()) {
-    }
-    server.accept(1, keying, now);
-    client.add_path(1, keying, now);
-    exchange();
+  explicit Pair(const SessionConfig& config)
+      : SessionPair(config, config, std::make_unique<CounterRandom>(),
+                    std::make_unique<CounterRandom>(), std::make_unique<CounterRandom>(),
+                    Time{} + std::chrono::hours(1)) {
+    drain_events();  // PathWanted -> the connection
+    path = connections.begin()->first;
+    pump();
     server_session = server.find(client.id());
   }
 
   // Moves everything both ways once; returns the client-to-server byte count. The server receives
   // in reads of at most `read_size` bytes (0: everything at once).
   std::size_t exchange(std::size_t read_size = 0) {
-    wire.clear();
-    const std::size_t sent = client.take_outgoing(1, wire, 1u << 20, now);
-    const std::span<const std::byte> bytes(wire);
-    const std::size_t step = read_size == 0 ? bytes.size() : read_size;
-    for (std::size_t offset = 0; offset < bytes.size(); offset += step)
-      server.receive(1, bytes.subspan(offset, std::min(step, bytes.size() - offset)), now);
-    wire.clear();
-    if (server.take_outgoing(1, wire, 1u << 20, now) > 0) client.receive(1, wire, now);
+    read_size_ = read_size;
+    const std::size_t sent = transfer(tether::testing::End::kClient, path);
+    transfer(tether::testing::End::kServer, path);
     return sent;
   }
 
   // Events the benchmarks do not act on are dropped, as a runtime that ignores them would.
   template <typename Handler>
-  void drain_server_events(Handler&& handle) {
+  void handle_server_events(Handler&& handle) {
     while (auto event = server.poll_event()) handle(event->event);
   }
   template <typename Handler>
-  void drain_client_events(Handler&& handle) {
+  void handle_client_events(Handler&& handle) {
     while (auto event = client.poll_event()) handle(*event);
   }
+
+ protected:
+  void carry(tether::testing::End from, PathId id, std::span<const std::byte> bytes) override {
+    const auto to = tether::testing::opposite(from);
+    const std::size_t step =
+        read_size_ == 0 || to == tether::testing::End::kClient ? bytes.size() : read_size_;
+    for (std::size_t offset = 0; offset < bytes.size(); offset += step)
+      deliver(to, id, bytes.subspan(offset, std::min(step, bytes.size() - offset)));
+  }
+
+ private:
+  std::size_t read_size_ = 0;
 };
 
 // Fixes the iteration count when TETHER_BENCH_ITERATIONS is set (see the top of this file).
@@ -138,8 +139,8 @@ void run_throughput(benchmark::State& state, std::size_t stream_count, std::size
     for (StreamId id : streams) (void)pair.client.write(id, payload, pair.now);
     pair.exchange(read_size);
     for (StreamId id : streams) delivered += drain_stream(*pair.server_session, id, pair.now);
-    pair.drain_server_events([](const Event&) {});
-    pair.drain_client_events([](const Event&) {});
+    pair.handle_server_events([](const Event&) {});
+    pair.handle_client_events([](const Event&) {});
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(delivered));
 }
@@ -182,7 +183,7 @@ void session_small_messages(benchmark::State& state) {
     for (StreamId id : streams) (void)pair.client.write(id, request, pair.now);
     pair.exchange();
     // The server answers each request it reads.
-    pair.drain_server_events([&](const Event& event) {
+    pair.handle_server_events([&](const Event& event) {
       if (const auto* readable = std::get_if<events::StreamReadable>(&event)) {
         if (drain_stream(*pair.server_session, readable->stream, pair.now) > 0) {
           (void)pair.server_session->write(readable->stream, response, pair.now);
@@ -191,7 +192,7 @@ void session_small_messages(benchmark::State& state) {
       }
     });
     pair.exchange();
-    pair.drain_client_events([&](const Event& event) {
+    pair.handle_client_events([&](const Event& event) {
       if (const auto* readable = std::get_if<events::StreamReadable>(&event)) {
         if (drain_stream(pair.client, readable->stream, pair.now) > 0) ++messages;
       }
@@ -218,7 +219,7 @@ void session_stream_churn(benchmark::State& state) {
     }
     pair.exchange();
     // The server reads each request to its end, answers and finishes.
-    pair.drain_server_events([&](const Event& event) {
+    pair.handle_server_events([&](const Event& event) {
       if (const auto* finished = std::get_if<events::StreamFinished>(&event)) {
         std::array<std::byte, kMessageSize> buffer{};
         (void)pair.server_session->read(finished->stream, buffer, pair.now);
@@ -227,7 +228,7 @@ void session_stream_churn(benchmark::State& state) {
       }
     });
     pair.exchange();
-    pair.drain_client_events([&](const Event& event) {
+    pair.handle_client_events([&](const Event& event) {
       if (const auto* finished = std::get_if<events::StreamFinished>(&event)) {
         std::array<std::byte, kMessageSize> buffer{};
         if (pair.client.read(finished->stream, buffer, pair.now)->finished) ++completed;
@@ -249,7 +250,11 @@ void server_deadline_scan(benchmark::State& state) {
   CounterRandom server_random;
   CounterRandom client_random;
   const Time now = Time{} + std::chrono::hours(1);
-  ServerEndpoint server(config, Secret{}, server_random);
+  // All clients come from one (empty) source: the limits must admit them all.
+  ServerLimits limits;
+  limits.max_sessions = count;
+  limits.max_sessions_per_source = count;
+  ServerEndpoint server(config, Secret{}, server_random, limits);
   std::vector<std::unique_ptr<Session>> clients;
   std::vector<std::byte> wire;
   const std::array<std::byte, 32> keying{};

@@ -5,13 +5,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <map>
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "fuzz_input.hpp"
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
+#include "tests/support/session_pair.hpp"
 
 namespace {
 
@@ -29,68 +31,24 @@ void check_accounting(const Session& session) {
   }
 }
 
-struct World {
+// The fuzzer's heartbeat interval: short, so that time jumps cross heartbeat and liveness
+// deadlines.
+constexpr Duration kHeartbeatInterval = std::chrono::seconds(1);
+
+SessionConfig fuzz_config() {
   SessionConfig config;
-  FixedRandom client_random{1};
-  FixedRandom server_random{2};
-  Secret static_key{};
-  Time now = Time{} + std::chrono::hours(1);
-  ServerEndpoint server{config, static_key, server_random};
-  Session client{config, client_random, now};
-  std::map<PathId, bool> live;  // connections both sides know
-  PathId next_id = 1;
+  config.heartbeat_interval = kHeartbeatInterval;
+  return config;
+}
 
-  World() { config.heartbeat_interval = std::chrono::seconds(1); }
-
-  void connect(std::span<const std::byte> first_bytes_override = {}) {
-    const PathId id = next_id++;
-    std::array<std::byte, 32> keying{};
-    keying[0] = static_cast<std::byte>(id);
-    server.accept(id, keying, now);
-    if (!first_bytes_override.empty()) {
-      server.receive(id, first_bytes_override, now);
-      return;
-    }
-    client.add_path(id, keying, now);
-    live[id] = true;
-  }
-
-  void exchange(std::size_t rounds) {
-    for (std::size_t round = 0; round < rounds; ++round) {
-      bool moved = false;
-      for (auto& [id, up] : live) {
-        if (!up) continue;
-        std::vector<std::byte> buffer;
-        if (client.take_outgoing(id, buffer, 64 << 10, now) > 0) {
-          server.receive(id, buffer, now);
-          moved = true;
-        }
-        buffer.clear();
-        if (server.take_outgoing(id, buffer, 64 << 10, now) > 0) {
-          client.receive(id, buffer, now);
-          moved = true;
-        }
-      }
-      drain();
-      if (!moved) break;
-    }
-  }
-
-  void drain() {
-    while (auto event = client.poll_event()) {
-      if (std::holds_alternative<events::PathWanted>(*event)) connect();
-      if (const auto* done = std::get_if<events::PathDone>(&*event)) close_connection(done->path);
-    }
-    while (auto event = server.poll_event()) {
-      if (const auto* done = std::get_if<events::PathDone>(&event->event))
-        close_connection(done->path);
-    }
-  }
-
-  void close_connection(PathId id) {
-    live[id] = false;
-    client.on_path_closed(id, now);
-    server.on_connection_closed(id, now);
+// A SessionPair with the default transport (PathWanted connects at once, PathDone flushes and
+// closes); the fuzzer adds its own mutations on top through the sessions' public calls.
+struct World : tether::testing::SessionPair {
+  World()
+      : SessionPair(fuzz_config(), fuzz_config(), std::make_unique<FixedRandom>(1),
+                    std::make_unique<FixedRandom>(2), std::make_unique<FixedRandom>(3),
+                    Time{} + std::chrono::hours(1)) {
+    max_write = 64 << 10;
   }
 
   Session* server_session() {
@@ -106,38 +64,41 @@ struct World {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   Input input(data, size);
   World world;
-  world.drain();  // PathWanted -> first connection
-  world.exchange(8);
+  // The sessions fuzz with the fuzzer's heartbeat, not SessionConfig's default.
+  FUZZ_CHECK(world.client.heartbeat().interval == kHeartbeatInterval);
+  world.drain_events();  // PathWanted -> first connection
+  world.pump(8);
   std::array<std::byte, 4096> scratch{};
   for (std::size_t step = 0; step < 256 && !input.empty(); ++step) {
     const std::uint8_t operation = input.u8() % 12;
     switch (operation) {
       case 0: {  // time passes
         world.now += std::chrono::milliseconds(input.u16());
-        world.client.on_timeout(world.now);
-        world.server.on_timeout(world.now);
-        world.drain();
+        world.fire_timers();
+        world.drain_events();
         break;
       }
       case 1: {  // arbitrary bytes to the server on a live connection
-        if (world.live.empty()) break;
-        const PathId id = 1 + input.u8() % world.next_id;
+        if (world.connections.empty()) break;
+        const PathId id = 1 + input.u8() % world.next_connection_id();
         world.server.receive(id, input.bytes(input.u8()), world.now);
-        world.drain();
+        world.drain_events();
         break;
       }
       case 2: {  // arbitrary bytes to the client
-        const PathId id = 1 + input.u8() % world.next_id;
+        const PathId id = 1 + input.u8() % world.next_connection_id();
         world.client.receive(id, input.bytes(input.u8()), world.now);
-        world.drain();
+        world.drain_events();
         break;
       }
-      case 3:  // a stranger's connection with arbitrary first bytes
-        world.connect(input.bytes(1 + input.u8()));
-        world.drain();
+      case 3: {  // a stranger's connection with arbitrary first bytes
+        const PathId id = world.open_stranger_connection();
+        world.server.receive(id, input.bytes(1 + input.u8()), world.now);
+        world.drain_events();
         break;
+      }
       case 4:
-        world.exchange(1 + input.u8() % 16);
+        world.pump(1 + input.u8() % 16);
         break;
       case 5: {  // the client application writes
         auto stream = world.client.open_stream(input.u8() % 4, world.now);
@@ -163,10 +124,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       case 7: {  // the transport cuts a connection
-        if (world.live.empty()) break;
-        const PathId id = 1 + input.u8() % world.next_id;
+        if (world.connections.empty()) break;
+        const PathId id = 1 + input.u8() % world.next_connection_id();
         world.close_connection(id);
-        world.drain();
+        world.drain_events();
         break;
       }
       case 8: {  // stream reset by either side
@@ -181,12 +142,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 10:
         if (input.u8() % 4 == 0)
           (void)world.client.fast_close(tether::wire::Reason::kShutdown, world.now);
-        world.drain();
+        world.drain_events();
         break;
       case 11:
         if (input.u8() % 4 == 0)
           (void)world.client.abort(tether::wire::Reason::kApplicationAbort, world.now);
-        world.drain();
+        world.drain_events();
         break;
     }
     check_accounting(world.client);

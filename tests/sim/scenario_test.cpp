@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 
 #include "tests/sim/simulation.hpp"
 
@@ -79,15 +81,27 @@ TEST(Scenario, ShortBlackholeBelowTheBudgetIsRiddenOut) {
 }
 
 TEST(Scenario, SilentBlackholeBeyondTheBudgetIsDetectedAndResumed) {
-  const auto config =
-      with_fault(bulk_config(), FaultKind::kBlackhole, milliseconds(500), seconds(8));
+  const Duration blackhole_start = milliseconds(500);
+  const auto config = with_fault(bulk_config(), FaultKind::kBlackhole, blackhole_start, seconds(8));
+  // The heartbeat budget: silent for `missing` intervals plus at most one more (the budget's
+  // retransmission-timeout slack is capped at one interval).
+  const Duration interval = config.session.heartbeat_interval;
+  const auto missing = static_cast<std::int64_t>(config.session.missing_heartbeats_allowed);
+  const Duration budget = interval * (missing + 1);
+  // The stated slack: what was already on the wire when the blackhole began still arrives, so the
+  // silence starts up to one pipe's worth at the link's rate plus one latency later.
+  const Duration slack =
+      config.latency + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
+                           static_cast<double>(config.pipe_capacity) / config.bytes_per_second));
   const auto result = run_simulation(config);
   expect_survived(result);
   EXPECT_GE(result.client.resumes, 1u) << result.log;
+  ASSERT_FALSE(result.client.suspended_at.empty()) << result.log;
+  EXPECT_LE(result.client.suspended_at.front() - blackhole_start, budget + slack) << result.log;
+  // The new connection does not cross the blackhole: service resumes in about one connection
+  // setup, long before the blackhole lifts.
   ASSERT_FALSE(result.client.resumed_events.empty());
-  // Detection within the heartbeat budget (3 x 1 s plus slack); downtime ends once the blackhole
-  // lifts.
-  EXPECT_LE(result.client.resumed_events.front().downtime, seconds(8)) << result.log;
+  EXPECT_LT(result.client.resumed_events.front().downtime, milliseconds(500)) << result.log;
 }
 
 TEST(Scenario, OneWayBlackholeIsDetectedByAcknowledgementStall) {

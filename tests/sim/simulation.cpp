@@ -7,12 +7,15 @@
 #include <set>
 #include <sstream>
 
+#include "tests/support/session_pair.hpp"
+
 namespace tether::sim {
 namespace {
 
 using session::Event;
 using session::PathId;
 using session::StreamId;
+using testing::End;
 namespace events = session::events;
 
 constexpr Time kStart = Time{} + std::chrono::hours(1);
@@ -41,10 +44,9 @@ struct Direction {
   bool closed_by_sender = false;
 };
 
-struct Connection {
-  PathId id = 0;
-  bool client_attached = true;  // the client endpoint still knows this connection
-  bool server_attached = true;
+// The simulated link under one of the pair's connections (which ends are still attached is the
+// pair's).
+struct Link {
   bool broken = false;  // reset: nothing more is delivered
   Direction to_server;
   Direction to_client;
@@ -70,15 +72,17 @@ struct StreamState {
   }
 };
 
-class World {
+// The world: the client and the server (a SessionPair, which answers PathWanted and PathDone
+// through the hooks below), the links under its connections, the fault schedule and the two
+// applications.
+class World final : public testing::SessionPair {
  public:
   explicit World(const SimulationConfig& config)
-      : config_(config),
-        world_random_(config.seed * 0x100000001b3ULL + 7),
-        client_random_(config.seed * 3 + 1),
-        server_random_(config.seed * 5 + 2) {
-    static_key_ = {};
-    world_random_.fill(static_key_);
+      : SessionPair(config.session, config.session,
+                    std::make_unique<SeededRandom>(config.seed * 3 + 1),
+                    std::make_unique<SeededRandom>(config.seed * 5 + 2),
+                    std::make_unique<SeededRandom>(config.seed * 0x100000001b3ULL + 7), kStart),
+        config_(config) {
     for (std::size_t index = 0; index < config.streams.size(); ++index) {
       StreamState state;
       state.plan = config.streams[index];
@@ -90,20 +94,16 @@ class World {
   }
 
   SimulationResult run() {
-    now_ = kStart;
-    server_ =
-        std::make_unique<session::ServerEndpoint>(config_.session, static_key_, server_random_);
-    client_ = std::make_unique<session::Session>(config_.session, client_random_, now_);
     for (const auto& fault : config_.faults) {
       schedule(kStart + fault.at, [this, fault] { inject(fault); });
     }
-    pump();
+    settle();
     const Time limit = kStart + config_.time_limit;
     while (!queue_.empty() && !done()) {
       auto item = queue_.top();
       queue_.pop();
       if (item.at > limit) break;
-      now_ = std::max(now_, item.at);
+      now = std::max(now, item.at);
       item.action();
     }
     finish_checks();
@@ -127,7 +127,7 @@ class World {
   void log(const std::string& line) {
     char prefix[32];
     std::snprintf(prefix, sizeof prefix, "t=%9.3fs ",
-                  std::chrono::duration<double>(now_ - kStart).count());
+                  std::chrono::duration<double>(now - kStart).count());
     result_.log += prefix + line + "\n";
   }
 
@@ -136,10 +136,10 @@ class World {
     result_.violations.push_back(text);
   }
 
-  [[nodiscard]] bool client_asleep() const { return now_ < client_asleep_until_; }
+  [[nodiscard]] bool client_asleep() const { return now < client_asleep_until_; }
 
   [[nodiscard]] bool done() const {
-    return client_->phase() == session::Phase::kClosed && server_->session_count() == 0;
+    return client.phase() == session::Phase::kClosed && server.session_count() == 0;
   }
 
   // ---- Faults ---------------------------------------------------------------------------------
@@ -149,65 +149,60 @@ class World {
         std::to_string(std::chrono::duration_cast<milliseconds>(fault.duration).count()) + "ms");
     switch (fault.kind) {
       case FaultKind::kCut:
-        for (auto& [id, connection] : connections_) cut(connection);
+        for (auto& [id, link] : links_) cut(id, link);
         break;
       case FaultKind::kBlackhole:
       case FaultKind::kNetworkDown:
-        for (auto& [id, connection] : connections_) {
-          blackhole(connection.id, connection.to_server, fault.duration, true);
-          blackhole(connection.id, connection.to_client, fault.duration, false);
+        for (auto& [id, link] : links_) {
+          blackhole(id, link.to_server, fault.duration, true);
+          blackhole(id, link.to_client, fault.duration, false);
         }
         if (fault.kind == FaultKind::kNetworkDown)
-          network_down_until_ = std::max(network_down_until_, now_ + fault.duration);
+          network_down_until_ = std::max(network_down_until_, now + fault.duration);
         break;
       case FaultKind::kOneWayBlackhole:
-        for (auto& [id, connection] : connections_)
-          blackhole(connection.id, connection.to_server, fault.duration, true);
+        for (auto& [id, link] : links_) blackhole(id, link.to_server, fault.duration, true);
         break;
       case FaultKind::kAddressChange:
-        for (auto& [id, connection] : connections_) {
-          connection.to_server.blackhole_forever = true;
-          connection.to_client.blackhole_forever = true;
+        for (auto& [id, link] : links_) {
+          link.to_server.blackhole_forever = true;
+          link.to_client.blackhole_forever = true;
         }
         break;
       case FaultKind::kServerRestart:
-        for (auto& [id, connection] : connections_) {
-          connection.server_attached = false;  // the old process is gone; it hears nothing more
-          cut(connection);
-        }
-        server_lost_sessions_ += server_->session_count();
+        server_lost_sessions_ += server.session_count();
+        restart_server();  // the old process is gone; it hears nothing more
+        for (auto& [id, link] : links_) cut(id, link);
         for (auto& stream : streams_) stream.server_known = false;
-        server_ =
-            std::make_unique<session::ServerEndpoint>(config_.session, static_key_, server_random_);
         break;
       case FaultKind::kClientSleep:
-        client_asleep_until_ = std::max(client_asleep_until_, now_ + fault.duration);
+        client_asleep_until_ = std::max(client_asleep_until_, now + fault.duration);
         schedule(client_asleep_until_, [this] {
           if (client_asleep()) return;  // a later sleep extended this one
           log("client wakes");
           client_timer_at_.reset();
           auto inbox = std::move(sleep_inbox_);
           sleep_inbox_.clear();
-          for (auto& [id, chunk] : inbox) deliver(id, false, std::move(chunk));
+          for (auto& [id, chunk] : inbox) arrive(id, false, std::move(chunk));
           on_client_timer();
         });
         break;
     }
-    pump();
+    settle();
   }
 
   void blackhole(PathId id, Direction& direction, Duration duration, bool to_server) {
-    const Time until = now_ + duration;
+    const Time until = now + duration;
     if (until <= direction.blackhole_until) return;
     direction.blackhole_until = until;
     schedule(until, [this, id, to_server] { release_held(id, to_server); });
   }
 
   void release_held(PathId id, bool to_server) {
-    auto it = connections_.find(id);
-    if (it == connections_.end()) return;
+    auto it = links_.find(id);
+    if (it == links_.end()) return;
     Direction& direction = to_server ? it->second.to_server : it->second.to_client;
-    if (now_ < direction.blackhole_until || direction.blackhole_forever) return;
+    if (now < direction.blackhole_until || direction.blackhole_forever) return;
     while (!direction.held.empty()) {
       Chunk chunk = std::move(direction.held.front());
       direction.held.pop_front();
@@ -215,25 +210,19 @@ class World {
     }
   }
 
-  void cut(Connection& connection) {
-    if (connection.broken) return;
-    connection.broken = true;
-    connection.to_server.held.clear();
-    connection.to_client.held.clear();
-    if (connection.client_attached) {
-      connection.client_attached = false;
-      client_->on_path_closed(connection.id, now_);
-    }
-    if (connection.server_attached) {
-      connection.server_attached = false;
-      server_->on_connection_closed(connection.id, now_);
-    }
+  void cut(PathId id, Link& link) {
+    if (link.broken) return;
+    link.broken = true;
+    link.to_server.held.clear();
+    link.to_client.held.clear();
+    close_connection(id);  // both ends still attached are told
   }
 
   // ---- Transport ------------------------------------------------------------------------------
 
-  void connect() {
-    const Time ready = now_ + 2 * config_.latency + config_.connect_time;
+  // PathWanted: the attempt completes after the handshake's round trips.
+  void on_path_wanted() override {
+    const Time ready = now + 2 * config_.latency + config_.connect_time;
     schedule(ready, [this] {
       if (client_asleep()) {  // the attempt completes when the process runs again
         schedule(client_asleep_until_, [this] { connect_now(); });
@@ -244,37 +233,30 @@ class World {
   }
 
   void connect_now() {
-    if (now_ < network_down_until_) {
-      schedule(now_ + config_.connect_failure_time, [this] {
+    if (now < network_down_until_) {
+      schedule(now + config_.connect_failure_time, [this] {
         log("connect failed");
-        client_->on_path_failed(now_);
-        pump();
+        client.on_path_failed(now);
+        settle();
       });
       return;
     }
-    const PathId id = next_connection_id_++;
+    const PathId id = open_connection();
     ++result_.connections;
-    Connection connection;
-    connection.id = id;
-    connections_.emplace(id, std::move(connection));
-    std::array<std::byte, 32> keying{};
-    world_random_.fill(keying);
-    server_->accept(id, keying, now_);
-    client_->add_path(id, keying, now_);
+    links_.emplace(id, Link{});
     log("connection " + std::to_string(id) + " up");
-    pump();
+    settle();
   }
 
-  void send(Connection& connection, bool to_server, Chunk chunk) {
-    if (connection.broken) return;
-    Direction& direction = to_server ? connection.to_server : connection.to_client;
+  void send(PathId id, Link& link, bool to_server, Chunk chunk) {
+    if (link.broken) return;
+    Direction& direction = to_server ? link.to_server : link.to_client;
     direction.in_flight += chunk.bytes.size();
-    if (direction.blackhole_forever || now_ < direction.blackhole_until ||
-        !direction.held.empty()) {
+    if (direction.blackhole_forever || now < direction.blackhole_until || !direction.held.empty()) {
       direction.held.push_back(std::move(chunk));
       return;
     }
-    transmit(connection.id, direction, to_server, std::move(chunk));
+    transmit(id, direction, to_server, std::move(chunk));
   }
 
   // Serialises the chunk onto the link in segments, so that the first bytes of a large write arrive
@@ -291,176 +273,139 @@ class World {
       segment.close_marker = chunk.close_marker && offset == chunk.bytes.size();
       const auto serialisation = std::chrono::duration_cast<Duration>(
           std::chrono::duration<double>(static_cast<double>(size) / config_.bytes_per_second));
-      const Time depart = std::max(now_, direction.link_free_at) + serialisation;
+      const Time depart = std::max(now, direction.link_free_at) + serialisation;
       direction.link_free_at = depart;
       schedule(depart + config_.latency,
                [this, id, to_server, segment = std::move(segment)]() mutable {
-                 deliver(id, to_server, std::move(segment));
+                 arrive(id, to_server, std::move(segment));
                });
     } while (offset < chunk.bytes.size());
   }
 
-  void deliver(PathId id, bool to_server, Chunk chunk) {
-    auto it = connections_.find(id);
-    if (it == connections_.end()) return;
-    Connection& connection = it->second;
+  void arrive(PathId id, bool to_server, Chunk chunk) {
+    auto it = links_.find(id);
+    if (it == links_.end()) return;
+    Link& link = it->second;
     if (!to_server && client_asleep()) {
       // The process is frozen: the kernel holds the bytes; they are read at wake-up, in order.
       sleep_inbox_.emplace_back(id, std::move(chunk));
       return;
     }
-    Direction& direction = to_server ? connection.to_server : connection.to_client;
+    Direction& direction = to_server ? link.to_server : link.to_client;
     direction.in_flight -= std::min(direction.in_flight, chunk.bytes.size());
-    if (connection.broken) return;
-    if (to_server) {
-      if (!connection.server_attached) return;
-      if (chunk.close_marker) {
-        connection.server_attached = false;
-        server_->on_connection_closed(id, now_);
-      } else {
-        server_->receive(id, chunk.bytes, now_);
-      }
+    if (link.broken) return;
+    const End to = to_server ? End::kServer : End::kClient;
+    if (!is_attached(to, id)) return;
+    if (chunk.close_marker) {
+      detach(to, id);
     } else {
-      if (!connection.client_attached) return;
-      if (chunk.close_marker) {
-        connection.client_attached = false;
-        client_->on_path_closed(id, now_);
-      } else {
-        client_->receive(id, chunk.bytes, now_);
-      }
+      deliver(to, id, chunk.bytes);
     }
     forget_if_finished(id);
-    pump();
+    settle();
   }
 
   void forget_if_finished(PathId id) {
-    auto it = connections_.find(id);
-    if (it != connections_.end() && !it->second.client_attached && !it->second.server_attached &&
+    auto it = links_.find(id);
+    if (it != links_.end() && !is_attached(End::kClient, id) && !is_attached(End::kServer, id) &&
         it->second.to_server.held.empty() && it->second.to_client.held.empty()) {
-      connections_.erase(it);
+      links_.erase(it);
     }
   }
 
-  // Flushes what the side still has for the connection, then closes it (FIN after the data).
-  void close_side(PathId id, bool client_side) {
-    auto it = connections_.find(id);
-    if (it == connections_.end()) {
-      if (client_side)
-        client_->on_path_closed(id, now_);
-      else
-        server_->on_connection_closed(id, now_);
+  // PathDone: flushes what the side still has for the connection, then closes its end (the FIN
+  // follows the data over the link).
+  void on_path_done(End end, PathId id) override {
+    auto it = links_.find(id);
+    if (it == links_.end()) {
+      detach(end, id);
       return;
     }
-    Connection& connection = it->second;
-    bool& attached = client_side ? connection.client_attached : connection.server_attached;
-    if (!attached) return;
+    if (!is_attached(end, id)) return;
+    const bool client_side = end == End::kClient;
     Chunk rest;
-    if (client_side) {
-      client_->take_outgoing(id, rest.bytes, SIZE_MAX, now_);
-    } else {
-      server_->take_outgoing(id, rest.bytes, SIZE_MAX, now_);
-    }
-    if (!rest.bytes.empty()) send(connection, client_side, std::move(rest));
+    take(end, id, rest.bytes, SIZE_MAX);
+    if (!rest.bytes.empty()) send(id, it->second, client_side, std::move(rest));
     Chunk marker;
     marker.close_marker = true;
-    send(connection, client_side, std::move(marker));
-    attached = false;
-    if (client_side) {
-      client_->on_path_closed(id, now_);
-    } else {
-      server_->on_connection_closed(id, now_);
-    }
+    send(id, it->second, client_side, std::move(marker));
+    detach(end, id);
     forget_if_finished(id);
   }
 
   // ---- Event handling -------------------------------------------------------------------------
 
-  bool drain_client_events() {
-    bool any = false;
-    while (auto event = client_->poll_event()) {
-      any = true;
-      std::visit(
-          [&](const auto& value) {
-            using T = std::decay_t<decltype(value)>;
-            if constexpr (std::is_same_v<T, events::Established>) {
-              log("client established");
-            } else if constexpr (std::is_same_v<T, events::Suspended>) {
-              ++result_.client.suspensions;
-              result_.client.suspend_causes.push_back(value.cause);
-              log(std::string("client suspended: ") + session::to_string(value.cause));
-            } else if constexpr (std::is_same_v<T, events::Resumed>) {
-              ++result_.client.resumes;
-              result_.client.resumed_events.push_back(value);
-              log("client resumed after " +
-                  std::to_string(std::chrono::duration_cast<milliseconds>(value.downtime).count()) +
-                  "ms, replay " + std::to_string(value.bytes_replayed));
-            } else if constexpr (std::is_same_v<T, events::Closed>) {
-              result_.client.closed = value;
-              log(std::string("client closed: ") + std::string(wire::to_string(value.reason)) +
-                  (value.by_peer ? " by peer" : " locally") + ", unacknowledged " +
-                  std::to_string(value.unacknowledged_bytes));
-              check_closed_accounting(value, client_->stats(), "client");
-            } else if constexpr (std::is_same_v<T, events::PathWanted>) {
-              connect();
-            } else if constexpr (std::is_same_v<T, events::PathDone>) {
-              close_side(value.path, true);
-            } else if constexpr (std::is_same_v<T, events::StreamReset>) {
-              violation("client saw an unexpected stream reset on " + std::to_string(value.stream));
-            } else if constexpr (std::is_same_v<T, events::StreamOpened>) {
-              violation("client saw an unexpected server-opened stream " +
-                        std::to_string(value.stream));
-            }
-          },
-          *event);
-    }
-    return any;
+  void on_client_event(const Event& event) override {
+    std::visit(
+        [&](const auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<T, events::Established>) {
+            log("client established");
+          } else if constexpr (std::is_same_v<T, events::Suspended>) {
+            ++result_.client.suspensions;
+            result_.client.suspend_causes.push_back(value.cause);
+            result_.client.suspended_at.push_back(now - kStart);
+            log(std::string("client suspended: ") + session::to_string(value.cause));
+          } else if constexpr (std::is_same_v<T, events::Resumed>) {
+            ++result_.client.resumes;
+            result_.client.resumed_events.push_back(value);
+            log("client resumed after " +
+                std::to_string(std::chrono::duration_cast<milliseconds>(value.downtime).count()) +
+                "ms, replay " + std::to_string(value.bytes_replayed));
+          } else if constexpr (std::is_same_v<T, events::Closed>) {
+            result_.client.closed = value;
+            log(std::string("client closed: ") + std::string(wire::to_string(value.reason)) +
+                (value.by_peer ? " by peer" : " locally") + ", unacknowledged " +
+                std::to_string(value.unacknowledged_bytes));
+            check_closed_accounting(value, client.stats(), "client");
+          } else if constexpr (std::is_same_v<T, events::StreamReset>) {
+            violation("client saw an unexpected stream reset on " + std::to_string(value.stream));
+          } else if constexpr (std::is_same_v<T, events::StreamOpened>) {
+            violation("client saw an unexpected server-opened stream " +
+                      std::to_string(value.stream));
+          }
+        },
+        event);
   }
 
-  bool drain_server_events() {
-    bool any = false;
-    while (auto tagged = server_->poll_event()) {
-      any = true;
-      session::Session* session = server_->find(tagged->session);
-      std::visit(
-          [&](const auto& value) {
-            using T = std::decay_t<decltype(value)>;
-            if constexpr (std::is_same_v<T, events::Established>) {
-              log("server established");
-              server_session_ = tagged->session;
-            } else if constexpr (std::is_same_v<T, events::Suspended>) {
-              ++result_.server.suspensions;
-              log(std::string("server suspended: ") + session::to_string(value.cause));
-            } else if constexpr (std::is_same_v<T, events::Resumed>) {
-              ++result_.server.resumes;
-              result_.server.resumed_events.push_back(value);
-              log("server resumed, replay " + std::to_string(value.bytes_replayed));
-            } else if constexpr (std::is_same_v<T, events::Closed>) {
-              result_.server.closed = value;
-              log(std::string("server closed: ") + std::string(wire::to_string(value.reason)) +
-                  (value.by_peer ? " by peer" : " locally") + ", unacknowledged " +
-                  std::to_string(value.unacknowledged_bytes));
-              if (session != nullptr) {
-                const auto stats = session->stats();
-                check_closed_accounting(value, stats, "server");
-                result_.server.bytes_written += stats.bytes_written;
-                result_.server.bytes_acknowledged += stats.bytes_acknowledged;
-              }
-            } else if constexpr (std::is_same_v<T, events::PathDone>) {
-              close_side(value.path, false);
-            } else if constexpr (std::is_same_v<T, events::StreamOpened>) {
-              const std::size_t index = (value.stream - 1) / 2;
-              if (value.stream % 2 == 0 || index >= streams_.size()) {
-                violation("server saw an unplanned stream " + std::to_string(value.stream));
-              } else {
-                streams_[index].server_known = true;
-              }
-            } else if constexpr (std::is_same_v<T, events::StreamReset>) {
-              violation("server saw an unexpected stream reset on " + std::to_string(value.stream));
+  void on_server_event(const session::SessionEvent& tagged) override {
+    session::Session* session = server.find(tagged.session);
+    std::visit(
+        [&](const auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<T, events::Established>) {
+            log("server established");
+            server_session_ = tagged.session;
+          } else if constexpr (std::is_same_v<T, events::Suspended>) {
+            ++result_.server.suspensions;
+            log(std::string("server suspended: ") + session::to_string(value.cause));
+          } else if constexpr (std::is_same_v<T, events::Resumed>) {
+            ++result_.server.resumes;
+            result_.server.resumed_events.push_back(value);
+            log("server resumed, replay " + std::to_string(value.bytes_replayed));
+          } else if constexpr (std::is_same_v<T, events::Closed>) {
+            result_.server.closed = value;
+            log(std::string("server closed: ") + std::string(wire::to_string(value.reason)) +
+                (value.by_peer ? " by peer" : " locally") + ", unacknowledged " +
+                std::to_string(value.unacknowledged_bytes));
+            if (session != nullptr) {
+              const auto stats = session->stats();
+              check_closed_accounting(value, stats, "server");
+              result_.server.bytes_written += stats.bytes_written;
+              result_.server.bytes_acknowledged += stats.bytes_acknowledged;
             }
-          },
-          tagged->event);
-    }
-    return any;
+          } else if constexpr (std::is_same_v<T, events::StreamOpened>) {
+            const std::size_t index = (value.stream - 1) / 2;
+            if (value.stream % 2 == 0 || index >= streams_.size()) {
+              violation("server saw an unplanned stream " + std::to_string(value.stream));
+            } else {
+              streams_[index].server_known = true;
+            }
+          } else if constexpr (std::is_same_v<T, events::StreamReset>) {
+            violation("server saw an unexpected stream reset on " + std::to_string(value.stream));
+          }
+        },
+        tagged.event);
   }
 
   void check_closed_accounting(const events::Closed& closed, const session::SessionStats& stats,
@@ -480,11 +425,11 @@ class World {
   // ---- Applications ---------------------------------------------------------------------------
 
   bool run_client_app() {
-    if (client_->phase() != session::Phase::kOpen || client_asleep()) return false;
+    if (client.phase() != session::Phase::kOpen || client_asleep()) return false;
     bool any = false;
     for (auto& stream : streams_) {
       if (!stream.opened) {
-        auto id = client_->open_stream(stream.plan.priority, now_);
+        auto id = client.open_stream(stream.plan.priority, now);
         if (!id) break;
         if (*id != stream.id)
           violation("client stream id " + std::to_string(*id) + " != " + std::to_string(stream.id));
@@ -494,19 +439,19 @@ class World {
       while (stream.client_written < stream.client_data.size()) {
         const std::size_t count =
             std::min(config_.app_write_chunk, stream.client_data.size() - stream.client_written);
-        auto written = client_->write(
-            stream.id, std::span(stream.client_data).subspan(stream.client_written, count), now_);
+        auto written = client.write(
+            stream.id, std::span(stream.client_data).subspan(stream.client_written, count), now);
         if (!written) break;
         stream.client_written += *written;
         any = true;
       }
       if (stream.client_written == stream.client_data.size() && !stream.client_finished) {
-        if (client_->finish(stream.id, now_)) {
+        if (client.finish(stream.id, now)) {
           stream.client_finished = true;
           any = true;
         }
       }
-      any |= read_stream(*client_, stream.id, stream.server_data, stream.client_read,
+      any |= read_stream(client, stream.id, stream.server_data, stream.client_read,
                          stream.client_saw_end, "client");
     }
     if (config_.close_when_done && !close_requested_ &&
@@ -515,14 +460,14 @@ class World {
       close_requested_ = true;
       result_.all_streams_complete = true;
       log("all streams verified; client closes");
-      client_->close(now_);
+      client.close(now);
       any = true;
     }
     return any;
   }
 
   bool run_server_app() {
-    session::Session* session = server_->find(server_session_);
+    session::Session* session = server.find(server_session_);
     if (session == nullptr || session->phase() != session::Phase::kOpen) return false;
     bool any = false;
     for (auto& stream : streams_) {
@@ -531,13 +476,13 @@ class World {
         const std::size_t count =
             std::min(config_.app_write_chunk, stream.server_data.size() - stream.server_written);
         auto written = session->write(
-            stream.id, std::span(stream.server_data).subspan(stream.server_written, count), now_);
+            stream.id, std::span(stream.server_data).subspan(stream.server_written, count), now);
         if (!written) break;
         stream.server_written += *written;
         any = true;
       }
       if (stream.server_written == stream.server_data.size() && !stream.server_finished) {
-        if (session->finish(stream.id, now_)) {
+        if (session->finish(stream.id, now)) {
           stream.server_finished = true;
           any = true;
         }
@@ -554,7 +499,7 @@ class World {
     bool any = false;
     std::array<std::byte, 16384> buffer{};
     while (true) {
-      auto result = session.read(id, buffer, now_);
+      auto result = session.read(id, buffer, now);
       if (!result) return any;
       if (result->bytes > 0) {
         any = true;
@@ -583,7 +528,8 @@ class World {
 
   // ---- The pump -------------------------------------------------------------------------------
 
-  void pump() {
+  // Runs events, applications and outputs until nothing changes, then arms the timers.
+  void settle() {
     for (int round = 0; round < 10000; ++round) {
       bool any = false;
       if (!client_asleep()) any |= drain_client_events();
@@ -601,32 +547,30 @@ class World {
   bool flush_outputs() {
     bool any = false;
     std::vector<PathId> ids;
-    for (const auto& [id, connection] : connections_) ids.push_back(id);
+    for (const auto& [id, link] : links_) ids.push_back(id);
     for (PathId id : ids) {
-      auto it = connections_.find(id);
-      if (it == connections_.end()) continue;
-      Connection& connection = it->second;
-      if (connection.broken) continue;
-      if (connection.client_attached && !client_asleep()) {
+      auto it = links_.find(id);
+      if (it == links_.end()) continue;
+      Link& link = it->second;
+      if (link.broken) continue;
+      if (!client_asleep()) {
         const std::size_t room =
-            config_.pipe_capacity - std::min(config_.pipe_capacity, connection.to_server.in_flight);
+            config_.pipe_capacity - std::min(config_.pipe_capacity, link.to_server.in_flight);
         if (room > 0) {
           Chunk chunk;
-          if (client_->take_outgoing(id, chunk.bytes, room, now_) > 0) {
-            send(connection, true, std::move(chunk));
+          if (take(End::kClient, id, chunk.bytes, room) > 0) {
+            send(id, link, true, std::move(chunk));
             any = true;
           }
         }
       }
-      if (connection.server_attached) {
-        const std::size_t room =
-            config_.pipe_capacity - std::min(config_.pipe_capacity, connection.to_client.in_flight);
-        if (room > 0) {
-          Chunk chunk;
-          if (server_->take_outgoing(id, chunk.bytes, room, now_) > 0) {
-            send(connection, false, std::move(chunk));
-            any = true;
-          }
+      const std::size_t room =
+          config_.pipe_capacity - std::min(config_.pipe_capacity, link.to_client.in_flight);
+      if (room > 0) {
+        Chunk chunk;
+        if (take(End::kServer, id, chunk.bytes, room) > 0) {
+          send(id, link, false, std::move(chunk));
+          any = true;
         }
       }
     }
@@ -634,40 +578,40 @@ class World {
   }
 
   void arm_timers() {
-    const auto client_deadline = client_->next_deadline();
+    const auto client_deadline = client.next_deadline();
     if (client_deadline && !client_asleep() && client_timer_at_ != client_deadline) {
       client_timer_at_ = client_deadline;
       const std::uint64_t generation = ++client_timer_generation_;
-      schedule(std::max(*client_deadline, now_), [this, generation] {
+      schedule(std::max(*client_deadline, now), [this, generation] {
         if (generation != client_timer_generation_) return;
         client_timer_at_.reset();
         on_client_timer();
       });
     }
-    const auto server_deadline = server_->next_deadline();
+    const auto server_deadline = server.next_deadline();
     if (server_deadline && server_timer_at_ != server_deadline) {
       server_timer_at_ = server_deadline;
       const std::uint64_t generation = ++server_timer_generation_;
-      schedule(std::max(*server_deadline, now_), [this, generation] {
+      schedule(std::max(*server_deadline, now), [this, generation] {
         if (generation != server_timer_generation_) return;
         server_timer_at_.reset();
-        server_->on_timeout(now_);
-        pump();
+        server.on_timeout(now);
+        settle();
       });
     }
   }
 
   void on_client_timer() {
     if (client_asleep()) return;
-    client_->on_timeout(now_);
-    pump();
+    client.on_timeout(now);
+    settle();
   }
 
   // ---- Final checks ---------------------------------------------------------------------------
 
   void finish_checks() {
-    result_.end_time = now_;
-    result_.elapsed = now_ - kStart;
+    result_.end_time = now;
+    result_.elapsed = now - kStart;
     result_.finished = done();
     for (const auto& stream : streams_) {
       log("stream " + std::to_string(stream.id) + ": client wrote " +
@@ -680,7 +624,7 @@ class World {
           (stream.client_saw_end ? " end" : ""));
     }
     {
-      const auto& endpoint = server_->stats();
+      const auto& endpoint = server.stats();
       log("server endpoint: accepted " + std::to_string(endpoint.connections_accepted) +
           " resumes accepted " + std::to_string(endpoint.resumes_accepted) + " rejected " +
           std::to_string(endpoint.resumes_rejected) + " resets " +
@@ -689,14 +633,14 @@ class World {
     }
     if (!result_.finished) {
       violation("did not finish within the time limit (client phase " +
-                std::to_string(static_cast<int>(client_->phase())) + ", server sessions " +
-                std::to_string(server_->session_count()) + ")");
+                std::to_string(static_cast<int>(client.phase())) + ", server sessions " +
+                std::to_string(server.session_count()) + ")");
     }
-    const auto client_stats = client_->stats();
+    const auto client_stats = client.stats();
     result_.client.bytes_written = client_stats.bytes_written;
     result_.client.bytes_acknowledged = client_stats.bytes_acknowledged;
     result_.client.bytes_replayed = client_stats.bytes_replayed;
-    result_.stateless_resets = server_->stats().stateless_resets_sent;
+    result_.stateless_resets = server.stats().stateless_resets_sent;
     const auto& closed = result_.client.closed;
     if (!closed) {
       violation("client never closed");
@@ -719,17 +663,9 @@ class World {
   }
 
   SimulationConfig config_;
-  SeededRandom world_random_;
-  SeededRandom client_random_;
-  SeededRandom server_random_;
-  session::Secret static_key_{};
-  Time now_{};
   std::priority_queue<Scheduled, std::vector<Scheduled>, std::greater<>> queue_;
   std::uint64_t next_sequence_ = 0;
-  std::unique_ptr<session::ServerEndpoint> server_;
-  std::unique_ptr<session::Session> client_;
-  std::map<PathId, Connection> connections_;
-  PathId next_connection_id_ = 1;
+  std::map<PathId, Link> links_;
   std::vector<StreamState> streams_;
   std::deque<std::pair<PathId, Chunk>> sleep_inbox_;
   session::SessionId server_session_{};

@@ -78,7 +78,8 @@ struct SideReport {
   std::uint64_t bytes_delivered = 0;  // verified bytes the application read
   std::uint64_t bytes_replayed = 0;
   std::vector<session::events::Resumed> resumed_events;
-  std::vector<session::SuspendCause> suspend_causes;
+  std::vector<session::SuspendCause> suspend_causes;  // client only
+  std::vector<Duration> suspended_at;                 // client only: when each began (from start)
 };
 
 struct SimulationResult {

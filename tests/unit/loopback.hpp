@@ -1,5 +1,6 @@
-// Test support for the session unit tests: a seeded RandomSource, byte helpers, and Loopback, which
-// connects one client Session and one ServerEndpoint in memory on a virtual clock advanced by hand.
+// Test support for the session unit tests: a seeded RandomSource, byte helpers, and Loopback, a
+// SessionPair (one client Session and one ServerEndpoint in memory, on a virtual clock advanced by
+// hand) that records what happens for the tests to inspect.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -24,6 +26,7 @@
 #include "session/session.hpp"
 #include "session/types.hpp"
 #include "tests/support/seeded_random.hpp"
+#include "tests/support/session_pair.hpp"
 #include "wire/byte_writer.hpp"
 #include "wire/codec.hpp"
 #include "wire/frame.hpp"
@@ -165,13 +168,10 @@ inline SessionConfig test_config() {
   return config;
 }
 
-// One transport connection as the loopback sees it.
-struct Connection {
-  Bytes keying;
-  bool open = true;
-  bool to_server = true;  // bytes from the client arrive at the server (else they are dropped)
-  bool to_client = true;
-};
+// One transport connection as the loopback sees it (keying, open, and the to_server / to_client
+// flags that lose one direction's bytes).
+using Connection = tether::testing::SessionPair::Connection;
+using tether::testing::End;
 
 // A chunk of bytes one side handed to the transport.
 struct Chunk {
@@ -182,28 +182,16 @@ struct Chunk {
   Bytes bytes;
 };
 
-class Loopback {
+// A SessionPair that records every event and every chunk for the tests to inspect, lets a test
+// answer PathWanted by hand (auto_connect, network_up), and checks that pumping settles.
+class Loopback : public tether::testing::SessionPair {
  public:
   explicit Loopback(SessionConfig client_config = test_config(),
                     SessionConfig server_config = test_config(), std::uint64_t seed = 1)
-      : now(start_time()),
-        client_random(seed * 3 + 1),
-        server_random(seed * 3 + 2),
-        keying_random(seed * 3 + 3),
-        static_key(random_array<32>(keying_random)),
-        server(server_config, static_key, server_random),
-        client(client_config, client_random, now) {}
+      : SessionPair(client_config, server_config, std::make_unique<SplitMix64>(seed * 3 + 1),
+                    std::make_unique<SplitMix64>(seed * 3 + 2),
+                    std::make_unique<SplitMix64>(seed * 3 + 3), start_time()) {}
 
-  Time now;
-  SplitMix64 client_random;
-  SplitMix64 server_random;
-  SplitMix64 keying_random;
-  wire::Secret static_key;
-  session::ServerEndpoint server;
-  session::Session client;
-
-  std::map<PathId, Connection> connections;
-  PathId next_connection = 1;
   // On PathWanted: connect at once (when network_up), or report the attempt failed.
   bool auto_connect = true;
   bool network_up = true;
@@ -233,24 +221,10 @@ class Loopback {
   // Opens a connection for an outstanding PathWanted (or unprompted).
   PathId connect(bool to_server = true, bool to_client = true) {
     if (path_requests > 0) --path_requests;
-    const PathId id = next_connection++;
-    Connection connection;
-    connection.keying = random_bytes(keying_random, 32);
-    connection.to_server = to_server;
-    connection.to_client = to_client;
-    auto& stored = connections.emplace(id, std::move(connection)).first->second;
-    server.accept(id, stored.keying, now);
-    client.add_path(id, stored.keying, now);
+    const PathId id = open_connection();
+    connections.at(id).to_server = to_server;
+    connections.at(id).to_client = to_client;
     return id;
-  }
-
-  // The transport reports the connection gone at both ends.
-  void close_connection(PathId id) {
-    auto it = connections.find(id);
-    if (it == connections.end() || !it->second.open) return;
-    it->second.open = false;
-    client.on_path_closed(id, now);
-    server.on_connection_closed(id, now);
   }
 
   void blackhole(PathId id) {
@@ -260,38 +234,12 @@ class Loopback {
 
   // Moves bytes both ways on every open connection until neither side has anything to send.
   void pump() {
-    for (int round = 0; round < 100000; ++round) {
-      process_events();
-      bool moved = false;
-      std::vector<PathId> ids;
-      for (const auto& [id, connection] : connections) {
-        if (connection.open) ids.push_back(id);
-      }
-      for (PathId id : ids) {
-        moved |= move_to_server(id);
-        moved |= move_to_client(id);
-        process_events();
-      }
-      if (!moved) return;
-    }
-    ADD_FAILURE() << "pump did not settle";
+    if (!SessionPair::pump()) ADD_FAILURE() << "pump did not settle";
   }
 
   // Advances the virtual clock to `target`, firing every deadline on the way (and pumping).
   void advance_to(Time target) {
-    pump();
-    for (int step = 0; step < 1000000; ++step) {
-      std::optional<Time> next = client.next_deadline();
-      const auto server_next = server.next_deadline();
-      if (server_next && (!next || *server_next < *next)) next = server_next;
-      if (!next || *next > target) break;
-      now = std::max(now, *next);
-      client.on_timeout(now);
-      server.on_timeout(now);
-      pump();
-    }
-    now = std::max(now, target);
-    pump();
+    if (!SessionPair::advance_to(target)) ADD_FAILURE() << "pump did not settle";
   }
   void advance(Duration duration) { advance_to(now + duration); }
 
@@ -325,77 +273,39 @@ class Loopback {
     return count;
   }
 
-  void process_events() {
-    for (bool any = true; any;) {
-      any = false;
-      while (auto event = client.poll_event()) {
-        any = true;
-        client_events.push_back({now, *event});
-        if (client_app) client_app(*event);
-        on_client_event(*event);
-      }
-      while (auto event = server.poll_event()) {
-        any = true;
-        server_events.push_back({now, *event});
-        if (server_app) server_app(*event);
-        on_server_event(event->event);
-      }
+  void process_events() { drain_events(); }
+
+ protected:
+  void on_client_event(const Event& event) override {
+    client_events.push_back({now, event});
+    if (client_app) client_app(event);
+  }
+
+  void on_server_event(const SessionEvent& event) override {
+    server_events.push_back({now, event});
+    if (server_app) server_app(event);
+  }
+
+  void on_path_wanted() override {
+    ++path_requests;
+    ++path_requests_total;
+    if (!auto_connect) return;
+    if (network_up) {
+      connect();
+    } else {
+      --path_requests;
+      client.on_path_failed(now);
     }
   }
 
- private:
-  bool move_to_server(PathId id) {
-    Bytes buffer;
-    if (client.take_outgoing(id, buffer, std::size_t{1} << 20, now) == 0) return false;
-    Connection& connection = connections.at(id);
-    const bool deliver = connection.open && connection.to_server;
-    chunks.push_back({now, id, true, deliver, buffer});
-    if (deliver) server.receive(id, buffer, now);
-    return true;
-  }
-
-  bool move_to_client(PathId id) {
-    Bytes buffer;
-    if (server.take_outgoing(id, buffer, std::size_t{1} << 20, now) == 0) return false;
-    Connection& connection = connections.at(id);
-    const bool deliver = connection.open && connection.to_client;
-    chunks.push_back({now, id, false, deliver, buffer});
-    if (deliver) client.receive(id, buffer, now);
-    return true;
-  }
-
-  void on_client_event(const Event& event) {
-    if (std::holds_alternative<session::events::PathWanted>(event)) {
-      ++path_requests;
-      ++path_requests_total;
-      if (!auto_connect) return;
-      if (network_up) {
-        connect();
-      } else {
-        --path_requests;
-        client.on_path_failed(now);
-      }
-      return;
-    }
-    if (const auto* done = std::get_if<session::events::PathDone>(&event)) {
-      auto it = connections.find(done->path);
-      if (it == connections.end() || !it->second.open) return;
-      move_to_server(done->path);
-      close_connection(done->path);
-    }
-  }
-
-  void on_server_event(const Event& event) {
-    const auto* done = std::get_if<session::events::PathDone>(&event);
-    if (done == nullptr) return;
-    auto it = connections.find(done->path);
-    if (it == connections.end()) {
-      server.on_connection_closed(done->path, now);  // a raw connection of the test
-      return;
-    }
-    if (!it->second.open) return;
-    move_to_client(done->path);
-    close_connection(done->path);
+  // Records the chunk; it arrives unless the connection is closed or loses that direction.
+  void carry(End from, PathId id, std::span<const std::byte> bytes) override {
+    const Connection& connection = connections.at(id);
+    const bool to_server = from == End::kClient;
+    const bool delivered =
+        connection.open && (to_server ? connection.to_server : connection.to_client);
+    chunks.push_back({now, id, to_server, delivered, Bytes(bytes.begin(), bytes.end())});
+    if (delivered) deliver(tether::testing::opposite(from), id, bytes);
   }
 };
 

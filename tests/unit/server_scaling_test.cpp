@@ -125,6 +125,16 @@ Round active_round(ScalingServer& server) {
   }
   visits.push_back(server.visits([&] { server.endpoint.on_timeout(server.now); }));
   visits.push_back(server.visits([&] { (void)server.endpoint.next_deadline(); }));
+  // A new session (creating one used to scan every session for closed ones to collect), then its
+  // connection lost (it suspends).
+  PathId fresh = 0;
+  visits.push_back(server.visits([&] {
+    fresh = server.connect();
+    server.endpoint.receive(fresh, hello_bytes(30000), server.now);
+  }));
+  visits.push_back(server.visits([&] { server.drain(); }));
+  visits.push_back(server.visits([&] { server.endpoint.on_connection_closed(fresh, server.now); }));
+  visits.push_back(server.visits([&] { server.drain(); }));
   return round;
 }
 

@@ -44,6 +44,7 @@ class LoopbackRuntime final : public transport::RuntimeBase {
     return 0;
   }
   void core_closed(session::PathId) override {}
+  void core_ready(std::vector<session::PathId>& out) override { out.clear(); }  // no connections
   bool core_wants_input(session::PathId) override { return true; }
   std::optional<session::Time> core_deadline() override { return std::nullopt; }
   void core_timeout() override {}

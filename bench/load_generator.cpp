@@ -1,8 +1,8 @@
-// load_generator opens many real TLS sessions to a running `tether server` from one process, through
-// the library's ClientRuntime (one per session, all on one io_context), keeps them idle with
-// heartbeats, and measures the server: RSS per idle session, CPU while they idle, the ping-pong
-// round trip of one extra active session (an echo through a tunnelled stream), and how fast the
-// sessions were established. It reports; it asserts nothing (see bench/README.md).
+// load_generator opens many real TLS sessions to a running `tether server` from one process,
+// through the library's ClientRuntime (one per session, all on one io_context), keeps them idle
+// with heartbeats, and measures the server: RSS per idle session, CPU while they idle, the
+// ping-pong round trip of one extra active session (an echo through a tunnelled stream), and how
+// fast the sessions were established. It reports; it asserts nothing (see bench/README.md).
 //
 // The server must allow streams to the generator's echo listener (--echo-port): start it with
 // `--allow 127.0.0.1:PORT`. bench/scale_benchmark.sh starts both.
@@ -21,12 +21,12 @@
 #include <string>
 #include <vector>
 
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/ssl.h>
-#include <spdlog/spdlog.h>
 
 #include "transport/runtime.hpp"
 #include "transport/tls.hpp"
@@ -51,7 +51,8 @@ struct Arguments {
   unsigned heartbeat_interval_ms = 30000;
   double idle_window_s = 30;
   std::size_t pings = 1000;
-  unsigned ping_gap_ms = 10;
+  unsigned ping_gap_ms = 20;
+  double ping_time_s = 60;  // at most this long per level
   double settle_s = 5;
   double establish_timeout_s = 1200;
   bool resume_tls = false;
@@ -96,7 +97,8 @@ std::uint64_t raise_descriptor_limit(std::uint64_t wanted) {
   if (limit.rlim_max < wanted && ::geteuid() == 0) {
     std::uint64_t ceiling = 1048576;
     std::ifstream("/proc/sys/fs/nr_open") >> ceiling;
-    rlimit raised{std::min<std::uint64_t>(wanted, ceiling), std::min<std::uint64_t>(wanted, ceiling)};
+    rlimit raised{std::min<std::uint64_t>(wanted, ceiling),
+                  std::min<std::uint64_t>(wanted, ceiling)};
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
   }
   if (limit.rlim_cur < limit.rlim_max) {
@@ -149,18 +151,22 @@ class ActiveSession final : public transport::SessionObserver {
     co_return connected_;
   }
 
-  // One round trip of `size` bytes: written to the stream, echoed, read back. nullopt on failure.
-  asio::awaitable<std::optional<Clock::duration>> ping(std::size_t size) {
+  // One round trip of `size` bytes: written to the stream, echoed, read back. nullopt on failure
+  // or when the echo did not come back by `give_up` (it is then awaited, untimed, before the next).
+  asio::awaitable<std::optional<Clock::duration>> ping(std::size_t size,
+                                                       Clock::time_point give_up) {
+    while (received_ < sent_ && !failed_) co_await wait(Clock::time_point::max());
     std::vector<std::byte> message(size, std::byte{0x5a});
     const auto started = Clock::now();
-    received_ = 0;
     auto written = runtime_.session().write(stream_, message, session::Clock::now());
     if (!written || *written != size) co_return std::nullopt;
+    sent_ += size;
     runtime_.wake();
-    while (received_ < size && !failed_) co_await wait();
-    if (failed_) co_return std::nullopt;
+    while (received_ < sent_ && !failed_ && Clock::now() < give_up) co_await wait(give_up);
+    if (failed_ || received_ < sent_) co_return std::nullopt;
     co_return Clock::now() - started;
   }
+  [[nodiscard]] bool failed() const { return failed_; }
 
   void on_event(const session::SessionId&, session::Session* session,
                 const session::Event& event) override {
@@ -211,8 +217,8 @@ class ActiveSession final : public transport::SessionObserver {
     failed_ = true;
     signal_.cancel();
   }
-  asio::awaitable<void> wait() {
-    signal_.expires_at(Clock::time_point::max());
+  asio::awaitable<void> wait(Clock::time_point until = Clock::time_point::max()) {
+    signal_.expires_at(until);
     co_await signal_.async_wait(kTuple);
   }
 
@@ -223,7 +229,8 @@ class ActiveSession final : public transport::SessionObserver {
   std::vector<std::byte> header_;
   bool connected_ = false;
   bool failed_ = false;
-  std::size_t received_ = 0;
+  std::size_t received_ = 0;  // echoed bytes, since the start
+  std::size_t sent_ = 0;
 };
 
 asio::awaitable<void> echo_connection(asio::ip::tcp::socket socket) {
@@ -268,7 +275,8 @@ double percentile(std::vector<double> samples, double fraction) {
 
 class Benchmark {
  public:
-  Benchmark(asio::io_context& io, Arguments arguments) : io_(io), arguments_(std::move(arguments)) {}
+  Benchmark(asio::io_context& io, Arguments arguments)
+      : io_(io), arguments_(std::move(arguments)) {}
 
   asio::awaitable<void> run() {
     auto context = make_context();
@@ -337,21 +345,30 @@ class Benchmark {
       row["idle_window_seconds"] = window;
       // The active session's round trips.
       std::vector<double> samples;
-      for (std::size_t index = 0; index < arguments_.pings; ++index) {
-        auto rtt = co_await active.ping(32);
-        if (!rtt) break;
+      const auto pings_end =
+          Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(arguments_.ping_time_s));
+      for (std::size_t index = 0; index < arguments_.pings && Clock::now() < pings_end; ++index) {
+        auto rtt = co_await active.ping(32, pings_end);
+        if (!rtt) {
+          // Out of time with a round trip unanswered (or the session failed): what came back
+          // counts.
+          row["ping_unanswered"] = true;
+          break;
+        }
         samples.push_back(milliseconds(*rtt));
         co_await sleep_for(std::chrono::milliseconds(arguments_.ping_gap_ms));
       }
       row["pings"] = samples.size();
       row["ping_p50_ms"] = percentile(samples, 0.50);
       row["ping_p99_ms"] = percentile(samples, 0.99);
-      row["ping_max_ms"] = samples.empty() ? 0.0 : *std::max_element(samples.begin(), samples.end());
+      row["ping_max_ms"] =
+          samples.empty() ? 0.0 : *std::max_element(samples.begin(), samples.end());
       row["suspensions"] = observer_.suspended;
       row["sessions_closed"] = observer_.closed;
       rows_.push_back(row);
       report(row);
-      if (!reached || samples.size() < arguments_.pings) break;
+      if (!reached || active.failed()) break;
     }
     finish(echo, active);
   }
@@ -381,7 +398,8 @@ class Benchmark {
     options.host = arguments_.host;
     options.port = arguments_.port;
     options.tls = context_;
-    options.session.heartbeat_interval = std::chrono::milliseconds(arguments_.heartbeat_interval_ms);
+    options.session.heartbeat_interval =
+        std::chrono::milliseconds(arguments_.heartbeat_interval_ms);
     options.session.missing_heartbeats_allowed = 3;
     options.connect_timeout = std::chrono::seconds(60);
     options.bind_address = std::move(bind_address);
@@ -397,9 +415,9 @@ class Benchmark {
   // Opens idle sessions until `level` are established, at most `window` connecting at once. False
   // (with stop_reason_) if they could not all be established.
   asio::awaitable<bool> establish(std::size_t level) {
-    const auto give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                            std::chrono::duration<double>(
-                                                arguments_.establish_timeout_s));
+    const auto give_up =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(arguments_.establish_timeout_s));
     auto last_report = Clock::now();
     while (observer_.established < level) {
       if (observer_.closed > 0 || observer_.fatal > 0) {
@@ -457,8 +475,9 @@ class Benchmark {
 };
 
 void print_table(const nlohmann::json& rows) {
-  std::printf("\n| idle sessions | server RSS per idle session | server CPU, idle | generator CPU, "
-              "idle | active ping p50 / p99 | sessions established per second |\n");
+  std::printf(
+      "\n| idle sessions | server RSS per idle session | server CPU, idle | generator CPU, "
+      "idle | active ping p50 / p99 | sessions established per second |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& row : rows) {
     auto number = [&row](const char* key, const char* format) {
@@ -511,6 +530,8 @@ int main(int argc, char** argv) {
   app.add_option("--pings", arguments.pings, "Round trips of the active session per level")
       ->capture_default_str();
   app.add_option("--ping-gap", arguments.ping_gap_ms, "Milliseconds between round trips")
+      ->capture_default_str();
+  app.add_option("--ping-time", arguments.ping_time_s, "Seconds the round trips may take per level")
       ->capture_default_str();
   app.add_option("--settle", arguments.settle_s, "Seconds between establishing and measuring RSS")
       ->capture_default_str();

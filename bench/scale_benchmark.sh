@@ -10,7 +10,7 @@
 #   --generator PATH  default build/gcc/bench/load_generator
 #   --levels LIST     idle session counts, ascending (default 0,1000)
 #   --idle-window S   seconds of idle CPU measurement per level (default 30)
-#   --pings N         active round trips per level (default 1000, 10 ms apart)
+#   --pings N         active round trips per level (default 1000, 20 ms apart, within 60 s)
 #   --json FILE       also write the generator's results there
 #   --keep-log        print where the server's log is and keep the temp dir
 # Everything after -- goes to the generator (e.g. --window 128 --sessions-per-source 10000).

@@ -1,6 +1,8 @@
 #include "session/server_endpoint.hpp"
 
+#include <algorithm>
 #include <cassert>
+#include <utility>
 
 #include "wire/codec.hpp"
 
@@ -29,12 +31,15 @@ void ServerEndpoint::accept(PathId connection, std::span<const std::byte> keying
   pending.source = source;
   pending.keying_material.assign(keying_material.begin(), keying_material.end());
   pending.deadline = now + config_.handshake_timeout;
+  pending_deadlines_.set(connection, pending.deadline);
   pending_.emplace(connection, std::move(pending));
 }
 
 void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes, Time now) {
+  refresh();
   if (auto routed = connection_sessions_.find(connection); routed != connection_sessions_.end()) {
     if (Session* session = find(routed->second)) session->receive(connection, bytes, now);
+    refresh();
     return;
   }
   auto it = pending_.find(connection);
@@ -57,11 +62,13 @@ void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes
   if (!first_frame_seen) return;
   std::vector<std::byte> rest = pending.inbound.release();
   if (auto routed = connection_sessions_.find(connection); routed != connection_sessions_.end()) {
+    pending_deadlines_.erase(connection);
     pending_.erase(it);
     if (Session* session = find(routed->second); session != nullptr && !rest.empty()) {
       session->receive(connection, rest, now);
     }
   }
+  refresh();
 }
 
 void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pending,
@@ -84,15 +91,16 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
                                              pending.keying_material, *hello, token, events_));
     session->suspended_index_ = &suspended_;
     session->budget_ = &budget_;
-    sessions_.emplace(session_id, std::move(session));
-    session_sources_.emplace(session_id, pending.source);
-    ++sessions_per_source_[pending.source];
+    SessionTable::Entry& entry = sessions_.insert(session_id, std::move(session), pending.source);
+    entry.connections.push_back(connection);
+    sessions_.touch(entry);
     connection_sessions_.emplace(connection, session_id);
     ++stats_.sessions_created;
     return;
   }
   if (const auto* resume = std::get_if<wire::Resume>(&frame)) {
-    Session* session = find(resume->session_id);
+    SessionTable::Entry* entry = lookup(resume->session_id);
+    Session* session = entry == nullptr ? nullptr : entry->session.get();
     if (session == nullptr || session->phase() != Phase::kOpen) {
       // We have no such session (any more): say so with a token only we can make, so the client
       // stops.
@@ -104,6 +112,7 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
       finish_pending(connection, pending);
       return;
     }
+    sessions_.touch(*entry);
     auto accepted = session->accept_resume(connection, pending.keying_material, *resume, now);
     if (!accepted) {
       ++stats_.resumes_rejected;
@@ -111,6 +120,7 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
       return;
     }
     ++stats_.resumes_accepted;
+    entry->connections.push_back(connection);
     connection_sessions_.emplace(connection, resume->session_id);
     return;
   }
@@ -130,23 +140,21 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
 
 bool ServerEndpoint::make_room(const std::string& source, Time now) {
   // Sessions already closed and waiting for their connections to be reported do not count.
+  refresh();
   collect_closed_sessions();
-  const auto per_source = sessions_per_source_.find(source);
-  const std::size_t from_source = per_source == sessions_per_source_.end() ? 0 : per_source->second;
-  if (from_source >= limits_.max_sessions_per_source) {
+  if (sessions_.count_from(source) >= limits_.max_sessions_per_source) {
     // Free this source's oldest suspended session, if it has one; another source's are not ours
     // to take.
     for (const auto& [since, id] : suspended_) {
-      auto owner = session_sources_.find(id);
-      if (owner != session_sources_.end() && owner->second == source) {
-        if (Session* session = find(id)) evict(*session, now);
+      const SessionTable::Entry* owner = lookup(id);
+      if (owner != nullptr && owner->source == source) {
+        evict(*owner->session, now);
         break;
       }
     }
+    refresh();
     collect_closed_sessions();
-    const auto again = sessions_per_source_.find(source);
-    if (again != sessions_per_source_.end() && again->second >= limits_.max_sessions_per_source)
-      return false;
+    if (sessions_.count_from(source) >= limits_.max_sessions_per_source) return false;
   }
   // Suspended sessions are freed to make room, both when the total is reached, when too many are
   // suspended (a flood of sessions opened and abandoned) and when the shared buffer budget is
@@ -156,12 +164,13 @@ bool ServerEndpoint::make_room(const std::string& source, Time now) {
   while (!suspended_.empty() &&
          (sessions_.size() >= limits_.max_sessions ||
           suspended_.size() >= limits_.max_suspended_sessions || budget_.exhausted())) {
-    Session* session = find(pick_eviction());
-    if (session == nullptr) {
+    SessionTable::Entry* victim = lookup(pick_eviction());
+    if (victim == nullptr) {
       suspended_.erase(suspended_.begin());  // cannot happen: sessions keep their entry current
       continue;
     }
-    evict(*session, now);
+    evict(*victim->session, now);
+    refresh();
     collect_closed_sessions();
   }
   if (budget_.exhausted()) return false;
@@ -173,9 +182,8 @@ SessionId ServerEndpoint::pick_eviction() const {
   // limit is reached.
   std::map<std::string_view, std::pair<std::size_t, SessionId>> by_source;  // count, oldest
   for (const auto& [since, id] : suspended_) {
-    auto owner = session_sources_.find(id);
-    const std::string_view source =
-        owner == session_sources_.end() ? std::string_view{} : owner->second;
+    const SessionTable::Entry* owner = sessions_.find(id);
+    const std::string_view source = owner == nullptr ? std::string_view{} : owner->source;
     auto [it, inserted] = by_source.try_emplace(source, 0, id);
     ++it->second.first;
   }
@@ -187,6 +195,7 @@ SessionId ServerEndpoint::pick_eviction() const {
 
 void ServerEndpoint::evict(Session& session, Time now) {
   ++stats_.sessions_evicted;
+  if (SessionTable::Entry* entry = lookup(session.id())) sessions_.touch(*entry);
   // An Abort goes out on the session's connection if it still has one; a client that comes back
   // later is told by a stateless reset that the session is gone.
   session.fail_session(Reason::kLackOfResources, false, true, now, true);
@@ -201,16 +210,27 @@ void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reaso
 void ServerEndpoint::finish_pending(PathId connection, PendingConnection& pending) {
   if (pending.done) return;
   pending.done = true;
+  pending_deadlines_.erase(connection);
   events_.push_back(SessionEvent{SessionId{}, events::PathDone{connection}});
 }
 
 void ServerEndpoint::on_connection_closed(PathId connection, Time now) {
-  if (pending_.erase(connection) > 0) return;
+  refresh();
+  if (pending_.erase(connection) > 0) {
+    pending_deadlines_.erase(connection);
+    return;
+  }
   auto routed = connection_sessions_.find(connection);
   if (routed == connection_sessions_.end()) return;
   const SessionId session_id = routed->second;
   connection_sessions_.erase(routed);
-  if (Session* session = find(session_id)) session->on_path_closed(connection, now);
+  ready_connections_.erase(connection);
+  if (SessionTable::Entry* entry = lookup(session_id)) {
+    std::erase(entry->connections, connection);
+    sessions_.touch(*entry);
+    entry->session->on_path_closed(connection, now);
+  }
+  refresh();
   collect_closed_sessions();
 }
 
@@ -222,17 +242,21 @@ std::size_t ServerEndpoint::take_outgoing(PathId connection, std::vector<std::by
     it->second.outgoing.clear();
     return count;
   }
+  refresh();
   auto routed = connection_sessions_.find(connection);
   if (routed == connection_sessions_.end()) return 0;
   Session* session = find(routed->second);
-  return session == nullptr ? 0 : session->take_outgoing(connection, out, max_bytes, now);
+  const std::size_t count =
+      session == nullptr ? 0 : session->take_outgoing(connection, out, max_bytes, now);
+  refresh();
+  return count;
 }
 
 bool ServerEndpoint::wants_input(PathId connection) const {
   auto routed = connection_sessions_.find(connection);
   if (routed == connection_sessions_.end()) return true;
-  auto it = sessions_.find(routed->second);
-  return it == sessions_.end() || it->second->wants_input(connection);
+  const SessionTable::Entry* entry = sessions_.find(routed->second);
+  return entry == nullptr || entry->session->wants_input(connection);
 }
 
 bool ServerEndpoint::is_pending(PathId connection) const {
@@ -240,54 +264,79 @@ bool ServerEndpoint::is_pending(PathId connection) const {
   return it != pending_.end() && !it->second.done;
 }
 
-std::optional<Time> ServerEndpoint::next_deadline() const {
-  // Linear in sessions: 42 us with 1,000 idle sessions, 1.9 ms with 10,000 (session_benchmark
-  // server_deadline_scan). A deadline heap fed by the sessions a call touched replaces it.
-  std::optional<Time> earliest;
-  for (const auto& [id, pending] : pending_) {
-    if (!pending.done && (!earliest || pending.deadline < *earliest)) earliest = pending.deadline;
-  }
-  for (const auto& [id, session] : sessions_) {
-    const auto deadline = session->next_deadline();
-    if (deadline && (!earliest || *deadline < *earliest)) earliest = deadline;
-  }
-  return earliest;
+std::optional<Time> ServerEndpoint::next_deadline() {
+  refresh();
+  const auto sessions = session_deadlines_.earliest();
+  const auto pending = pending_deadlines_.earliest();
+  if (!sessions) return pending;
+  if (!pending) return sessions;
+  return std::min(*sessions, *pending);
 }
 
 void ServerEndpoint::on_timeout(Time now) {
-  for (auto& [connection, pending] : pending_) {
-    if (!pending.done && now >= pending.deadline) {
+  refresh();
+  for (const PathId connection : pending_deadlines_.take_due(now)) {
+    ++stats_.pending_connections_visited;
+    auto it = pending_.find(connection);
+    if (it != pending_.end() && !it->second.done) {
       ++stats_.handshake_failures;
-      finish_pending(connection, pending);
+      finish_pending(connection, it->second);
     }
   }
-  for (auto& [id, session] : sessions_) {
-    const auto deadline = session->next_deadline();
-    if (deadline && now >= *deadline) session->on_timeout(now);
+  // Each due session runs its timeout once per call, and is re-read afterwards (refresh): one whose
+  // deadline stays due runs again at the next call, not in a loop here.
+  for (const SessionId& id : session_deadlines_.take_due(now)) {
+    SessionTable::Entry* entry = lookup(id);
+    if (entry == nullptr) continue;
+    ++stats_.sessions_visited;
+    sessions_.touch(*entry);
+    entry->session->on_timeout(now);
   }
+  refresh();
   collect_closed_sessions();
 }
 
-void ServerEndpoint::collect_closed_sessions() {
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    if (it->second->phase() == Phase::kClosed && it->second->path_count() == 0) {
-      if (auto source = session_sources_.find(it->first); source != session_sources_.end()) {
-        auto count = sessions_per_source_.find(source->second);
-        if (count != sessions_per_source_.end() && --count->second == 0)
-          sessions_per_source_.erase(count);
-        session_sources_.erase(source);
-      }
-      it = sessions_.erase(it);
-    } else {
-      ++it;
+void ServerEndpoint::refresh() {
+  if (sessions_.touched_count() == 0) return;
+  sessions_.take_touched(touched_scratch_);
+  for (const SessionId& id : touched_scratch_) {
+    SessionTable::Entry* entry = lookup(id);
+    if (entry == nullptr) continue;
+    ++stats_.sessions_visited;
+    const Session& session = *entry->session;
+    session_deadlines_.set(id, session.next_deadline());
+    if (session.phase() == Phase::kClosed && session.path_count() == 0) {
+      collectable_.push_back(id);
     }
+    for (const PathId connection : entry->connections) {
+      if (session.has_outgoing(connection)) ready_connections_.insert(connection);
+    }
+  }
+}
+
+void ServerEndpoint::collect_closed_sessions() {
+  if (collectable_.empty()) return;
+  for (const SessionId& id : std::exchange(collectable_, {})) {
+    const SessionTable::Entry* entry = lookup(id);
+    if (entry == nullptr) continue;  // listed twice
+    ++stats_.sessions_visited;
+    // A closed session does not open again and gains no connection (Resume needs it open).
+    assert(entry->session->phase() == Phase::kClosed && entry->session->path_count() == 0);
+    for (const PathId connection : entry->connections) ready_connections_.erase(connection);
+    session_deadlines_.erase(id);
+    sessions_.erase(id);
   }
 }
 
 std::optional<SessionEvent> ServerEndpoint::poll_event() {
+  refresh();
   if (events_.empty()) {
     // Sessions whose writes waited for the shared budget are told when it has room again.
-    for (Session* session : budget_.take_waiting()) session->announce_budget_room();
+    for (Session* session : budget_.take_waiting()) {
+      if (SessionTable::Entry* entry = lookup(session->id())) sessions_.touch(*entry);
+      session->announce_budget_room();
+    }
+    refresh();
   }
   if (events_.empty()) {
     // A session ended by an application call (abort, fast close) with no connection left is freed
@@ -300,16 +349,21 @@ std::optional<SessionEvent> ServerEndpoint::poll_event() {
   return event;
 }
 
+void ServerEndpoint::take_ready_connections(std::vector<PathId>& out) {
+  refresh();
+  out.assign(ready_connections_.begin(), ready_connections_.end());
+  ready_connections_.clear();
+}
+
 std::vector<SessionId> ServerEndpoint::session_ids() const {
-  std::vector<SessionId> ids;
-  ids.reserve(sessions_.size());
-  for (const auto& [id, session] : sessions_) ids.push_back(id);
-  return ids;
+  return sessions_.ids();
 }
 
 Session* ServerEndpoint::find(const SessionId& session_id) {
-  auto it = sessions_.find(session_id);
-  return it == sessions_.end() ? nullptr : it->second.get();
+  SessionTable::Entry* entry = sessions_.find(session_id);
+  if (entry == nullptr) return nullptr;
+  sessions_.touch(*entry);  // the caller may change it: re-read at the next call
+  return entry->session.get();
 }
 
 SessionId ServerEndpoint::new_session_id() {

@@ -13,7 +13,9 @@
 #include <string_view>
 #include <vector>
 
+#include "session/deadline_heap.hpp"
 #include "session/session.hpp"
+#include "session/session_table.hpp"
 
 namespace tether::session {
 
@@ -44,6 +46,11 @@ struct EndpointStats {
       0;  // malformed or unexpected first frames, timeouts, bad versions
   std::uint64_t sessions_refused = 0;  // Hello refused with lack-of-resources (a limit reached)
   std::uint64_t sessions_evicted = 0;  // suspended sessions freed to make room
+  // The endpoint's own work, for tests and benchmarks: sessions it looked at (a deadline or output
+  // re-read, a due timeout, a collection) and connections awaiting their first frame whose
+  // deadline it handled. Per call they grow with what the call touched, not with all sessions.
+  std::uint64_t sessions_visited = 0;
+  std::uint64_t pending_connections_visited = 0;
 };
 
 class ServerEndpoint {
@@ -67,15 +74,27 @@ class ServerEndpoint {
   // True while the connection has not yet sent its first frame (it holds no session yet).
   [[nodiscard]] bool is_pending(PathId connection) const;
 
-  [[nodiscard]] std::optional<Time> next_deadline() const;
+  // The earliest deadline of any session or connection. Like every call below, it costs work in
+  // proportion to the sessions touched since the last call (a deadline heap), not to all sessions.
+  [[nodiscard]] std::optional<Time> next_deadline();
+  // Runs the timeouts of the sessions and connections that are due at `now`.
   void on_timeout(Time now);
 
   // Events of every session, tagged with the session id (all zeros for a connection that never
   // joined a session: its only event is PathDone).
   std::optional<SessionEvent> poll_event();
 
+  // Moves into `out` (replacing its contents) the connections that may have bytes to send since
+  // the last call: those of the sessions touched meanwhile whose Session::has_outgoing() holds,
+  // each once. The runtime flushes only these (a connection ended by PathDone is flushed on that
+  // event).
+  void take_ready_connections(std::vector<PathId>& out);
+
   // The session, while it exists. A session is destroyed once it is closed and all its connections
-  // have been reported closed; its Closed event is queued before that.
+  // have been reported closed; its Closed event is queued before that. The caller may change the
+  // session through the pointer until its next call into the endpoint, which re-reads the
+  // session's deadline and output: a caller that keeps the pointer past that call must find() it
+  // again before changing the session.
   [[nodiscard]] Session* find(const SessionId& session_id);
   [[nodiscard]] std::size_t session_count() const { return sessions_.size(); }
   [[nodiscard]] std::vector<SessionId> session_ids() const;
@@ -98,6 +117,14 @@ class ServerEndpoint {
                           Time now);
   void refuse(PathId connection, PendingConnection& pending, Reason reason, bool transient);
   void finish_pending(PathId connection, PendingConnection& pending);
+  // The session's entry, without listing it as touched (for the endpoint's own bookkeeping).
+  [[nodiscard]] SessionTable::Entry* lookup(const SessionId& session_id) {
+    return sessions_.find(session_id);
+  }
+  // Re-reads what the touched sessions' calls may have changed: their deadline in the heap,
+  // whether they can be collected, which of their connections have output.
+  void refresh();
+  // Frees the sessions found closed with no connection left (listed by refresh()).
   void collect_closed_sessions();
   // Makes room for one more session from `source`, freeing the oldest suspended session where a
   // limit requires it; false when the limits leave no room (the Hello is refused).
@@ -115,12 +142,17 @@ class ServerEndpoint {
   ServerLimits limits_;
   BufferBudget budget_;  // declared before sessions_: every session uses it until destroyed
   std::deque<SessionEvent> events_;
-  std::map<SessionId, std::unique_ptr<Session>> sessions_;
+  SessionTable sessions_;
   std::map<PathId, SessionId> connection_sessions_;
   std::map<PathId, PendingConnection> pending_;
-  std::map<SessionId, std::string> session_sources_;
-  std::map<std::string, std::size_t, std::less<>> sessions_per_source_;
   std::set<std::pair<Time, SessionId>> suspended_;  // kept current by the sessions themselves
+  // Every session's next_deadline() as last re-read (sessions with none are absent), and every
+  // pending connection's handshake deadline (removed once it is done).
+  DeadlineHeap<SessionId, SessionIdHash> session_deadlines_;
+  DeadlineHeap<PathId> pending_deadlines_;
+  std::vector<SessionId> collectable_;  // closed with no connection left: freed at the next collect
+  std::set<PathId> ready_connections_;  // may have output (see take_ready_connections)
+  std::vector<SessionId> touched_scratch_;
   EndpointStats stats_;
 };
 

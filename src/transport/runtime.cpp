@@ -119,9 +119,11 @@ void RuntimeBase::process() {
     again_ = false;
     while (drain_events()) {
     }
-    std::vector<std::shared_ptr<PathDriver>> drivers;
-    for (auto& [id, driver] : paths_) drivers.push_back(driver);
-    for (auto& driver : drivers) flush(driver);
+    // Only the connections the core names: with many idle connections a pass costs what changed.
+    core_ready(ready_);
+    for (const session::PathId id : ready_) {
+      if (auto it = paths_.find(id); it != paths_.end()) flush(it->second);
+    }
   } while (again_);
   processing_ = false;
   arm_timer();
@@ -336,6 +338,10 @@ std::size_t ClientRuntime::core_take(session::PathId path, std::vector<std::byte
 }
 void ClientRuntime::core_closed(session::PathId path) {
   session_->on_path_closed(path, now());
+}
+void ClientRuntime::core_ready(std::vector<session::PathId>& out) {
+  out.clear();
+  for (const auto& [id, driver] : paths_) out.push_back(id);
 }
 
 bool ClientRuntime::drain_events() {

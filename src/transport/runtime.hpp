@@ -75,6 +75,9 @@ class RuntimeBase {
   virtual bool core_wants_input(session::PathId path) = 0;
   virtual std::optional<session::Time> core_deadline() = 0;
   virtual void core_timeout() = 0;
+  // The connections that may have bytes to send since the last call (replacing `out`'s contents);
+  // only these are flushed by a processing pass.
+  virtual void core_ready(std::vector<session::PathId>& out) = 0;
   // Drains the core's events; returns true if there were any.
   virtual bool drain_events() = 0;
 
@@ -100,6 +103,7 @@ class RuntimeBase {
 
   asio::steady_timer timer_;
   std::optional<session::Time> armed_;
+  std::vector<session::PathId> ready_;  // process()'s scratch: core_ready()
   bool processing_ = false;
   bool again_ = false;
   bool wake_posted_ = false;
@@ -142,6 +146,8 @@ class ClientRuntime final : public RuntimeBase {
   bool core_wants_input(session::PathId path) override { return session_->wants_input(path); }
   std::optional<session::Time> core_deadline() override { return session_->next_deadline(); }
   void core_timeout() override { session_->on_timeout(now()); }
+  // Every connection (one session has few): a writer with nothing to take stops at once.
+  void core_ready(std::vector<session::PathId>& out) override;
   bool drain_events() override;
   asio::awaitable<void> connect();
   // Dials one endpoint, bound as the options say; the error says what failed.
@@ -189,6 +195,10 @@ class ServerRuntime final : public RuntimeBase {
   bool core_wants_input(session::PathId path) override { return endpoint_.wants_input(path); }
   std::optional<session::Time> core_deadline() override { return endpoint_.next_deadline(); }
   void core_timeout() override { endpoint_.on_timeout(now()); }
+  // The endpoint's ready list: the connections of the sessions touched since the last pass.
+  void core_ready(std::vector<session::PathId>& out) override {
+    endpoint_.take_ready_connections(out);
+  }
   bool drain_events() override;
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> handshake(asio::ip::tcp::socket socket);

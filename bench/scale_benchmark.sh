@@ -80,7 +80,10 @@ fingerprint=$(awk '/^fingerprint/ {print $2}' "$work/keygen.log")
 # The server's descriptors: as root up to fs.nr_open, else the hard limit (the server raises its
 # soft limit to the hard one itself and logs the figure).
 if [[ $(id -u) == 0 ]]; then
-  ulimit -Hn "$(cat /proc/sys/fs/nr_open)" && ulimit -n "$(cat /proc/sys/fs/nr_open)"
+  if ! ulimit -Hn "$(cat /proc/sys/fs/nr_open)" 2>/dev/null; then
+    echo "cannot raise the descriptor hard limit above $(ulimit -Hn) (no CAP_SYS_RESOURCE?)"
+  fi
+  ulimit -n "$(ulimit -Hn)"
 fi
 "$tether" server --listen "127.0.0.1:$server_port" --cert "$work/identity/certificate.pem" \
   --key "$work/identity/key.pem" --auth none --allow "127.0.0.1:$echo_port" \

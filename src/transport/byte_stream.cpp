@@ -25,16 +25,15 @@ namespace {
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 
-// The input buffer (ciphertext read from the socket) is small while reads are small, so that an
-// idle or interactive connection, or an unauthenticated one in its handshake, holds little memory;
-// a read that fills it makes it large: bulk data then comes in up to 256 KiB, about 16 full TLS
-// records, per read. A read of less than kTinyRead (heartbeats, acknowledgements) makes it small
-// again.
+// The input buffer (ciphertext read from the socket) exists only while there is ciphertext to read:
+// it is allocated once the socket is readable and given back when drained, so that an idle
+// connection (or an unauthenticated one waiting in its handshake) holds none. It is small while
+// reads are small; a read that fills it makes it large: bulk data then comes in up to 256 KiB,
+// about 16 full TLS records, per read, and the large buffer is kept between reads. A read of less
+// than kTinyRead (heartbeats, acknowledgements) makes it small again.
 constexpr std::size_t kSmallInput = 16u << 10;
 constexpr std::size_t kLargeInput = 256u << 10;
 constexpr std::size_t kTinyRead = 2u << 10;
-// Output buffers larger than this are given back after a flush of less than kSmallInput bytes.
-constexpr std::size_t kKeptOutputCapacity = 64u << 10;
 // Bytes a TLS 1.3 record adds to at most 16 KiB of plaintext: header, content type, AEAD tag.
 constexpr std::size_t kRecordPlaintext = 16u << 10;
 constexpr std::size_t kRecordOverhead = 5 + 1 + 16;
@@ -53,6 +52,19 @@ class PlainStream final : public ByteStream {
     error = failure;
     co_return count;
   }
+  asio::awaitable<void> wait_readable(std::error_code& error) override {
+    auto [failure] = co_await socket_.async_wait(asio::socket_base::wait_read, kTuple);
+    error = failure;
+  }
+  std::size_t read_available(std::span<std::byte> buffer, std::error_code& error) override {
+    error = {};
+    if (buffer.empty()) return 0;
+    std::error_code ignored;
+    socket_.non_blocking(true, ignored);
+    const std::size_t count = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), error);
+    if (error == asio::error::would_block || error == asio::error::try_again) error = {};
+    return count;
+  }
   asio::awaitable<void> write_all(std::span<const std::byte> bytes,
                                   std::error_code& error) override {
     auto [failure, count] =
@@ -67,6 +79,7 @@ class PlainStream final : public ByteStream {
   }
   const KeyingMaterial& keying_material() const override { return keying_; }
   asio::ip::tcp::socket& socket() override { return socket_; }
+  std::size_t held_bytes() const override { return 0; }
   KeyingMaterial keying_{};
 
  private:
@@ -105,21 +118,24 @@ std::error_code failure_of(int verdict) {
 // produces, and this class moves both with Asio in large batches (asio::ssl::stream moves one
 // record per system call).
 //
-// Invariants: `input_[input_begin_, input_end_)` (of `input_size_` bytes) is ciphertext read from
-// the socket that OpenSSL has not taken yet; OpenSSL reports "want read" only after taking all of
-// it. `output_` is ciphertext not yet given to the kernel, in order; while `sending_`, `in_flight_`
-// is being written and comes before it. Reading and writing share the SSL object, which is safe
-// because every OpenSSL call completes synchronously between two suspensions of the single-threaded
-// io_context. A TLS error ends both directions; the transport's end of stream or error ends the
-// direction it hit (the other one fails on its own soon enough).
+// Invariants: `input_[input_begin_, input_end_)` (of `input_size_` bytes, none while input_ is
+// null) is ciphertext read from the socket that OpenSSL has not taken yet; OpenSSL reports "want
+// read" only after taking all of it. The socket is in non-blocking mode: reads happen only after
+// it reported readable (or as a try that may find nothing). `output_` is ciphertext not yet given
+// to the kernel, in order; while `sending_`, `in_flight_` is being written and comes before it.
+// Reading and writing share the SSL object, which is safe because every OpenSSL call completes
+// synchronously between two suspensions of the single-threaded io_context. A TLS error ends both
+// directions; the transport's end of stream or error ends the direction it hit (the other one fails
+// on its own soon enough).
 class TlsStream final : public ByteStream {
  public:
   TlsStream(asio::ip::tcp::socket socket, SslPointer ssl, std::uint64_t key_update_interval)
       : socket_(std::move(socket)),
         ssl_(std::move(ssl)),
-        input_(std::make_unique_for_overwrite<std::byte[]>(kSmallInput)),
-        input_size_(kSmallInput),
-        key_update_interval_(key_update_interval == 0 ? 1 : key_update_interval) {}
+        key_update_interval_(key_update_interval == 0 ? 1 : key_update_interval) {
+    std::error_code ignored;
+    socket_.non_blocking(true, ignored);
+  }
 
   // Attaches the BIO that connects the SSL object to this stream. False if OpenSSL is out of
   // memory.
@@ -129,10 +145,11 @@ class TlsStream final : public ByteStream {
     BIO_set_data(bio, this);
     BIO_set_init(bio, 1);
     SSL_set_bio(ssl_.get(), bio, bio);  // one reference, owned by the SSL from here on
-    // SSL_write encrypts everything it is given; SSL_read goes on past post-handshake messages;
-    // OpenSSL keeps its record buffers (asio's stream frees them after every record).
-    SSL_clear_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
-    SSL_set_mode(ssl_.get(), SSL_MODE_AUTO_RETRY);
+    // SSL_write encrypts everything it is given; SSL_read goes on past post-handshake messages.
+    // OpenSSL's record buffers (about 17 KiB each way) are released after each record, except
+    // while bulk data arrives (see choose_record_buffers).
+    SSL_clear_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE);
+    SSL_set_mode(ssl_.get(), SSL_MODE_AUTO_RETRY | SSL_MODE_RELEASE_BUFFERS);
     return true;
   }
 
@@ -182,8 +199,37 @@ class TlsStream final : public ByteStream {
         if (count == 0) error = read_failure_;
         co_return count;
       }
-      co_await fill_input(read_failure_);
-      suspended = true;
+      if (co_await fill_input(read_failure_)) suspended = true;
+    }
+  }
+
+  asio::awaitable<void> wait_readable(std::error_code& error) override {
+    error = {};
+    // Ciphertext at hand, or plaintext OpenSSL decrypted that did not fit the last buffer (not
+    // SSL_has_pending: a partial record OpenSSL holds needs the socket first).
+    if (input_begin_ < input_end_ || SSL_pending(ssl_.get()) > 0 || read_failure_) {
+      co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+      co_return;
+    }
+    release_idle_input();
+    auto [failure] = co_await socket_.async_wait(asio::socket_base::wait_read, kTuple);
+    if (closed_ && !failure) failure = asio::error::operation_aborted;
+    error = failure;
+  }
+
+  std::size_t read_available(std::span<std::byte> buffer, std::error_code& error) override {
+    error = {};
+    while (true) {
+      const std::size_t count = decrypt(buffer);
+      send_without_waiting();
+      if (count > 0 || buffer.empty() || read_failure_) {
+        if (count == 0) error = read_failure_;
+        return count;
+      }
+      if (!read_now(read_failure_)) {  // the socket has nothing more now
+        release_idle_input();
+        return 0;
+      }
     }
   }
 
@@ -211,6 +257,9 @@ class TlsStream final : public ByteStream {
 
   const KeyingMaterial& keying_material() const override { return keying_; }
   asio::ip::tcp::socket& socket() override { return socket_; }
+  std::size_t held_bytes() const override {
+    return input_size_ + output_.capacity() + in_flight_.capacity();
+  }
   KeyingMaterial keying_{};
 
  private:
@@ -219,6 +268,7 @@ class TlsStream final : public ByteStream {
   // KeyUpdate) are processed on the way. A close_notify or a TLS error is recorded in read_failure_
   // (a TLS error in write_failure_ too) and ends the loop. Returns the plaintext byte count.
   std::size_t decrypt(std::span<std::byte> buffer) {
+    choose_record_buffers();
     std::size_t total = 0;
     while (total < buffer.size() && !read_failure_) {
       std::size_t count = 0;
@@ -265,13 +315,26 @@ class TlsStream final : public ByteStream {
     written_since_key_update_ += written;
   }
 
-  // One socket read into the input buffer, which is empty: OpenSSL asks for more ciphertext only
-  // after taking all of it (should it not have, the rest is kept). The buffer is resized first as
-  // the previous read suggests (see kSmallInput). The transport's end of stream is reported as
-  // asio's SSL stream does: the peer stopped without a close_notify, the stream is truncated.
-  asio::awaitable<void> fill_input(std::error_code& error) {
+  // Bulk data is arriving while the input buffer is large: OpenSSL then keeps its record buffers
+  // (allocating and freeing them per 16 KiB record would cost bulk throughput); otherwise it
+  // releases them after each record, so that an idle connection holds none.
+  void choose_record_buffers() {
+    if (input_size_ == kLargeInput) {
+      SSL_clear_mode(ssl_.get(), SSL_MODE_RELEASE_BUFFERS);
+    } else {
+      SSL_set_mode(ssl_.get(), SSL_MODE_RELEASE_BUFFERS);
+    }
+  }
+
+  // One socket read, without waiting, into the input buffer (allocated, or resized as the previous
+  // read suggests, see kSmallInput). OpenSSL asks for more ciphertext only after taking all of it
+  // (should it not have, the rest is kept). Returns false if the socket had nothing; true if bytes
+  // came or the read failed (recorded in `error` unless it holds an error already). The transport's
+  // end of stream is reported as asio's SSL stream does: the peer stopped without a close_notify,
+  // the stream is truncated.
+  bool read_now(std::error_code& error) {
     const std::size_t kept = input_end_ - input_begin_;
-    std::size_t wanted = input_size_;
+    std::size_t wanted = input_size_ == 0 ? kSmallInput : input_size_;
     if (last_read_filled_) wanted = kLargeInput;
     if (last_read_ < kTinyRead) wanted = kSmallInput;
     if (wanted != input_size_ && kept < wanted) {
@@ -286,16 +349,50 @@ class TlsStream final : public ByteStream {
     input_end_ = kept;
     if (kept == input_size_) {  // OpenSSL refuses records long before this
       if (!error) error = asio::ssl::error::unexpected_result;
-      co_return;
+      return true;
     }
-    auto [failure, count] = co_await socket_.async_read_some(
-        asio::buffer(input_.get() + kept, input_size_ - kept), kTuple);
+    std::error_code failure;
+    const std::size_t count =
+        socket_.read_some(asio::buffer(input_.get() + kept, input_size_ - kept), failure);
+    if (failure == asio::error::would_block || failure == asio::error::try_again) {
+      if (!closed_) return false;
+      failure = asio::error::operation_aborted;
+    }
     input_end_ += count;
     last_read_ = count;
     last_read_filled_ = input_end_ == input_size_;
     if (failure == asio::error::eof) failure = asio::ssl::error::stream_truncated;
     if (closed_ && !failure) failure = asio::error::operation_aborted;
     if (failure && !error) error = failure;
+    return true;
+  }
+
+  // Reads at least once into the input buffer, waiting for the socket as long as it takes (see
+  // read_now). Returns whether it waited.
+  asio::awaitable<bool> fill_input(std::error_code& error) {
+    bool waited = false;
+    while (!read_now(error)) {
+      release_idle_input();
+      auto [failure] = co_await socket_.async_wait(asio::socket_base::wait_read, kTuple);
+      waited = true;
+      if (closed_ && !failure) failure = asio::error::operation_aborted;
+      if (failure) {
+        if (!error) error = failure;
+        break;
+      }
+    }
+    co_return waited;
+  }
+
+  // Gives the input buffer back while it holds nothing, unless bulk data is arriving (a large
+  // buffer whose last read was not tiny): a waiting connection holds no input buffer.
+  void release_idle_input() {
+    if (input_ == nullptr || input_begin_ != input_end_) return;
+    if (input_size_ == kLargeInput && last_read_ >= kTinyRead) return;
+    input_.reset();
+    input_size_ = 0;
+    input_begin_ = 0;
+    input_end_ = 0;
   }
 
   // Gives output_ to the kernel, waiting as long as it takes; new output produced meanwhile (by the
@@ -311,8 +408,7 @@ class TlsStream final : public ByteStream {
       sending_ = false;
       if (failure && !write_failure_) write_failure_ = failure;
     }
-    if (output_.empty() && in_flight_.size() < kSmallInput &&
-        in_flight_.capacity() > kKeptOutputCapacity) {
+    if (output_.empty() && in_flight_.size() < kSmallInput) {
       std::vector<std::byte>().swap(in_flight_);  // not bulk (any more): give the memory back
       std::vector<std::byte>().swap(output_);
     }
@@ -392,8 +488,8 @@ class TlsStream final : public ByteStream {
 
   asio::ip::tcp::socket socket_;
   SslPointer ssl_;
-  std::unique_ptr<std::byte[]> input_;
-  std::size_t input_size_;
+  std::unique_ptr<std::byte[]> input_;  // null while idle
+  std::size_t input_size_ = 0;
   std::size_t input_begin_ = 0;
   std::size_t input_end_ = 0;
   std::size_t last_read_ = kSmallInput;  // neither tiny nor filling: keep the size

@@ -30,12 +30,23 @@ class ByteStream {
   // read_some and write_all complete through the executor, never before the first suspension.
   virtual asio::awaitable<std::size_t> read_some(std::span<std::byte> buffer,
                                                  std::error_code& error) = 0;
+  // Reactor-style reading, for a caller that lends one buffer to many connections: wait_readable
+  // completes (through the executor) once read_available may have bytes, or with an error when the
+  // connection is gone; read_available then returns what can be read now without waiting: zero
+  // with no error when nothing complete arrived (a partial TLS record; wait again), an error when
+  // the stream ended. Neither holds the caller's buffer across a suspension, and a stream waiting
+  // in wait_readable holds no read buffer of its own either. Not mixed with a pending read_some.
+  virtual asio::awaitable<void> wait_readable(std::error_code& error) = 0;
+  virtual std::size_t read_available(std::span<std::byte> buffer, std::error_code& error) = 0;
   // Completes once every byte is handed to the kernel, or with an error. At most one write_all at a
   // time.
   virtual asio::awaitable<void> write_all(std::span<const std::byte> bytes,
                                           std::error_code& error) = 0;
   // Closes at once; pending operations complete with an error.
   virtual void close() = 0;
+  // Bytes of buffers the stream holds itself now (ciphertext read and not yet decrypted, ciphertext
+  // not yet sent, and their spare capacity), not counting OpenSSL's own. Zero while idle.
+  [[nodiscard]] virtual std::size_t held_bytes() const = 0;
   [[nodiscard]] virtual const KeyingMaterial& keying_material() const = 0;
   virtual asio::ip::tcp::socket& socket() = 0;
 };
@@ -54,8 +65,11 @@ inline constexpr std::uint64_t kKeyUpdateInterval = std::uint64_t{1} << 36;
 // resume). The error says what failed (kFingerprintMismatch: its message names the fingerprint the
 // server presented). The stream batches: write_all encrypts all its bytes and sends the records
 // with one socket write; read_some reads up to 256 KiB of records with one socket read and returns
-// as much plaintext as they hold and the buffer takes. `key_update_interval` (bytes, at least 1)
-// exists for tests.
+// as much plaintext as they hold and the buffer takes (read_available likewise). Idle, a stream
+// holds no buffers: its ciphertext input buffer is allocated when the socket is readable and given
+// back once drained unless bulk data is arriving, and OpenSSL's record buffers are released after
+// each record (SSL_MODE_RELEASE_BUFFERS) except while bulk data arrives. `key_update_interval`
+// (bytes, at least 1) exists for tests.
 asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_tls(
     asio::ip::tcp::socket socket, asio::ssl::context& context, Side side,
     std::uint64_t key_update_interval = kKeyUpdateInterval);

@@ -167,7 +167,10 @@ void RuntimeBase::flush(const std::shared_ptr<PathDriver>& driver) {
 }
 
 asio::awaitable<void> RuntimeBase::read_loop(std::shared_ptr<PathDriver> driver) {
-  std::vector<std::byte> buffer(kReadChunk);
+  // One read buffer per thread, not per connection: a connection waits until it is readable, then
+  // reads into this buffer and hands the bytes to the core before anything else runs, so an idle
+  // connection holds no read buffer.
+  thread_local std::vector<std::byte> buffer(kReadChunk);
   while (!driver->closed) {
     // Backpressure: a peer that sends and never reads what we answer does not grow our queue; its
     // bytes wait in its own socket buffers until the writer has drained ours.
@@ -177,12 +180,18 @@ asio::awaitable<void> RuntimeBase::read_loop(std::shared_ptr<PathDriver> driver)
       if (driver->closed) co_return;
     }
     std::error_code error;
-    const std::size_t count = co_await driver->stream->read_some(buffer, error);
+    co_await driver->stream->wait_readable(error);
     if (driver->closed) co_return;
+    std::size_t count = 0;
+    if (!error) {
+      if (!core_wants_input(driver->id)) continue;  // became full meanwhile
+      count = driver->stream->read_available(buffer, error);
+    }
     if (error) {
       finish_path(driver);
       co_return;
     }
+    if (count == 0) continue;  // nothing complete yet (a partial record)
     core_receive(driver->id, std::span(buffer).first(count));
     process();
   }

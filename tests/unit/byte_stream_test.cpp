@@ -1,7 +1,8 @@
 // ByteStream tests over real loopback TCP: the batching TLS stream against itself and against
 // asio's SSL stream (large transfers both ways at once, every read size, resumption, KeyUpdate in
-// both directions, close_notify, truncation, corrupted records, handshake failures, close), and the
-// plain stream.
+// both directions, close_notify, truncation, corrupted records, handshake failures, close), reads
+// when readable (wait_readable, read_available) and the buffers an idle stream holds, and the plain
+// stream.
 #include <gtest/gtest.h>
 
 #include <openssl/ssl.h>
@@ -80,6 +81,24 @@ asio::awaitable<Bytes> read_count(ByteStream& stream, std::size_t count, Sizes s
     const std::size_t got = co_await stream.read_some(std::span(buffer).first(wanted), error);
     if (error) break;
     EXPECT_GT(got, 0u);
+    received.insert(received.end(), buffer.begin(), buffer.begin() + static_cast<long>(got));
+  }
+  co_return received;
+}
+
+// The same with wait_readable and read_available (the runtime's way: the buffer is lent only while
+// bytes are there); a read may return nothing (a partial record), never an error before the end.
+asio::awaitable<Bytes> read_count_when_readable(ByteStream& stream, std::size_t count, Sizes sizes,
+                                                std::error_code& error) {
+  std::mt19937 generator(sizes.seed);
+  Bytes received;
+  Bytes buffer(sizes.size);
+  while (received.size() < count) {
+    co_await stream.wait_readable(error);
+    if (error) break;
+    const std::size_t wanted = sizes.random ? 1 + generator() % sizes.size : sizes.size;
+    const std::size_t got = stream.read_available(std::span(buffer).first(wanted), error);
+    if (error) break;
     received.insert(received.end(), buffer.begin(), buffer.begin() + static_cast<long>(got));
   }
   co_return received;
@@ -360,6 +379,103 @@ TEST_F(ByteStreamTest, BulkAndTinyPhasesAlternateOnOneConnection) {
     run();
     EXPECT_FALSE(ping_error) << ping_error.message();
   }
+}
+
+TEST_F(ByteStreamTest, ReadsWhenReadableDeliverEveryByteInOrderWhateverTheSizes) {
+  struct Case {
+    Sizes write;
+    Sizes read;
+    std::size_t bytes;
+  };
+  const Case cases[] = {
+      {{128u << 10, false, 1}, {64u << 10, false, 2}, 8u << 20},  // the runtime's sizes
+      {{300u << 10, true, 3}, {5000, true, 4}, 8u << 20},         // records split across reads
+      {{1, false, 5}, {64u << 10, false, 6}, 16u << 10},          // one byte per record
+  };
+  for (std::size_t index = 0; index < std::size(cases); ++index) {
+    SCOPED_TRACE("case " + std::to_string(index));
+    const Case& each = cases[index];
+    OpenedPair opened = open_pair(*server_, *client_);
+    ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
+    ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
+    const Bytes upstream = random_bytes(each.bytes, 21);
+    Bytes received;
+    std::error_code errors[2];
+    spawn([&]() -> asio::awaitable<void> {
+      errors[0] = co_await write_in_pieces(**opened.client, upstream, each.write);
+    });
+    spawn([&]() -> asio::awaitable<void> {
+      received =
+          co_await read_count_when_readable(**opened.server, upstream.size(), each.read, errors[1]);
+    });
+    run();
+    for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
+    EXPECT_TRUE(received == upstream);
+  }
+}
+
+TEST_F(ByteStreamTest, ReadWhenReadableReportsTheEndAfterTheData) {
+  auto connection = against_asio_server(*server_, *client_);
+  ASSERT_TRUE(connection->ours.has_value()) << connection->ours.error();
+  ByteStream& ours = **connection->ours;
+  const Bytes last = text_bytes("the last words");
+  Bytes received;
+  std::error_code read_error;
+  spawn([&]() -> asio::awaitable<void> {
+    co_await asio::async_write(connection->peer, asio::buffer(last), kTuple);
+    co_await connection->peer.async_shutdown(kTuple);
+  });
+  spawn([&]() -> asio::awaitable<void> {
+    received = co_await read_count_when_readable(ours, 1u << 20, {}, read_error);
+    ours.close();
+  });
+  run();
+  EXPECT_TRUE(received == last);
+  EXPECT_EQ(read_error, asio::error::eof) << read_error.message();
+}
+
+TEST_F(ByteStreamTest, AnIdleStreamHoldsNoBuffersAfterBulkAndTinyTraffic) {
+  // Per idle connection a server holds what its stream keeps: after bulk data and then a tiny
+  // message each way, a stream waiting for input keeps no input or output buffer.
+  OpenedPair opened = open_pair(*server_, *client_);
+  ASSERT_TRUE(opened.client.has_value()) << opened.client.error();
+  ASSERT_TRUE(opened.server.has_value()) << opened.server.error();
+  ByteStream& left = **opened.client;
+  ByteStream& right = **opened.server;
+  const Bytes bulk = random_bytes(4u << 20, 31);
+  const Bytes ping = text_bytes("ping");
+  std::error_code errors[6];
+  Bytes received;
+  spawn([&]() -> asio::awaitable<void> {
+    errors[0] = co_await write_in_pieces(left, bulk, {128u << 10, false, 1});
+    co_await left.write_all(ping, errors[1]);
+  });
+  spawn([&]() -> asio::awaitable<void> {
+    received = co_await read_count_when_readable(right, bulk.size() + ping.size(), {}, errors[2]);
+    co_await right.write_all(ping, errors[3]);
+  });
+  spawn([&]() -> asio::awaitable<void> {
+    const Bytes back = co_await read_count_when_readable(left, ping.size(), {}, errors[4]);
+    EXPECT_TRUE(back == ping);
+  });
+  run();
+  for (const auto& error : errors) EXPECT_FALSE(error) << error.message();
+  ASSERT_EQ(received.size(), bulk.size() + ping.size());
+  // Both ends wait for more input; meanwhile neither holds a buffer.
+  std::size_t held[2] = {1, 1};
+  spawn([&]() -> asio::awaitable<void> { co_await left.wait_readable(errors[5]); });
+  spawn([&]() -> asio::awaitable<void> { co_await right.wait_readable(errors[5]); });
+  spawn([&]() -> asio::awaitable<void> {
+    asio::steady_timer timer(io_, std::chrono::milliseconds(50));
+    co_await timer.async_wait(kTuple);
+    held[0] = left.held_bytes();
+    held[1] = right.held_bytes();
+    left.close();
+    right.close();
+  });
+  run();
+  EXPECT_EQ(held[0], 0u);
+  EXPECT_EQ(held[1], 0u);
 }
 
 TEST_F(ByteStreamTest, SendsAKeyUpdateAfterEachIntervalAndTheDataStillArrives) {
@@ -683,6 +799,19 @@ TEST_F(ByteStreamTest, PlainStreamsAgreeOnKeyingMaterialAndCarryBytes) {
   run();
   EXPECT_FALSE(write_error) << write_error.message();
   EXPECT_FALSE(read_error) << read_error.message();
+  EXPECT_TRUE(received == upstream);
+
+  spawn([&]() -> asio::awaitable<void> {
+    write_error = co_await write_in_pieces(***server_end, upstream, {});
+    (**server_end)->close();
+  });
+  spawn([&]() -> asio::awaitable<void> {
+    received =
+        co_await read_count_when_readable(***client_end, upstream.size() + 1, {5000}, read_error);
+  });
+  run();
+  EXPECT_FALSE(write_error) << write_error.message();
+  EXPECT_EQ(read_error, asio::error::eof) << read_error.message();
   EXPECT_TRUE(received == upstream);
 }
 

@@ -1,0 +1,581 @@
+// load_generator opens many real TLS sessions to a running `tether server` from one process,
+// through the library's ClientRuntime (one per session, all on one io_context), keeps them idle
+// with heartbeats, and measures the server: RSS per idle session, CPU while they idle, the
+// ping-pong round trip of one extra active session (an echo through a tunnelled stream), and how
+// fast the sessions were established. It reports (see bench/README.md); its exit status says only
+// whether every level was established and every round trip answered.
+//
+// The server must allow streams to the generator's echo listener (--echo-port): start it with
+// `--allow 127.0.0.1:PORT`. bench/scale_benchmark.sh starts both.
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <nlohmann/json.hpp>
+
+#include "transport/runtime.hpp"
+#include "transport/tls.hpp"
+#include "tunnel/tunnel_protocol.hpp"
+
+namespace {
+
+using namespace tether;
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+struct Arguments {
+  std::string host = "127.0.0.1";
+  std::string port;
+  std::string fingerprint;
+  int server_pid = 0;
+  std::uint16_t echo_port = 0;
+  std::vector<std::size_t> levels{0, 1000};
+  std::size_t sessions_per_source = 10000;
+  unsigned first_source = 2;  // 127.0.0.<first_source> upwards
+  std::size_t window = 64;    // sessions connecting at once
+  unsigned heartbeat_interval_ms = 30000;
+  double idle_window_s = 30;
+  std::size_t pings = 1000;
+  unsigned ping_gap_ms = 20;
+  double ping_time_s = 60;  // at most this long per level
+  double settle_s = 5;
+  double establish_timeout_s = 1200;
+  bool resume_tls = false;
+  std::string json_file;
+};
+
+// ---- /proc figures
+
+std::optional<std::uint64_t> rss_kib(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return std::nullopt;
+}
+
+// utime + stime of `pid`, in seconds.
+std::optional<double> cpu_seconds(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  std::uint64_t utime = 0, stime = 0;
+  for (int index = 3; fields >> field; ++index) {  // field 3 is the state
+    if (index == 14) utime = std::stoull(field);
+    if (index == 15) {
+      stime = std::stoull(field);
+      return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
+  }
+  return std::nullopt;
+}
+
+// Raises the descriptor limit: as root up to fs.nr_open (both limits), otherwise the soft limit to
+// the hard one. Returns the soft limit now in force.
+std::uint64_t raise_descriptor_limit(std::uint64_t wanted) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_max < wanted && ::geteuid() == 0) {
+    std::uint64_t ceiling = 1048576;
+    std::ifstream("/proc/sys/fs/nr_open") >> ceiling;
+    rlimit raised{std::min<std::uint64_t>(wanted, ceiling),
+                  std::min<std::uint64_t>(wanted, ceiling)};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised{limit.rlim_max, limit.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur;
+}
+
+// ---- Idle sessions
+
+// Counts what the idle sessions report; they do nothing else.
+class IdleObserver final : public transport::SessionObserver {
+ public:
+  void on_event(const session::SessionId&, session::Session*,
+                const session::Event& event) override {
+    if (std::holds_alternative<session::events::Established>(event)) {
+      ++established;
+      --connecting;
+    } else if (std::holds_alternative<session::events::Closed>(event)) {
+      ++closed;  // any Closed stops the benchmark: the server refused or lost a session
+    } else if (std::holds_alternative<session::events::Suspended>(event)) {
+      ++suspended;
+    } else if (std::holds_alternative<session::events::Resumed>(event)) {
+      ++resumed;
+    }
+  }
+  void on_fatal(const transport::TransportError& error) override {
+    ++fatal;
+    if (fatal == 1) spdlog::error("idle session: {}", error.message);
+  }
+  std::size_t established = 0, closed = 0, suspended = 0, resumed = 0, fatal = 0;
+  std::size_t connecting = 0;  // started, not yet established
+};
+
+// ---- The active session: an echo through one tunnelled stream
+
+class ActiveSession final : public transport::SessionObserver {
+ public:
+  ActiveSession(asio::io_context& io, transport::ClientOptions options, std::uint16_t echo_port)
+      : runtime_(io, std::move(options), *this), echo_port_(echo_port), signal_(io) {
+    signal_.expires_at(Clock::time_point::max());
+  }
+  void start() { runtime_.start(); }
+  void stop() { runtime_.stop(); }
+
+  // Waits until the stream's reply arrived (the echo target is connected); false if it failed.
+  asio::awaitable<bool> ready() {
+    while (!connected_ && !failed_) co_await wait();
+    co_return connected_;
+  }
+
+  // One round trip of `size` bytes: written to the stream, echoed, read back. nullopt on failure
+  // or when the echo did not come back by `give_up` (it is then awaited, untimed, before the next).
+  asio::awaitable<std::optional<Clock::duration>> ping(std::size_t size,
+                                                       Clock::time_point give_up) {
+    while (received_ < sent_ && !failed_) co_await wait(Clock::time_point::max());
+    std::vector<std::byte> message(size, std::byte{0x5a});
+    const auto started = Clock::now();
+    auto written = runtime_.session().write(stream_, message, session::Clock::now());
+    if (!written || *written != size) co_return std::nullopt;
+    sent_ += size;
+    runtime_.wake();
+    while (received_ < sent_ && !failed_ && Clock::now() < give_up) co_await wait(give_up);
+    if (failed_ || received_ < sent_) co_return std::nullopt;
+    co_return Clock::now() - started;
+  }
+  [[nodiscard]] bool failed() const { return failed_; }
+
+  void on_event(const session::SessionId&, session::Session* session,
+                const session::Event& event) override {
+    namespace events = session::events;
+    if (std::holds_alternative<events::Established>(event)) {
+      auto opened = session->open_stream(0, session::Clock::now());
+      if (!opened) return fail("cannot open the echo stream");
+      stream_ = *opened;
+      const auto request = tunnel::encode(
+          tunnel::StreamRequest{tunnel::RequestKind::kConnect, "127.0.0.1", echo_port_});
+      auto written = session->write(stream_, request, session::Clock::now());
+      if (!written || *written != request.size()) return fail("cannot write the stream request");
+    } else if (const auto* readable = std::get_if<events::StreamReadable>(&event)) {
+      if (readable->stream != stream_) return;
+      std::array<std::byte, 4096> buffer{};
+      while (true) {
+        auto read = session->read(stream_, buffer, session::Clock::now());
+        if (!read || read->bytes == 0) break;
+        take(std::span(buffer).first(read->bytes));
+      }
+    } else if (std::holds_alternative<events::Closed>(event) ||
+               std::holds_alternative<events::StreamReset>(event) ||
+               std::holds_alternative<events::StreamFinished>(event)) {
+      fail("the active session or its stream ended");
+    }
+  }
+  void on_fatal(const transport::TransportError& error) override { fail(error.message); }
+
+ private:
+  void take(std::span<const std::byte> bytes) {
+    if (!connected_) {
+      header_.insert(header_.end(), bytes.begin(), bytes.end());
+      std::size_t consumed = 0;
+      auto reply = tunnel::parse_reply(header_, consumed);
+      if (!reply) return fail("malformed reply: " + reply.error());
+      if (!*reply) return;
+      if ((*reply)->status != tunnel::ReplyStatus::kConnected)
+        return fail(std::string("echo target refused: ") + tunnel::to_string((*reply)->status));
+      connected_ = true;
+      received_ += header_.size() - consumed;
+    } else {
+      received_ += bytes.size();
+    }
+    signal_.cancel();
+  }
+  void fail(const std::string& why) {
+    if (!failed_) spdlog::error("active session: {}", why);
+    failed_ = true;
+    signal_.cancel();
+  }
+  asio::awaitable<void> wait(Clock::time_point until = Clock::time_point::max()) {
+    signal_.expires_at(until);
+    co_await signal_.async_wait(kTuple);
+  }
+
+  transport::ClientRuntime runtime_;
+  std::uint16_t echo_port_;
+  asio::steady_timer signal_;
+  session::StreamId stream_ = 0;
+  std::vector<std::byte> header_;
+  bool connected_ = false;
+  bool failed_ = false;
+  std::size_t received_ = 0;  // echoed bytes, since the start
+  std::size_t sent_ = 0;
+};
+
+asio::awaitable<void> echo_connection(asio::ip::tcp::socket socket) {
+  std::array<std::byte, 4096> buffer{};
+  while (true) {
+    auto [error, count] = co_await socket.async_read_some(asio::buffer(buffer), kTuple);
+    if (error) co_return;
+    auto [write_error, written] =
+        co_await asio::async_write(socket, asio::buffer(buffer.data(), count), kTuple);
+    (void)written;
+    if (write_error) co_return;
+  }
+}
+
+asio::awaitable<void> echo_server(asio::ip::tcp::acceptor& acceptor) {
+  while (true) {
+    auto [error, socket] = co_await acceptor.async_accept(kTuple);
+    if (error) co_return;
+    socket.set_option(asio::ip::tcp::no_delay(true));
+    asio::co_spawn(acceptor.get_executor(), echo_connection(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> sleep_for(Clock::duration duration) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(duration);
+  co_await timer.async_wait(kTuple);
+}
+
+double milliseconds(Clock::duration duration) {
+  return std::chrono::duration<double, std::milli>(duration).count();
+}
+
+double percentile(std::vector<double> samples, double fraction) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const auto index = static_cast<std::size_t>(fraction * static_cast<double>(samples.size() - 1));
+  return samples[index];
+}
+
+// ---- The benchmark
+
+class Benchmark {
+ public:
+  Benchmark(asio::io_context& io, Arguments arguments)
+      : io_(io), arguments_(std::move(arguments)) {}
+
+  asio::awaitable<void> run() {
+    auto context = make_context();
+    if (!context) co_return;
+    context_ = *context;
+    asio::ip::tcp::acceptor echo(io_, {asio::ip::make_address("127.0.0.1"), arguments_.echo_port});
+    asio::co_spawn(io_, echo_server(echo), asio::detached);
+
+    ActiveSession active(io_, options("127.0.0.1"), arguments_.echo_port);
+    active.start();
+    if (!co_await active.ready()) {
+      finish(echo, active);
+      co_return;
+    }
+    co_await sleep_for(std::chrono::seconds(1));
+    for (const std::size_t level : arguments_.levels) {
+      nlohmann::json row{{"idle_sessions_wanted", level}};
+      const auto rss_before = rss_kib(arguments_.server_pid);
+      const std::size_t established_before = observer_.established;
+      const auto started = Clock::now();
+      const bool reached = co_await establish(level);
+      const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      row["idle_sessions"] = observer_.established;
+      if (observer_.established > established_before) {
+        row["established_per_second"] =
+            static_cast<double>(observer_.established - established_before) /
+            std::max(seconds, 1e-9);
+        row["establish_seconds"] = seconds;
+      }
+      if (!reached) {
+        row["stopped"] = stop_reason_;
+        spdlog::error("stopped at {} idle sessions: {}", observer_.established, stop_reason_);
+      }
+      co_await sleep_for(std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(arguments_.settle_s)));
+      const auto rss_after = rss_kib(arguments_.server_pid);
+      if (rss_before && rss_after) {
+        row["server_rss_kib"] = *rss_after;
+        row["server_rss_before_kib"] = *rss_before;
+        if (observer_.established > established_before) {
+          row["server_rss_per_new_session_kib"] =
+              static_cast<double>(static_cast<std::int64_t>(*rss_after) -
+                                  static_cast<std::int64_t>(*rss_before)) /
+              static_cast<double>(observer_.established - established_before);
+        }
+        if (rss_baseline_ && observer_.established > 0) {
+          row["server_rss_per_idle_session_kib"] =
+              static_cast<double>(static_cast<std::int64_t>(*rss_after) -
+                                  static_cast<std::int64_t>(*rss_baseline_)) /
+              static_cast<double>(observer_.established);
+        }
+      }
+      if (!rss_baseline_) rss_baseline_ = rss_after;
+      // The idle window: nothing but heartbeats.
+      const auto server_cpu_before = cpu_seconds(arguments_.server_pid);
+      const auto own_cpu_before = cpu_seconds(::getpid());
+      const auto window_start = Clock::now();
+      co_await sleep_for(std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(arguments_.idle_window_s)));
+      const double window = std::chrono::duration<double>(Clock::now() - window_start).count();
+      const auto server_cpu_after = cpu_seconds(arguments_.server_pid);
+      const auto own_cpu_after = cpu_seconds(::getpid());
+      if (server_cpu_before && server_cpu_after)
+        row["server_cpu_percent_idle"] = 100 * (*server_cpu_after - *server_cpu_before) / window;
+      if (own_cpu_before && own_cpu_after)
+        row["generator_cpu_percent_idle"] = 100 * (*own_cpu_after - *own_cpu_before) / window;
+      row["idle_window_seconds"] = window;
+      // The active session's round trips.
+      std::vector<double> samples;
+      const auto pings_end =
+          Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(arguments_.ping_time_s));
+      for (std::size_t index = 0; index < arguments_.pings && Clock::now() < pings_end; ++index) {
+        auto rtt = co_await active.ping(32, pings_end);
+        if (!rtt) {
+          // Out of time with a round trip unanswered (or the session failed): what came back
+          // counts.
+          row["ping_unanswered"] = true;
+          break;
+        }
+        samples.push_back(milliseconds(*rtt));
+        co_await sleep_for(std::chrono::milliseconds(arguments_.ping_gap_ms));
+      }
+      row["pings"] = samples.size();
+      row["ping_p50_ms"] = percentile(samples, 0.50);
+      row["ping_p99_ms"] = percentile(samples, 0.99);
+      row["ping_max_ms"] =
+          samples.empty() ? 0.0 : *std::max_element(samples.begin(), samples.end());
+      row["suspensions"] = observer_.suspended;
+      row["sessions_closed"] = observer_.closed;
+      rows_.push_back(row);
+      report(row);
+      if (!reached || active.failed()) break;
+      if (row.contains("ping_unanswered") || samples.empty()) continue;
+      ++complete_levels_;
+    }
+    finish(echo, active);
+  }
+
+  [[nodiscard]] const nlohmann::json& rows() const { return rows_; }
+  // True when every level was established and its round trips all came back.
+  [[nodiscard]] bool complete() const { return complete_levels_ == arguments_.levels.size(); }
+
+ private:
+  Expected<std::shared_ptr<asio::ssl::context>, std::string> make_context() {
+    transport::ServerTrust trust;
+    trust.fingerprint = arguments_.fingerprint;
+    trust.host = arguments_.host;
+    auto context = transport::make_client_context(trust);
+    if (!context) {
+      spdlog::error("{}", context.error());
+      return context;
+    }
+    if (!arguments_.resume_tls) {
+      // Every session a full handshake, as distinct clients would make: keep no ticket.
+      SSL_CTX_set_session_cache_mode((*context)->native_handle(), SSL_SESS_CACHE_OFF);
+      SSL_CTX_sess_set_new_cb((*context)->native_handle(), nullptr);
+    }
+    return context;
+  }
+
+  transport::ClientOptions options(std::string bind_address) const {
+    transport::ClientOptions options;
+    options.host = arguments_.host;
+    options.port = arguments_.port;
+    options.tls = context_;
+    options.session.heartbeat_interval =
+        std::chrono::milliseconds(arguments_.heartbeat_interval_ms);
+    options.session.missing_heartbeats_allowed = 3;
+    options.connect_timeout = std::chrono::seconds(60);
+    options.bind_address = std::move(bind_address);
+    options.watch_network = false;
+    return options;
+  }
+
+  std::string source_for(std::size_t index) const {
+    const std::size_t octet = arguments_.first_source + index / arguments_.sessions_per_source;
+    return "127.0.0." + std::to_string(std::min<std::size_t>(octet, 254));
+  }
+
+  // Opens idle sessions until `level` are established, at most `window` connecting at once. False
+  // (with stop_reason_) if they could not all be established.
+  asio::awaitable<bool> establish(std::size_t level) {
+    const auto give_up =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(arguments_.establish_timeout_s));
+    auto last_report = Clock::now();
+    while (observer_.established < level) {
+      if (observer_.closed > 0 || observer_.fatal > 0) {
+        stop_reason_ = std::to_string(observer_.closed) + " sessions closed by the server, " +
+                       std::to_string(observer_.fatal) + " fatal connect failures";
+        co_return false;
+      }
+      if (Clock::now() > give_up) {
+        stop_reason_ = "timed out with " + std::to_string(observer_.connecting) + " connecting";
+        co_return false;
+      }
+      while (idle_.size() < level && observer_.connecting < arguments_.window) {
+        const std::size_t index = idle_.size();
+        if (arguments_.first_source + index / arguments_.sessions_per_source > 254) {
+          stop_reason_ = "out of source addresses";
+          co_return false;
+        }
+        idle_.push_back(
+            std::make_unique<transport::ClientRuntime>(io_, options(source_for(index)), observer_));
+        ++observer_.connecting;
+        idle_.back()->start();
+      }
+      if (Clock::now() - last_report > std::chrono::seconds(10)) {
+        last_report = Clock::now();
+        spdlog::warn("{} idle sessions established, {} connecting, server RSS {} KiB",
+                     observer_.established, observer_.connecting,
+                     rss_kib(arguments_.server_pid).value_or(0));
+      }
+      co_await sleep_for(std::chrono::milliseconds(5));
+    }
+    co_return true;
+  }
+
+  static void report(const nlohmann::json& row) {
+    std::printf("RESULT %s\n", row.dump().c_str());
+    std::fflush(stdout);
+  }
+
+  void finish(asio::ip::tcp::acceptor& echo, ActiveSession& active) {
+    for (auto& runtime : idle_) runtime->stop();
+    active.stop();
+    std::error_code ignored;
+    echo.close(ignored);
+    io_.stop();
+  }
+
+  asio::io_context& io_;
+  Arguments arguments_;
+  std::shared_ptr<asio::ssl::context> context_;
+  IdleObserver observer_;
+  std::vector<std::unique_ptr<transport::ClientRuntime>> idle_;
+  std::optional<std::uint64_t> rss_baseline_;
+  std::string stop_reason_;
+  nlohmann::json rows_ = nlohmann::json::array();
+  std::size_t complete_levels_ = 0;
+};
+
+void print_table(const nlohmann::json& rows) {
+  std::printf(
+      "\n| idle sessions | server RSS per idle session | server CPU, idle | generator CPU, "
+      "idle | active ping p50 / p99 | sessions established per second |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& row : rows) {
+    auto number = [&row](const char* key, const char* format) {
+      if (!row.contains(key)) return std::string();
+      char text[64];
+      std::snprintf(text, sizeof text, format, row[key].get<double>());
+      return std::string(text);
+    };
+    std::printf("| %zu | %s | %s | %s | %s / %s | %s |\n", row["idle_sessions"].get<std::size_t>(),
+                number("server_rss_per_idle_session_kib", "%.1f KiB").c_str(),
+                number("server_cpu_percent_idle", "%.1f%%").c_str(),
+                number("generator_cpu_percent_idle", "%.1f%%").c_str(),
+                number("ping_p50_ms", "%.2f").c_str(), number("ping_p99_ms", "%.2f ms").c_str(),
+                number("established_per_second", "%.0f").c_str());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Arguments arguments;
+  std::string server;
+  CLI::App app{"Opens many idle tether sessions and one active one; measures the server"};
+  app.add_option("--server", server, "HOST:PORT of a running `tether server --auth none`")
+      ->required();
+  app.add_option("--fingerprint", arguments.fingerprint, "The server's sha256:HEX fingerprint")
+      ->required();
+  app.add_option("--server-pid", arguments.server_pid, "The server's process id (for /proc)")
+      ->required();
+  app.add_option("--echo-port", arguments.echo_port,
+                 "Port of this program's echo listener on 127.0.0.1 (the server must --allow it)")
+      ->required();
+  app.add_option("--levels", arguments.levels,
+                 "Idle session counts to measure at, ascending (e.g. 0,10000,100000)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--sessions-per-source", arguments.sessions_per_source,
+                 "Idle sessions per source address 127.0.0.N")
+      ->capture_default_str();
+  app.add_option("--first-source", arguments.first_source, "N of the first source 127.0.0.N")
+      ->capture_default_str();
+  app.add_option("--window", arguments.window, "Sessions connecting at once")
+      ->capture_default_str();
+  app.add_option("--heartbeat-interval", arguments.heartbeat_interval_ms,
+                 "Milliseconds between heartbeats the sessions ask for")
+      ->capture_default_str();
+  app.add_option("--idle-window", arguments.idle_window_s, "Seconds of idle CPU measurement")
+      ->capture_default_str();
+  app.add_option("--pings", arguments.pings, "Round trips of the active session per level")
+      ->capture_default_str();
+  app.add_option("--ping-gap", arguments.ping_gap_ms, "Milliseconds between round trips")
+      ->capture_default_str();
+  app.add_option("--ping-time", arguments.ping_time_s, "Seconds the round trips may take per level")
+      ->capture_default_str();
+  app.add_option("--settle", arguments.settle_s, "Seconds between establishing and measuring RSS")
+      ->capture_default_str();
+  app.add_option("--establish-timeout", arguments.establish_timeout_s,
+                 "Seconds one level may take to establish")
+      ->capture_default_str();
+  app.add_flag("--resume-tls", arguments.resume_tls,
+               "Resume TLS with the newest ticket (default: a full handshake per session)");
+  app.add_option("--json", arguments.json_file, "Also write the results as a JSON array here");
+  CLI11_PARSE(app, argc, argv);
+  auto address = tunnel::split_host_port(server);
+  if (!address) {
+    std::fprintf(stderr, "--server: %s\n", address.error().c_str());
+    return 2;
+  }
+  arguments.host = address->first;
+  arguments.port = std::to_string(address->second);
+  std::sort(arguments.levels.begin(), arguments.levels.end());
+
+  spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
+  spdlog::set_level(spdlog::level::warn);  // one line per session would cost more than the session
+  const std::uint64_t wanted = arguments.levels.back() + 1000;
+  const std::uint64_t limit = raise_descriptor_limit(wanted);
+  spdlog::warn("load generator file-descriptor limit {} (wanted {})", limit, wanted);
+
+  asio::io_context io;
+  Benchmark benchmark(io, arguments);
+  asio::co_spawn(io, benchmark.run(), [](std::exception_ptr failure) {
+    if (!failure) return;
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& error) {
+      spdlog::error("load generator failed: {}", error.what());
+    }
+  });
+  io.run();
+  print_table(benchmark.rows());
+  if (!arguments.json_file.empty()) std::ofstream(arguments.json_file) << benchmark.rows().dump(2);
+  return benchmark.complete() ? 0 : 1;
+}

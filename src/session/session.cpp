@@ -28,14 +28,6 @@ std::uint64_t to_milliseconds(Duration duration) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<milliseconds>(duration).count());
 }
 
-// A peer's milliseconds as a Duration, clamped into [low, high] *before* the conversion, so that no
-// value a peer can send overflows the nanosecond representation.
-Duration clamp_peer_milliseconds(std::uint64_t value, Duration low, Duration high) {
-  const std::uint64_t low_ms = to_milliseconds(low);
-  const std::uint64_t high_ms = std::max(low_ms, to_milliseconds(high));
-  return milliseconds(static_cast<milliseconds::rep>(std::clamp(value, low_ms, high_ms)));
-}
-
 }  // namespace
 
 const char* to_string(SuspendCause cause) {
@@ -82,6 +74,7 @@ Session::Session(SessionConfig config, RandomSource& random, Time now)
   create_stream(kControlStream, 0);
   give_up_deadline_ = now + config_.reconnect_limit;
   request_path(now);
+  refresh_timers();
 }
 
 Session::Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
@@ -98,10 +91,8 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
       stream_opens_(config.max_stream_opens_per_second, config.max_streams, now),
       backoff_(config.reconnect_initial_backoff, config.reconnect_max_backoff) {
   // Negotiate liveness: the client proposes, the server clamps into its policy.
-  heartbeat_.interval = clamp_peer_milliseconds(
-      hello.heartbeat_interval_ms, config_.min_heartbeat_interval, config_.max_heartbeat_interval);
-  heartbeat_.missing_allowed = std::clamp<std::uint64_t>(hello.missing_heartbeats_allowed, 1,
-                                                         config_.max_missing_heartbeats_allowed);
+  heartbeat_ = heartbeat_policy::negotiate(
+      hello.heartbeat_interval_ms, hello.missing_heartbeats_allowed, config_.heartbeat_bounds());
   next_local_stream_ = 2;
   create_stream(kControlStream, 0);
   auto [it, inserted] =
@@ -118,6 +109,7 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
   welcome.reset_token = reset_token;
   queue_frame(it->second, welcome);
   emit(events::Established{session_id_});
+  refresh_timers();
 }
 
 Session::~Session() {
@@ -131,6 +123,7 @@ Session::~Session() {
 // ------------------------------------------------------------------------------------
 
 void Session::add_path(PathId path_id, std::span<const std::byte> keying_material, Time now) {
+  const TimerRefresh refresh(*this);
   assert(role_ == Role::kClient);
   attempt_in_flight_ = false;
   if (phase_ == Phase::kClosed || paths_.contains(path_id)) {
@@ -169,12 +162,14 @@ void Session::add_path(PathId path_id, std::span<const std::byte> keying_materia
 }
 
 void Session::on_path_failed(Time now) {
+  const TimerRefresh refresh(*this);
   attempt_in_flight_ = false;
   if (phase_ == Phase::kClosed) return;
   request_path(now);
 }
 
 void Session::on_path_network_change(PathId path_id, Time now) {
+  const TimerRefresh refresh(*this);
   if (role_ != Role::kClient || phase_ != Phase::kOpen) return;
   auto it = paths_.find(path_id);
   if (it == paths_.end() || it->second.state != PathState::kActive) return;
@@ -191,12 +186,14 @@ void Session::on_path_network_change(PathId path_id, Time now) {
 }
 
 void Session::on_network_available(Time now) {
+  const TimerRefresh refresh(*this);
   if (role_ != Role::kClient || phase_ == Phase::kClosed) return;
   if (!suspended_ && phase_ != Phase::kConnecting) return;
   if (next_attempt_at_) next_attempt_at_ = now;  // the waiting attempt starts at the next timeout
 }
 
 void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now) {
+  const TimerRefresh refresh(*this);
   auto it = paths_.find(path_id);
   if (it == paths_.end() || phase_ == Phase::kClosed) return;
   Path& path = it->second;
@@ -235,6 +232,7 @@ void Session::announce_writable(std::uint64_t unacknowledged_before) {
 }
 
 void Session::on_path_closed(PathId path_id, Time now) {
+  const TimerRefresh refresh(*this);
   auto it = paths_.find(path_id);
   if (it == paths_.end()) return;
   const bool was_data_path = data_path_ == path_id;
@@ -275,6 +273,7 @@ void Session::on_path_closed(PathId path_id, Time now) {
 
 std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out,
                                    std::size_t max_bytes, Time now) {
+  const TimerRefresh refresh(*this);
   auto it = paths_.find(path_id);
   if (it == paths_.end()) return 0;
   Path& path = it->second;
@@ -393,11 +392,9 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
     capabilities_ = welcome->capabilities & config_.capabilities;
     // A hostile server must not make us heartbeat every microsecond, or overflow a conversion: its
     // figures are clamped into our own bounds.
-    heartbeat_.interval =
-        clamp_peer_milliseconds(welcome->heartbeat_interval_ms, config_.min_heartbeat_interval,
-                                config_.max_heartbeat_interval);
-    heartbeat_.missing_allowed = std::clamp<std::uint64_t>(welcome->missing_heartbeats_allowed, 1,
-                                                           config_.max_missing_heartbeats_allowed);
+    heartbeat_ = heartbeat_policy::negotiate(welcome->heartbeat_interval_ms,
+                                             welcome->missing_heartbeats_allowed,
+                                             config_.heartbeat_bounds());
     path.liveness = LivenessDetector(heartbeat_, now);
     path.heartbeat_schedule = HeartbeatSchedule(heartbeat_.interval, now);
     path.state = PathState::kActive;
@@ -445,6 +442,7 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
 Expected<void, Reason> Session::accept_resume(PathId path_id,
                                               std::span<const std::byte> keying_material,
                                               const wire::Resume& resume, Time now) {
+  const TimerRefresh refresh(*this);
   assert(role_ == Role::kServer);
   if (phase_ != Phase::kOpen) return make_unexpected(Reason::kUnknownSession);
   if (resume.version != wire::kProtocolVersion) return make_unexpected(Reason::kProtocolError);
@@ -501,6 +499,7 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
 }
 
 bool Session::accept_fast_close(const wire::FastClose& frame, Time now) {
+  const TimerRefresh refresh(*this);
   if (phase_ != Phase::kOpen || !has(capabilities_, wire::Capability::kFastClose) ||
       !crypto::constant_time_equal(frame.key, keys_.server_close_key)) {
     ++stats_.forged_frames_ignored;
@@ -912,6 +911,7 @@ void Session::sync_budget() {
 }
 
 void Session::announce_budget_room() {
+  const TimerRefresh refresh(*this);
   if (phase_ != Phase::kOpen || !write_blocked_) return;
   write_blocked_ = false;
   emit(events::Writable{});
@@ -926,6 +926,7 @@ std::vector<StreamId> Session::stream_ids() const {
 }
 
 Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time) {
+  const TimerRefresh refresh(*this);
   if (phase_ != Phase::kOpen || close_requested_) return make_unexpected(StreamError::kNotOpen);
   if (local_stream_count_ >= config_.max_streams)
     return make_unexpected(StreamError::kTooManyStreams);
@@ -937,6 +938,7 @@ Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time
 
 Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const std::byte> bytes,
                                                   Time) {
+  const TimerRefresh refresh(*this);
   if (phase_ != Phase::kOpen || close_requested_) return make_unexpected(StreamError::kNotOpen);
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
@@ -969,6 +971,7 @@ Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const s
 }
 
 Expected<void, StreamError> Session::finish(StreamId id, Time) {
+  const TimerRefresh refresh(*this);
   if (phase_ != Phase::kOpen) return make_unexpected(StreamError::kNotOpen);
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
@@ -979,6 +982,7 @@ Expected<void, StreamError> Session::finish(StreamId id, Time) {
 }
 
 Expected<ReadResult, StreamError> Session::read(StreamId id, std::span<std::byte> out, Time now) {
+  const TimerRefresh refresh(*this);
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   const std::size_t count = stream->receive.buffer.read(out);
@@ -995,6 +999,7 @@ std::span<const std::byte> Session::peek(StreamId id) const {
 }
 
 void Session::consume(StreamId id, std::size_t count, Time now) {
+  const TimerRefresh refresh(*this);
   Stream* stream = id == kControlStream ? nullptr : find_stream(id);
   if (stream == nullptr) return;
   count = std::min(count, stream->receive.buffer.size());
@@ -1023,6 +1028,7 @@ bool Session::note_consumed(Stream& stream, std::size_t count, Time now) {
 }
 
 void Session::reset_stream(StreamId id, std::uint64_t error_code, Time) {
+  const TimerRefresh refresh(*this);
   abandon_stream(id, error_code);
   apply_deferred_failure();
 }
@@ -1378,96 +1384,142 @@ void Session::update_ack_progress(bool progressed, Time now) {
 }
 
 std::optional<Time> Session::next_deadline() const {
-  if (phase_ == Phase::kClosed) return std::nullopt;
-  std::optional<Time> earliest;
-  auto consider = [&](std::optional<Time> candidate) {
-    if (candidate && (!earliest || *candidate < *earliest)) earliest = candidate;
+  return timers_.earliest();
+}
+
+void Session::refresh_timers() {
+  if (phase_ == Phase::kClosed) {
+    timers_.clear();
+    return;
+  }
+  std::optional<Time> handshake;
+  std::optional<Time> liveness;
+  std::optional<Time> dead;
+  std::optional<Time> heartbeat;
+  auto earlier = [](std::optional<Time>& slot, std::optional<Time> candidate) {
+    if (candidate && (!slot || *candidate < *slot)) slot = candidate;
   };
   const Duration rto = rtt_.retransmission_timeout();
   for (const auto& [id, path] : paths_) {
     if (path.state == PathState::kDone) continue;
-    consider(path.handshake_deadline);
+    earlier(handshake, path.handshake_deadline);
     if (path.state != PathState::kActive) continue;
-    consider(path.heartbeat_schedule.deadline());
-    consider(path.suspect ? path.liveness.last_inbound() + 2 * budget()
-                          : path.liveness.deadline(rto));
+    earlier(heartbeat, path.heartbeat_schedule.deadline());
+    if (path.suspect) {
+      earlier(dead, path.liveness.last_inbound() + heartbeat_policy::dead_after(budget()));
+    } else {
+      earlier(liveness, path.liveness.deadline(rto));
+    }
   }
-  if (data_path_ && !suspended_) consider(ack_progress_.deadline(budget()));
-  if (data_path_ && !acknowledgement_pending_streams_.empty() && !ack_now_) consider(ack_deadline_);
-  consider(linger_deadline_);
-  consider(give_up_deadline_);
-  consider(next_attempt_at_);
-  return earliest;
+  timers_.set(TimerSlot::kHandshake, handshake);
+  timers_.set(TimerSlot::kPathLiveness, liveness);
+  timers_.set(TimerSlot::kPathDead, dead);
+  timers_.set(TimerSlot::kHeartbeat, heartbeat);
+  timers_.set(TimerSlot::kAckDelay,
+              data_path_ && !acknowledgement_pending_streams_.empty() && !ack_now_ ? ack_deadline_
+                                                                                   : std::nullopt);
+  timers_.set(TimerSlot::kAckProgress,
+              data_path_ && !suspended_ ? ack_progress_.deadline(budget()) : std::nullopt);
+  timers_.set(TimerSlot::kLinger, linger_deadline_);
+  timers_.set(TimerSlot::kGiveUp, give_up_deadline_);
+  timers_.set(TimerSlot::kReconnect, next_attempt_at_);
 }
 
 void Session::on_timeout(Time now) {
-  if (phase_ == Phase::kClosed) return;
-  const Duration rto = rtt_.retransmission_timeout();
-  for (auto& [id, path] : paths_) {
-    if (path.state == PathState::kDone) continue;
-    if (path.handshake_deadline && now >= *path.handshake_deadline) {
-      attempt_failed(path, now);
-      if (phase_ == Phase::kClosed) return;
-      continue;
-    }
-    if (path.state != PathState::kActive) continue;
-    if (path.suspect) {
-      if (now >= path.liveness.last_inbound() + 2 * budget()) {
-        // Silent for twice the budget: the path is dead, not just slow.
+  const TimerRefresh refresh(*this);
+  // Each slot is looked at in TimerSlot order, against the state the previous ones left.
+  for (std::size_t index = 0; index < kTimerSlotCount && phase_ != Phase::kClosed; ++index) {
+    const auto slot = static_cast<TimerSlot>(index);
+    refresh_timers();
+    if (timers_.due(slot, now)) on_timer(slot, now);
+  }
+  apply_deferred_failure();
+}
+
+void Session::on_timer(TimerSlot slot, Time now) {
+  switch (slot) {
+    case TimerSlot::kHandshake:
+      for (auto& [id, path] : paths_) {
+        if (path.state != PathState::kDone && path.handshake_deadline &&
+            now >= *path.handshake_deadline) {
+          attempt_failed(path, now);
+          if (phase_ == Phase::kClosed) return;
+        }
+      }
+      return;
+    case TimerSlot::kPathLiveness:
+      for (auto& [id, path] : paths_) {
+        if (path.state == PathState::kActive && !path.suspect) check_liveness(path, now);
+      }
+      return;
+    case TimerSlot::kPathDead:
+      for (auto& [id, path] : paths_) {
+        if (path.state != PathState::kActive || !path.suspect) continue;
+        if (now < path.liveness.last_inbound() + heartbeat_policy::dead_after(budget())) continue;
         const bool was_data_path = data_path_ == id;
         retire_path(path);
         if (was_data_path) on_data_path_lost(SuspendCause::kHeartbeatTimeout, now);
+        if (phase_ == Phase::kClosed) return;
       }
-    } else {
-      while (now >= path.liveness.deadline(rto)) {
-        const auto verdict = path.liveness.on_timeout(now, rto);
-        if (verdict == LivenessDetector::Verdict::kMissedHeartbeat) {
-          ++stats_.heartbeats_missed;
-          continue;
-        }
-        if (verdict == LivenessDetector::Verdict::kSuspect) {
-          path.suspect = true;
-          if (data_path_ == id) on_data_path_lost(SuspendCause::kHeartbeatTimeout, now);
-        }
-        break;
+      return;
+    case TimerSlot::kHeartbeat:
+      for (auto& [id, path] : paths_) {
+        if (path.state == PathState::kActive && path.heartbeat_schedule.due(now))
+          send_heartbeat(path, now);
       }
-    }
-    if (path.state == PathState::kActive && path.heartbeat_schedule.due(now)) {
-      const std::uint64_t sequence = path.next_ping_sequence++;
-      queue_frame(path, wire::Ping{sequence});
-      if (!path.outstanding_ping) path.outstanding_ping = {sequence, now};
-      path.heartbeat_schedule.on_ping_sent(now);
-      if (data_path_ == id) {
-        update_ack_progress(false, now);
-        // Once per heartbeat interval: a busy session refills its pool at once, an idle one
-        // gives its spare blocks back.
-        block_pool_.trim();
-      }
-    }
-  }
-  if (ack_deadline_ && now >= *ack_deadline_) ack_now_ = true;
-  if (data_path_ && !suspended_) {
-    const auto stall = ack_progress_.deadline(budget());
-    if (stall && now >= *stall) {
+      return;
+    case TimerSlot::kAckDelay:
+      ack_now_ = true;
+      return;
+    case TimerSlot::kAckProgress:
       ack_progress_.reset();
       on_data_path_lost(SuspendCause::kAcknowledgementStall, now);
+      return;
+    case TimerSlot::kLinger:
+      fail_session(Reason::kLingerExpired, false, false, now, false);
+      return;
+    case TimerSlot::kGiveUp:
+      if (suspended_ || phase_ == Phase::kConnecting)
+        fail_session(Reason::kReconnectExhausted, false, true, now, false);
+      return;
+    case TimerSlot::kReconnect:
+      next_attempt_at_.reset();
+      attempt_in_flight_ = true;
+      emit(events::PathWanted{});
+      return;
+    case TimerSlot::kReauthenticate:
+    case TimerSlot::kCredentialExpiry:
+      return;  // reserved for the authentication issue: never armed yet
+  }
+}
+
+void Session::check_liveness(Path& path, Time now) {
+  const Duration rto = rtt_.retransmission_timeout();
+  while (now >= path.liveness.deadline(rto)) {
+    const auto verdict = path.liveness.on_timeout(now, rto);
+    if (verdict == LivenessDetector::Verdict::kMissedHeartbeat) {
+      ++stats_.heartbeats_missed;
+      continue;
     }
+    if (verdict == LivenessDetector::Verdict::kSuspect) {
+      path.suspect = true;
+      if (data_path_ == path.id) on_data_path_lost(SuspendCause::kHeartbeatTimeout, now);
+    }
+    break;
   }
-  if (linger_deadline_ && now >= *linger_deadline_) {
-    fail_session(Reason::kLingerExpired, false, false, now, false);
-    return;
+}
+
+void Session::send_heartbeat(Path& path, Time now) {
+  const std::uint64_t sequence = path.next_ping_sequence++;
+  queue_frame(path, wire::Ping{sequence});
+  if (!path.outstanding_ping) path.outstanding_ping = {sequence, now};
+  path.heartbeat_schedule.on_ping_sent(now);
+  if (data_path_ == path.id) {
+    update_ack_progress(false, now);
+    // Once per heartbeat interval: a busy session refills its pool at once, an idle one gives its
+    // spare blocks back.
+    block_pool_.trim();
   }
-  if (give_up_deadline_ && now >= *give_up_deadline_ &&
-      (suspended_ || phase_ == Phase::kConnecting)) {
-    fail_session(Reason::kReconnectExhausted, false, true, now, false);
-    return;
-  }
-  if (next_attempt_at_ && now >= *next_attempt_at_) {
-    next_attempt_at_.reset();
-    attempt_in_flight_ = true;
-    emit(events::PathWanted{});
-  }
-  apply_deferred_failure();
 }
 
 // ---- Ending
@@ -1543,9 +1595,11 @@ void Session::finish_session(const events::Closed& closed) {
     suspended_index_->erase({suspended_since_, session_id_});
   }
   suspended_ = false;
+  timers_.clear();
 }
 
 void Session::close(Time now) {
+  const TimerRefresh refresh(*this);
   if (phase_ == Phase::kConnecting) {
     finish_session(events::Closed{Reason::kShutdown, false, false, unacknowledged_bytes_});
     return;
@@ -1580,12 +1634,14 @@ void Session::check_graceful_completion(Time) {
 }
 
 events::Closed Session::abort(Reason reason, Time now, bool transient) {
+  const TimerRefresh refresh(*this);
   events::Closed closed{reason, false, transient, unacknowledged_bytes_};
   fail_session(reason, false, transient, now, true);
   return closed;
 }
 
 std::vector<std::byte> Session::fast_close(Reason reason, Time now) {
+  const TimerRefresh refresh(*this);
   std::vector<std::byte> encoded;
   if (phase_ != Phase::kOpen) return encoded;
   if (!has(capabilities_, wire::Capability::kFastClose)) {

@@ -12,12 +12,14 @@
 
 #include "session/buffer_budget.hpp"
 #include "session/events.hpp"
+#include "session/heartbeat_policy.hpp"
 #include "session/inbound_buffer.hpp"
 #include "session/key_schedule.hpp"
 #include "session/liveness.hpp"
 #include "session/reconnect_backoff.hpp"
 #include "session/rtt_estimator.hpp"
 #include "session/stream.hpp"
+#include "session/timer_set.hpp"
 #include "session/token_bucket.hpp"
 #include "session/types.hpp"
 #include "tether/expected.hpp"
@@ -109,8 +111,15 @@ class Session {
   [[nodiscard]] bool wants_input(PathId path) const;
 
   // ---- Time -------------------------------------------------------------------------------------
+  // The earliest deadline of the session's TimerSet (nullopt once closed).
   [[nodiscard]] std::optional<Time> next_deadline() const;
+  // Handles every due timer slot, in TimerSlot order.
   void on_timeout(Time now);
+  // Whether next_deadline() may have changed since the last call (and clears the bit): a server can
+  // re-index only the sessions whose deadline moved.
+  [[nodiscard]] bool take_deadline_changed() { return timers_.take_changed(); }
+  // The deadline of one slot (nullopt when disarmed), for inspection and tests.
+  [[nodiscard]] std::optional<Time> deadline(TimerSlot slot) const { return timers_.get(slot); }
 
   // ---- Events -----------------------------------------------------------------------------------
   std::optional<Event> poll_event();
@@ -196,6 +205,20 @@ class Session {
                                        const wire::Resume& resume, Time now);
   // Server: a FastClose arrived as the first frame of a new connection.
   bool accept_fast_close(const wire::FastClose& frame, Time now);
+
+  // Re-arms every timer slot from the state; run on the way out of every entry point (TimerRefresh)
+  // so that next_deadline() is always current.
+  void refresh_timers();
+  struct TimerRefresh {
+    explicit TimerRefresh(Session& session) : session_(session) {}
+    ~TimerRefresh() { session_.refresh_timers(); }
+    TimerRefresh(const TimerRefresh&) = delete;
+    TimerRefresh& operator=(const TimerRefresh&) = delete;
+    Session& session_;
+  };
+  void on_timer(TimerSlot slot, Time now);
+  void check_liveness(Path& path, Time now);
+  void send_heartbeat(Path& path, Time now);
 
   bool handle_frame(Path& path, const wire::Frame& frame, Time now);
   bool handle_handshake_frame(Path& path, const wire::Frame& frame, Time now);
@@ -368,6 +391,7 @@ class Session {
   bool peer_close_received_ = false;
 
   SessionStats stats_;
+  TimerSet timers_;
 };
 
 }  // namespace tether::session

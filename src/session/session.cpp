@@ -105,8 +105,10 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
   welcome.session_id = session_id_;
   welcome.heartbeat_interval_ms = to_milliseconds(heartbeat_.interval);
   welcome.missing_heartbeats_allowed = heartbeat_.missing_allowed;
-  welcome.linger_ms = to_milliseconds(config_.linger);
-  welcome.reset_token = reset_token;
+  // What was not negotiated is not used: without resume the session ends with its connection (it
+  // lingers for nothing), and without stateless reset the client gets no token to trust.
+  welcome.linger_ms = may_resume() ? to_milliseconds(config_.linger) : 0;
+  if (has(capabilities_, wire::Capability::kStatelessReset)) welcome.reset_token = reset_token;
   queue_frame(it->second, welcome);
   emit(events::Established{session_id_});
   refresh_timers();
@@ -126,7 +128,8 @@ void Session::add_path(PathId path_id, std::span<const std::byte> keying_materia
   const TimerRefresh refresh(*this);
   assert(role_ == Role::kClient);
   attempt_in_flight_ = false;
-  if (phase_ == Phase::kClosed || paths_.contains(path_id)) {
+  if (phase_ == Phase::kClosed || paths_.contains(path_id) ||
+      (phase_ == Phase::kOpen && !may_resume())) {
     emit(events::PathDone{path_id});
     return;
   }
@@ -345,7 +348,7 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
                    }
                  },
                  [&](const wire::StatelessReset& reset) {
-                   if (role_ == Role::kClient &&
+                   if (role_ == Role::kClient && trusts_stateless_reset() &&
                        crypto::constant_time_equal(reset.session_id, session_id_) &&
                        crypto::constant_time_equal(reset.token, reset_token_)) {
                      fail_session(Reason::kUnknownSession, true, false, now, false);
@@ -370,7 +373,8 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
     return false;
   }
   if (const auto* reset = std::get_if<wire::StatelessReset>(&frame)) {
-    if (phase_ == Phase::kOpen && crypto::constant_time_equal(reset->session_id, session_id_) &&
+    if (phase_ == Phase::kOpen && trusts_stateless_reset() &&
+        crypto::constant_time_equal(reset->session_id, session_id_) &&
         crypto::constant_time_equal(reset->token, reset_token_)) {
       fail_session(Reason::kUnknownSession, true, false, now, false);
     } else {
@@ -445,6 +449,11 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
   const TimerRefresh refresh(*this);
   assert(role_ == Role::kServer);
   if (phase_ != Phase::kOpen) return make_unexpected(Reason::kUnknownSession);
+  if (!may_resume()) {
+    // The client did not offer resume (or we did not): it has no business resuming.
+    ++stats_.rejected_resume_attempts;
+    return make_unexpected(Reason::kProtocolError);
+  }
   if (resume.version != wire::kProtocolVersion) return make_unexpected(Reason::kProtocolError);
   // The proof must be bound to this connection; accept the previous secret too, for a client that
   // never saw our last ResumeAccept. Anything older is stale.
@@ -1302,6 +1311,17 @@ void Session::on_data_path_lost(SuspendCause cause, Time now) {
     finish_session(events::Closed{Reason::kShutdown, !close_initiated_locally_, false, 0});
     return;
   }
+  if (!may_resume() && !data_path_) {
+    // Without resume no other connection can take the session over: it ends with its last one.
+    // The client reports reconnect-exhausted (transient: a new session may work), the server
+    // linger-expired (its linger for such a session is zero).
+    if (role_ == Role::kClient) {
+      fail_session(Reason::kReconnectExhausted, false, true, now, false);
+    } else {
+      fail_session(Reason::kLingerExpired, false, false, now, false);
+    }
+    return;
+  }
   suspend(cause, now);
   if (role_ == Role::kClient) request_path(now);
 }
@@ -1347,6 +1367,7 @@ void Session::mark_resumed(Time now) {
 void Session::request_path(Time now) {
   if (role_ != Role::kClient || phase_ == Phase::kClosed || attempt_in_flight_ || next_attempt_at_)
     return;
+  if (phase_ == Phase::kOpen && !may_resume()) return;  // a new connection could not resume
   const bool handshaking = std::any_of(paths_.begin(), paths_.end(), [](const auto& entry) {
     return entry.second.state == PathState::kHelloSent ||
            entry.second.state == PathState::kResumeSent;

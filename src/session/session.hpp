@@ -217,6 +217,11 @@ class Session {
     Session& session_;
   };
   void on_timer(TimerSlot slot, Time now);
+  // Negotiated capabilities, honoured: what one side did not offer is not used.
+  [[nodiscard]] bool may_resume() const { return has(capabilities_, wire::Capability::kResume); }
+  [[nodiscard]] bool trusts_stateless_reset() const {
+    return has(capabilities_, wire::Capability::kStatelessReset);
+  }
   void check_liveness(Path& path, Time now);
   void send_heartbeat(Path& path, Time now);
 

@@ -232,9 +232,7 @@ void Session::on_path_closed(PathId path_id, Time now) {
     if (role_ == Role::kClient) {
       lifecycle_.on_resume_attempt_over();
       // A failed attempt: fall back to a still-active path if the failed one carried the data.
-      if (was_data_path) {
-        if (Path* active = paths_.first_active(false)) switch_data_path(active->id, now);
-      }
+      if (was_data_path) fall_back_to_active_path(now);
       request_path(now);
     }
     return;

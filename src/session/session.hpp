@@ -257,8 +257,8 @@ class Session {
   void switch_data_path(PathId path, Time now);
   void retire_path(Path& path);
   void attempt_failed(Path& path, Time now);
-  // Switches to the first active path (if any) when `path` carried the data.
-  void fall_back_from(PathId path, Time now);
+  // With no data path left, the first active path (if any) becomes the data path.
+  void fall_back_to_active_path(Time now);
   void on_data_path_lost(SuspendCause cause, Time now);
   void suspend(SuspendCause cause, Time now);
   void mark_resumed(Time now);

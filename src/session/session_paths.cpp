@@ -37,9 +37,8 @@ void Session::retire_path(Path& path) {
   emit(events::PathDone{path.id});
 }
 
-void Session::fall_back_from(PathId path_id, Time now) {
+void Session::fall_back_to_active_path(Time now) {
   if (paths_.data_path()) return;
-  (void)path_id;
   if (Path* active = paths_.first_active(false)) switch_data_path(active->id, now);
 }
 
@@ -48,7 +47,7 @@ void Session::attempt_failed(Path& path, Time now) {
   retire_path(path);
   if (lifecycle_.closed()) return;
   lifecycle_.on_resume_attempt_over();
-  if (was_data_path) fall_back_from(path.id, now);
+  if (was_data_path) fall_back_to_active_path(now);
   request_path(now);
 }
 

@@ -194,15 +194,27 @@ class Session {
   void announce_budget_room();
 
   // ---- Timers (session_timers.cpp) ----
-  // Re-arms every timer slot from the parts' state; run on the way out of every entry point
-  // (TimerRefresh) so that next_deadline() is always current.
+  // Re-arms every timer slot from the parts' state; run on the way out of every entry point that
+  // may move a deadline (TimerRefresh) so that next_deadline() is always current. The stream calls
+  // of the application move at most the delayed-ack deadline (kAcknowledgementsOnly): they run
+  // per message, so they re-arm only that slot. open_stream, write and finish move none.
   void refresh_timers();
+  void refresh_acknowledgement_timer();
   struct TimerRefresh {
-    explicit TimerRefresh(Session& session) : session_(session) {}
-    ~TimerRefresh() { session_.refresh_timers(); }
+    enum class Scope : std::uint8_t { kAll, kAcknowledgementsOnly };
+    explicit TimerRefresh(Session& session, Scope scope = Scope::kAll)
+        : session_(session), scope_(scope) {}
+    ~TimerRefresh() {
+      if (scope_ == Scope::kAll) {
+        session_.refresh_timers();
+      } else {
+        session_.refresh_acknowledgement_timer();
+      }
+    }
     TimerRefresh(const TimerRefresh&) = delete;
     TimerRefresh& operator=(const TimerRefresh&) = delete;
     Session& session_;
+    Scope scope_;
   };
   void on_timer(TimerSlot slot, Time now);
   void send_heartbeat(Path& path, Time now);

@@ -216,7 +216,6 @@ void Session::check_stream_bookkeeping() const {
 // ---- The application's stream API -------------------------------------------------------------
 
 Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time) {
-  const TimerRefresh refresh(*this);
   if (!lifecycle_.open() || lifecycle_.close_handshake().requested)
     return make_unexpected(StreamError::kNotOpen);
   if (streams_.local_count() >= config_.max_streams)
@@ -228,7 +227,6 @@ Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time
 
 Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const std::byte> bytes,
                                                   Time) {
-  const TimerRefresh refresh(*this);
   if (!lifecycle_.open() || lifecycle_.close_handshake().requested)
     return make_unexpected(StreamError::kNotOpen);
   Stream* stream = id == kControlStream ? nullptr : streams_.find(id);
@@ -262,7 +260,6 @@ Expected<std::size_t, StreamError> Session::write(StreamId id, std::span<const s
 }
 
 Expected<void, StreamError> Session::finish(StreamId id, Time) {
-  const TimerRefresh refresh(*this);
   if (!lifecycle_.open()) return make_unexpected(StreamError::kNotOpen);
   Stream* stream = id == kControlStream ? nullptr : streams_.find(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
@@ -273,7 +270,7 @@ Expected<void, StreamError> Session::finish(StreamId id, Time) {
 }
 
 Expected<ReadResult, StreamError> Session::read(StreamId id, std::span<std::byte> out, Time now) {
-  const TimerRefresh refresh(*this);
+  const TimerRefresh refresh(*this, TimerRefresh::Scope::kAcknowledgementsOnly);
   Stream* stream = id == kControlStream ? nullptr : streams_.find(id);
   if (stream == nullptr) return make_unexpected(StreamError::kUnknownStream);
   const std::size_t count = stream->receive.buffer.read(out);
@@ -290,7 +287,7 @@ std::span<const std::byte> Session::peek(StreamId id) const {
 }
 
 void Session::consume(StreamId id, std::size_t count, Time now) {
-  const TimerRefresh refresh(*this);
+  const TimerRefresh refresh(*this, TimerRefresh::Scope::kAcknowledgementsOnly);
   Stream* stream = id == kControlStream ? nullptr : streams_.find(id);
   if (stream == nullptr) return;
   count = std::min(count, stream->receive.buffer.size());
@@ -319,7 +316,7 @@ bool Session::note_consumed(Stream& stream, std::size_t count, Time now) {
 }
 
 void Session::reset_stream(StreamId id, std::uint64_t error_code, Time) {
-  const TimerRefresh refresh(*this);
+  const TimerRefresh refresh(*this, TimerRefresh::Scope::kAcknowledgementsOnly);
   abandon_stream(id, error_code);
   apply_deferred_failure();
 }

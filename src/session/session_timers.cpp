@@ -28,6 +28,14 @@ void Session::refresh_timers() {
   timers_.set(TimerSlot::kReconnect, lifecycle_.reconnect_deadline());
 }
 
+void Session::refresh_acknowledgement_timer() {
+  if (lifecycle_.closed()) {
+    timers_.clear();
+    return;
+  }
+  timers_.set(TimerSlot::kAckDelay, paths_.data_path() ? acks_.deadline() : std::nullopt);
+}
+
 void Session::on_timeout(Time now) {
   const TimerRefresh refresh(*this);
   // Each slot is looked at in TimerSlot order, against the state the previous ones left.

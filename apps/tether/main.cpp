@@ -29,9 +29,14 @@ namespace {
 using namespace tether;
 namespace fs = std::filesystem;
 
+// The defaults are the library's (session/heartbeat_policy.hpp holds the heartbeat rule).
 struct LivenessOptions {
-  unsigned heartbeat_interval_ms = 5000;
-  unsigned missing_heartbeats = 3;
+  unsigned heartbeat_interval_ms =
+      static_cast<unsigned>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                session::heartbeat_policy::kDefault.interval)
+                                .count());
+  unsigned missing_heartbeats =
+      static_cast<unsigned>(session::heartbeat_policy::kDefault.missing_allowed);
   unsigned linger_s = 600;
 };
 

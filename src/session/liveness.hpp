@@ -6,22 +6,10 @@
 #include <cstdint>
 #include <optional>
 
+#include "session/heartbeat_policy.hpp"
 #include "session/types.hpp"
 
 namespace tether::session {
-
-// The negotiated heartbeat parameters and the detection budget derived from them.
-struct HeartbeatParameters {
-  Duration interval = seconds(15);
-  std::uint64_t missing_allowed = 3;
-
-  // How long a path may stay silent (or stall) before it is suspect: the allowed misses plus one
-  // RTO of slack for a heartbeat in flight, the slack capped at one interval.
-  [[nodiscard]] Duration budget(Duration retransmission_timeout) const {
-    return interval * static_cast<std::int64_t>(missing_allowed) +
-           std::min(retransmission_timeout, interval);
-  }
-};
 
 // HeartbeatSchedule owns one deadline: the next time this side sends a Ping on a path.
 class HeartbeatSchedule {

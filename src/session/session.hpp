@@ -10,14 +10,18 @@
 #include <span>
 #include <vector>
 
+#include "session/ack_manager.hpp"
 #include "session/buffer_budget.hpp"
+#include "session/control_channel.hpp"
 #include "session/events.hpp"
-#include "session/inbound_buffer.hpp"
-#include "session/key_schedule.hpp"
-#include "session/liveness.hpp"
-#include "session/reconnect_backoff.hpp"
+#include "session/heartbeat_policy.hpp"
+#include "session/lifecycle.hpp"
+#include "session/path.hpp"
+#include "session/resume_state.hpp"
 #include "session/rtt_estimator.hpp"
-#include "session/stream.hpp"
+#include "session/send_scheduler.hpp"
+#include "session/stream_set.hpp"
+#include "session/timer_set.hpp"
 #include "session/token_bucket.hpp"
 #include "session/types.hpp"
 #include "tether/expected.hpp"
@@ -61,8 +65,6 @@ struct SessionStats {
   std::size_t open_streams = 0;
   Duration total_downtime{};
 };
-
-enum class Phase : std::uint8_t { kConnecting, kOpen, kClosed };
 
 class ServerEndpoint;
 
@@ -109,8 +111,15 @@ class Session {
   [[nodiscard]] bool wants_input(PathId path) const;
 
   // ---- Time -------------------------------------------------------------------------------------
+  // The earliest deadline of the session's TimerSet (nullopt once closed).
   [[nodiscard]] std::optional<Time> next_deadline() const;
+  // Handles every due timer slot, in TimerSlot order.
   void on_timeout(Time now);
+  // Whether next_deadline() may have changed since the last call (and clears the bit): a server can
+  // re-index only the sessions whose deadline moved.
+  [[nodiscard]] bool take_deadline_changed() { return timers_.take_changed(); }
+  // The deadline of one slot (nullopt when disarmed), for inspection and tests.
+  [[nodiscard]] std::optional<Time> deadline(TimerSlot slot) const { return timers_.get(slot); }
 
   // ---- Events -----------------------------------------------------------------------------------
   std::optional<Event> poll_event();
@@ -145,45 +154,28 @@ class Session {
   std::vector<std::byte> fast_close(Reason reason, Time now);
 
   // ---- Inspection -------------------------------------------------------------------------------
-  [[nodiscard]] Phase phase() const { return phase_; }
-  [[nodiscard]] bool suspended() const { return suspended_; }
+  [[nodiscard]] Phase phase() const { return lifecycle_.phase(); }
+  // The state of PROTOCOL.md's "States" (finer than phase()).
+  [[nodiscard]] SessionState state() const { return lifecycle_.state(); }
+  [[nodiscard]] bool suspended() const { return lifecycle_.suspended(); }
   // When the current suspension began (nullopt while not suspended).
   [[nodiscard]] std::optional<Time> suspended_since() const {
-    return suspended_ ? std::optional<Time>(suspended_since_) : std::nullopt;
+    return suspended() ? std::optional<Time>(lifecycle_.suspended_since()) : std::nullopt;
   }
   [[nodiscard]] Role role() const { return role_; }
   [[nodiscard]] const SessionId& id() const { return session_id_; }
   [[nodiscard]] SessionStats stats() const;
+  // The heartbeat parameters in use: the negotiated ones once established (the client's own
+  // proposal before). heartbeat_policy::kernel_user_timeout(heartbeat()) is the TCP_USER_TIMEOUT
+  // for its connections.
   [[nodiscard]] HeartbeatParameters heartbeat() const { return heartbeat_; }
   [[nodiscard]] wire::CapabilitySet capabilities() const { return capabilities_; }
   [[nodiscard]] std::size_t path_count() const { return paths_.size(); }
-  [[nodiscard]] std::optional<PathId> data_path() const { return data_path_; }
+  [[nodiscard]] std::optional<PathId> data_path() const { return paths_.data_path(); }
   [[nodiscard]] std::vector<StreamId> stream_ids() const;
 
  private:
   friend class ServerEndpoint;
-
-  enum class PathState : std::uint8_t { kHelloSent, kResumeSent, kActive, kDone };
-  struct Path {
-    Path(PathId path_id, PathState path_state, std::span<const std::byte> keying,
-         HeartbeatParameters heartbeat, Time now)
-        : id(path_id),
-          state(path_state),
-          keying_material(keying.begin(), keying.end()),
-          liveness(heartbeat, now),
-          heartbeat_schedule(heartbeat.interval, now) {}
-    PathId id;
-    PathState state;
-    std::vector<std::byte> keying_material;
-    InboundBuffer inbound;
-    std::vector<std::byte> outgoing;
-    LivenessDetector liveness;
-    HeartbeatSchedule heartbeat_schedule;
-    std::optional<Time> handshake_deadline;
-    std::uint64_t next_ping_sequence = 1;
-    std::optional<std::pair<std::uint64_t, Time>> outstanding_ping;
-    bool suspect = false;
-  };
 
   // Server session created by ServerEndpoint from a Hello on `path`.
   Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
@@ -196,89 +188,111 @@ class Session {
                                        const wire::Resume& resume, Time now);
   // Server: a FastClose arrived as the first frame of a new connection.
   bool accept_fast_close(const wire::FastClose& frame, Time now);
+  // Ends the session (Closed(reason)); `send_abort` queues an Abort on the data path first.
+  void fail_session(Reason reason, bool by_peer, bool transient, Time now, bool send_abort);
+  // The shared budget has room again after a write was refused for it: Writable.
+  void announce_budget_room();
 
+  // ---- Timers (session_timers.cpp) ----
+  // Re-arms every timer slot from the parts' state; run on the way out of every entry point that
+  // may move a deadline (TimerRefresh) so that next_deadline() is always current. The stream calls
+  // of the application move at most the delayed-ack deadline (kAcknowledgementsOnly): they run
+  // per message, so they re-arm only that slot. open_stream, write and finish move none.
+  void refresh_timers();
+  void refresh_acknowledgement_timer();
+  struct TimerRefresh {
+    enum class Scope : std::uint8_t { kAll, kAcknowledgementsOnly };
+    explicit TimerRefresh(Session& session, Scope scope = Scope::kAll)
+        : session_(session), scope_(scope) {}
+    ~TimerRefresh() {
+      if (scope_ == Scope::kAll) {
+        session_.refresh_timers();
+      } else {
+        session_.refresh_acknowledgement_timer();
+      }
+    }
+    TimerRefresh(const TimerRefresh&) = delete;
+    TimerRefresh& operator=(const TimerRefresh&) = delete;
+    Session& session_;
+    Scope scope_;
+  };
+  void on_timer(TimerSlot slot, Time now);
+  void send_heartbeat(Path& path, Time now);
+
+  // ---- Capabilities: what one side did not offer is not used ----
+  [[nodiscard]] bool may_resume() const { return has(capabilities_, wire::Capability::kResume); }
+  [[nodiscard]] bool trusts_stateless_reset() const {
+    return has(capabilities_, wire::Capability::kStatelessReset);
+  }
+
+  // ---- Frames (session.cpp) ----
   bool handle_frame(Path& path, const wire::Frame& frame, Time now);
   bool handle_handshake_frame(Path& path, const wire::Frame& frame, Time now);
+  bool handle_welcome(Path& path, const wire::Welcome& welcome, Time now);
+  bool handle_resume_accept(Path& path, const wire::ResumeAccept& accept, Time now);
+  void handle_pong(Path& path, const wire::Pong& pong, Time now);
+  void handle_fast_close(const wire::FastClose& frame, Time now);
+  void handle_stateless_reset(const wire::StatelessReset& reset, Time now);
   // A StreamData frame, whole or a part of one whose rest has not arrived yet (see
   // InboundBuffer::feed_streaming); returns as handle_frame does.
   bool handle_stream_data_part(Path& path, const StreamDataPart& part, Time now);
+  void handle_ack(const wire::Ack& ack, Time now);
+
+  // ---- Streams (session_streams.cpp) ----
   // `frame` is a whole StreamData frame or a part of one: `frame_end` is the end offset of the
   // whole frame's data, which the flow-control and final-size checks use; `first_part` is false
   // for the later parts of a frame.
   void handle_stream_data(const wire::StreamData& frame, std::uint64_t frame_end, bool first_part,
                           Time now);
-  void handle_ack(const wire::Ack& ack, Time now);
-  void handle_control_message(const wire::Frame& frame, Time now);
+  // The stream a peer's first frame opens, or nullptr when it was refused or answered.
+  Stream* accept_peer_stream(const wire::StreamData& frame, bool first_part, Time now);
+  // Control messages, one handler per type.
   void deliver_control_bytes(std::span<const std::byte> bytes, Time now);
-  bool apply_peer_positions(const std::vector<wire::StreamPosition>& positions);
-  // Advances what the peer acknowledged on `stream`; false when the value is impossible.
-  bool acknowledge(Stream& stream, std::uint64_t acknowledgement, bool& progressed);
-  void attempt_failed(Path& path, Time now);
-  [[nodiscard]] std::uint64_t planned_replay() const;
-  void protocol_error(Time now);
-  // An internal invariant that guards memory safety does not hold (a bug, or a peer that found
-  // one): the session ends with protocol-error, never the process.
-  void invariant_failed();
-  void defer_failure(Reason reason);
-  // reset_stream without ending the session on a deferred failure (for calls inside a loop).
-  void abandon_stream(StreamId id, std::uint64_t error_code);
-  void apply_deferred_failure();
-  [[nodiscard]] std::vector<wire::StreamPosition> receive_positions() const;
-
-  Stream& create_stream(StreamId id, std::uint8_t priority);
-  Stream* find_stream(StreamId id);
-  [[nodiscard]] const Stream* find_stream(StreamId id) const;
-  [[nodiscard]] bool is_local_stream(StreamId id) const;
-  void release_stream_if_finished(StreamId id);
-  void release_stream_if_finished(Stream& stream);  // `stream` may be dropped
-  // Releases the streams listed in release_candidates_ that are finished, in id order.
-  void release_finished_streams();
-  // Lists `stream` in send_candidates_ (once).
-  void mark_send_candidate(Stream& stream);
-  // Sets acknowledgement_pending and lists the stream (once). An immediate request makes the
-  // pending acknowledgements due now; otherwise they are due `ack_delay` after the first request.
-  enum class AckUrgency { kDelayed, kImmediate };
-  void request_acknowledgement(Stream& stream, AckUrgency urgency, Time now);
-  // Whether the pending acknowledgements must go out now even without other frames to carry them.
-  [[nodiscard]] bool acknowledgement_due(Time now) const;
-  // Whether write_stream_frames would write anything (on the control stream or a data stream).
-  [[nodiscard]] bool has_stream_frames() const;
-  // Keeps outstanding_streams_ exact across a change of a sending half.
-  void note_outstanding(bool before, bool after);
-  // Checks (in builds with assertions) that the stream lists and counters match the stream map.
-  void check_stream_bookkeeping() const;
+  void handle_control(const wire::ResetStream& reset, Time now);
+  void handle_control(const wire::Close& close, Time now);
+  void queue_control_message(const wire::Frame& frame);
   // Bookkeeping after the application took `count` bytes; true once it has read to the end.
   bool note_consumed(Stream& stream, std::size_t count, Time now);
+  // reset_stream without ending the session on a deferred failure (for calls inside a loop).
+  void abandon_stream(StreamId id, std::uint64_t error_code);
   void drop_stream(StreamId id);
-  void queue_control_message(const wire::Frame& frame);
   void add_final_ack(StreamId id, std::uint64_t acknowledgement);
+  void write_ack_frame(std::vector<std::byte>& out);
   // Brings the server's shared budget up to date with what this session holds now.
   void sync_budget();
-  // The shared budget has room again after a write was refused for it: Writable.
-  void announce_budget_room();
-  void queue_frame(Path& path, const wire::Frame& frame);
-  void emit(Event event) { queue_->push_back(SessionEvent{session_id_, std::move(event)}); }
+  // Emits Writable if a write was refused and acknowledgements have since made room.
+  void announce_writable(std::uint64_t unacknowledged_before);
+  void check_stream_bookkeeping() const;
 
+  // ---- Paths and liveness (session_paths.cpp) ----
+  void queue_frame(Path& path, const wire::Frame& frame);
   void switch_data_path(PathId path, Time now);
   void retire_path(Path& path);
+  void attempt_failed(Path& path, Time now);
+  // With no data path left, the first active path (if any) becomes the data path.
+  void fall_back_to_active_path(Time now);
   void on_data_path_lost(SuspendCause cause, Time now);
   void suspend(SuspendCause cause, Time now);
   void mark_resumed(Time now);
   void request_path(Time now);
-  void fail_session(Reason reason, bool by_peer, bool transient, Time now, bool send_abort);
-  void finish_session(const events::Closed& closed);
-  void maybe_send_close(Time now);
-  void check_graceful_completion(Time now);
   void update_ack_progress(bool progressed, Time now);
-  // Emits Writable if a write was refused and acknowledgements have since made room.
-  void announce_writable(std::uint64_t unacknowledged_before);
   [[nodiscard]] bool has_outstanding() const;
   [[nodiscard]] Duration budget() const;
   [[nodiscard]] wire::DecodeLimits decode_limits() const;
-  std::size_t write_stream_frames(std::vector<std::byte>& out, std::size_t budget);
-  bool write_one_stream_frame(Stream& stream, std::vector<std::byte>& out, std::size_t budget);
-  [[nodiscard]] bool stream_sendable(const Stream& stream) const;
-  void write_ack_frame(std::vector<std::byte>& out);
+
+  // ---- Ending (session_paths.cpp) ----
+  void protocol_error(Time now);
+  // An internal invariant that guards memory safety does not hold (a bug, or a peer that found
+  // one): the session ends with protocol-error, never the process.
+  void invariant_failed();
+  // A failure found inside a loop over streams or frames, where ending the session at once would
+  // free what the loop uses: the entry point that made the call ends the session on its way out.
+  void defer_failure(Reason reason);
+  void apply_deferred_failure();
+  void finish_session(const events::Closed& closed);
+  void maybe_send_close(Time now);
+  void check_graceful_completion(Time now);
+  void emit(Event event) { queue_->push_back(SessionEvent{session_id_, std::move(event)}); }
 
   Role role_;
   SessionConfig config_;
@@ -288,86 +302,30 @@ class Session {
   // Server: the endpoint's index of suspended sessions by the time they were suspended (the
   // oldest is freed first when the server needs room); this session keeps its own entry current.
   std::set<std::pair<Time, SessionId>>* suspended_index_ = nullptr;
-  Phase phase_ = Phase::kConnecting;
-
-  SessionId session_id_{};
-  SessionKeys keys_{};
-  std::optional<Secret>
-      previous_resume_secret_;            // server: the client may not have seen the last ratchet
-  Secret reset_token_{};                  // client: from Welcome
-  wire::CapabilitySet capabilities_ = 0;  // negotiated
-  HeartbeatParameters heartbeat_;
-
-  // The peer's stream opens: max_streams at once, then max_stream_opens_per_second.
-  TokenBucket stream_opens_;
-
-  std::map<PathId, Path> paths_;
-  std::optional<PathId> data_path_;
-
-  // Spare replay and receive blocks shared by this session's streams; declared before streams_ so
-  // that it outlives every queue using it. Trimmed once per heartbeat interval on the data path,
-  // on suspension and at the end, so an idle session holds no spare block for long.
-  static constexpr std::size_t kMaxSpareBlocks = 64;
-  BlockPool block_pool_{kMaxSpareBlocks};
-
-  std::map<StreamId, Stream> streams_;
-  // Per-call work on the send and acknowledgement paths is proportional to the streams that need
-  // it, not to all streams. Every non-control stream that can send is in send_candidates_ (with
-  // send_candidate set; some listed streams may have nothing to send); every stream with
-  // acknowledgement_pending set is in acknowledgement_pending_streams_, once. drop_stream removes
-  // a stream from both.
-  std::vector<Stream*> send_candidates_;
-  std::vector<Stream*> acknowledgement_pending_streams_;
-  // Streams whose sending half became finished (fully acknowledged) since receive() last released
-  // finished streams; ids, as a listed stream may be dropped in between.
-  std::vector<StreamId> release_candidates_;
-  std::size_t outstanding_streams_ = 0;  // streams whose SendHalf::outstanding() holds
-  std::size_t local_stream_count_ = 0;   // streams opened by this side
-  std::size_t peer_stream_count_ = 0;  // streams opened by the peer (the control stream is neither)
-  ClosedStreamSet closed_peer_streams_;
-  // Acknowledgements for streams already released (or unknown: kClosedStreamAck), one per stream
-  // (a repeating peer does not grow it); always due. Bounded: see add_final_ack.
-  std::map<StreamId, std::uint64_t> final_acks_;
-  std::vector<wire::AckEntry> final_ack_entries_;  // write_ack_frame's reused scratch space
-  // Delayed acknowledgements (see SessionConfig::ack_delay): while streams are listed in
-  // acknowledgement_pending_streams_, they are due at ack_deadline_, or now when ack_now_ is set.
-  // write_ack_frame resets all three.
-  std::optional<Time> ack_deadline_;
-  bool ack_now_ = false;
-  std::uint64_t bytes_since_ack_ = 0;
-  StreamId next_local_stream_ = 0;
-  StreamId last_served_stream_ = 0;
-  std::vector<std::byte> control_inbound_;
-
-  std::uint64_t unacknowledged_bytes_ = 0;
-  bool write_blocked_ = false;
-  // Received bytes not yet read, over all streams (bounded by max_receive_buffered_bytes).
-  std::uint64_t receive_buffered_ = 0;
-  // A failure found inside a loop over streams or frames, where ending the session at once would
-  // free what the loop uses: the entry point that made the call ends the session on its way out.
-  std::optional<Reason> deferred_failure_;
   // Server: the endpoint's budget shared by all sessions, and what this session counts in it.
   BufferBudget* budget_ = nullptr;
   std::uint64_t budget_held_ = 0;
 
+  SessionId session_id_{};
+  wire::CapabilitySet capabilities_ = 0;  // negotiated: the intersection of both offers
+  HeartbeatParameters heartbeat_;         // negotiated (see heartbeat_policy.hpp)
+  SessionStats stats_;                    // declared before the parts that count into it
+
+  Lifecycle lifecycle_;
+  ResumeState resume_;
+  PathSet paths_;
+  StreamSet streams_;
+  SendScheduler scheduler_;
+  AckManager acks_;
+  ControlChannel control_;
+  // The peer's stream opens: max_streams at once, then max_stream_opens_per_second.
+  TokenBucket stream_opens_;
   RttEstimator rtt_;
   AckProgressDetector ack_progress_;
+  TimerSet timers_;
 
-  bool suspended_ = false;
-  Time suspended_since_{};
-  std::optional<Time> linger_deadline_;   // server
-  std::optional<Time> give_up_deadline_;  // client
-  std::optional<Time> next_attempt_at_;   // client: when to emit PathWanted
-  bool attempt_in_flight_ = false;  // client: PathWanted emitted, no add_path/on_path_failed yet
-  ReconnectBackoff backoff_;
-
-  bool close_requested_ = false;  // no new writes; Close goes out once everything is acknowledged
-  bool close_initiated_locally_ = false;
-  bool close_sent_ = false;
-  std::uint64_t close_acknowledgement_ = 0;  // control-stream position that acknowledges our Close
-  bool peer_close_received_ = false;
-
-  SessionStats stats_;
+  bool write_blocked_ = false;  // a write was refused: Writable follows when there is room
+  std::optional<Reason> deferred_failure_;
 };
 
 }  // namespace tether::session

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 
+#include "session/heartbeat_policy.hpp"
 #include "wire/frame.hpp"
 
 namespace tether::session {
@@ -44,12 +45,22 @@ class RandomSource {
 
 // Everything either side may tune. Defaults are the "normal" profile; tests use their own.
 struct SessionConfig {
-  // Liveness (DOTS names). The client proposes; the server clamps into its own bounds.
-  Duration heartbeat_interval = seconds(15);
-  std::uint64_t missing_heartbeats_allowed = 3;
-  Duration min_heartbeat_interval = milliseconds(100);  // server-side clamp
-  Duration max_heartbeat_interval = seconds(300);       // server-side clamp
-  std::uint64_t max_missing_heartbeats_allowed = 20;    // server-side clamp
+  // Liveness (DOTS names). The client proposes; the server clamps into its own bounds, and the
+  // client clamps the server's answer into its own (see heartbeat_policy.hpp: the defaults and the
+  // rule live there).
+  Duration heartbeat_interval = heartbeat_policy::kDefault.interval;
+  std::uint64_t missing_heartbeats_allowed = heartbeat_policy::kDefault.missing_allowed;
+  Duration min_heartbeat_interval = heartbeat_policy::kDefaultBounds.min_interval;
+  Duration max_heartbeat_interval = heartbeat_policy::kDefaultBounds.max_interval;
+  std::uint64_t max_missing_heartbeats_allowed =
+      heartbeat_policy::kDefaultBounds.max_missing_allowed;
+
+  [[nodiscard]] HeartbeatParameters proposed_heartbeat() const {
+    return {heartbeat_interval, missing_heartbeats_allowed};
+  }
+  [[nodiscard]] HeartbeatBounds heartbeat_bounds() const {
+    return {min_heartbeat_interval, max_heartbeat_interval, max_missing_heartbeats_allowed};
+  }
 
   // Bytes written by the application and not yet acknowledged by the peer, over all streams. A
   // write beyond it is refused with WouldBlock.

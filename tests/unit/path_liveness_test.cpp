@@ -1,0 +1,76 @@
+// Tests of PathLiveness and PathSet: misses, suspicion, the dead rule, pings and the per-path
+// deadlines the session's timers read.
+#include "session/path_liveness.hpp"
+#include "session/path.hpp"
+
+#include <gtest/gtest.h>
+
+namespace tether::session {
+namespace {
+
+const Time t0 = Time{} + seconds(100);
+const HeartbeatParameters kHeartbeat{seconds(1), 3};
+const Duration kRto = milliseconds(200);
+
+TEST(PathLiveness, MissesThenSuspectThenDead) {
+  PathLiveness liveness(kHeartbeat, t0);
+  std::uint64_t missed = 0;
+  EXPECT_EQ(liveness.silence_deadline(kRto), t0 + seconds(1));
+  EXPECT_FALSE(liveness.check_silence(t0 + seconds(3), kRto, missed));
+  EXPECT_EQ(missed, 3u);
+  const Duration budget = kHeartbeat.budget(kRto);
+  EXPECT_EQ(liveness.silence_deadline(kRto), t0 + budget);
+  EXPECT_TRUE(liveness.check_silence(t0 + budget, kRto, missed));
+  EXPECT_TRUE(liveness.suspect());
+  EXPECT_FALSE(liveness.silence_deadline(kRto));
+  EXPECT_EQ(liveness.dead_deadline(budget), t0 + heartbeat_policy::dead_after(budget));
+  EXPECT_FALSE(liveness.dead(t0 + 2 * budget - milliseconds(1), budget));
+  EXPECT_TRUE(liveness.dead(t0 + 2 * budget, budget));
+}
+
+TEST(PathLiveness, AnyInboundByteRestoresTrust) {
+  PathLiveness liveness(kHeartbeat, t0);
+  liveness.mark_suspect();
+  liveness.on_inbound(t0 + seconds(2));
+  EXPECT_FALSE(liveness.suspect());
+  EXPECT_FALSE(liveness.dead_deadline(seconds(1)));
+  EXPECT_EQ(liveness.silence_deadline(kRto), t0 + seconds(3));
+}
+
+TEST(PathLiveness, PingsAreSequencedAndTheFirstOutstandingIsTimed) {
+  PathLiveness liveness(kHeartbeat, t0);
+  EXPECT_FALSE(liveness.heartbeat_due(t0));
+  EXPECT_TRUE(liveness.heartbeat_due(t0 + seconds(1)));
+  EXPECT_EQ(liveness.on_ping_sent(t0 + seconds(1)), 1u);
+  EXPECT_EQ(liveness.heartbeat_deadline(), t0 + seconds(2));
+  EXPECT_EQ(liveness.on_ping_sent(t0 + seconds(2)), 2u);
+  EXPECT_TRUE(liveness.ping_outstanding());
+  EXPECT_FALSE(liveness.on_pong(2, t0 + seconds(3)));  // not the timed one
+  EXPECT_EQ(liveness.on_pong(1, t0 + seconds(3)), seconds(2));
+  EXPECT_FALSE(liveness.ping_outstanding());
+}
+
+TEST(PathSet, DeadlinesAreTheEarliestOverLiveConnections) {
+  PathSet paths;
+  const std::vector<std::byte> keying(32);
+  Path& first = paths.add(1, PathState::kActive, keying, kHeartbeat, t0);
+  Path& second = paths.add(2, PathState::kResumeSent, keying, kHeartbeat, t0 + seconds(1));
+  second.handshake_deadline = t0 + seconds(10);
+  const auto deadlines = paths.deadlines(kRto, kHeartbeat.budget(kRto));
+  EXPECT_EQ(deadlines.handshake, t0 + seconds(10));
+  EXPECT_EQ(deadlines.heartbeat, t0 + seconds(1));  // only active paths heartbeat
+  EXPECT_EQ(deadlines.silence, t0 + seconds(1));
+  EXPECT_FALSE(deadlines.dead);
+  EXPECT_TRUE(paths.handshaking());
+  first.liveness.mark_suspect();
+  EXPECT_EQ(paths.first_active(true), nullptr);
+  EXPECT_EQ(paths.first_active(false), &first);
+  paths.set_data_path(1);
+  EXPECT_TRUE(paths.erase(1));
+  EXPECT_FALSE(paths.data_path());
+  EXPECT_FALSE(paths.erase(2));
+  EXPECT_EQ(paths.size(), 0u);
+}
+
+}  // namespace
+}  // namespace tether::session

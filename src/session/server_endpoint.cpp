@@ -366,6 +366,16 @@ Session* ServerEndpoint::find(const SessionId& session_id) {
   return entry->session.get();
 }
 
+const Session* ServerEndpoint::find(const SessionId& session_id) const {
+  const SessionTable::Entry* entry = sessions_.find(session_id);
+  return entry == nullptr ? nullptr : entry->session.get();
+}
+
+std::vector<PathId> ServerEndpoint::connections_of(const SessionId& session_id) const {
+  const SessionTable::Entry* entry = sessions_.find(session_id);
+  return entry == nullptr ? std::vector<PathId>{} : entry->connections;
+}
+
 SessionId ServerEndpoint::new_session_id() {
   SessionId id{};
   do {

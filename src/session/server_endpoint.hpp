@@ -96,6 +96,10 @@ class ServerEndpoint {
   // session's deadline and output: a caller that keeps the pointer past that call must find() it
   // again before changing the session.
   [[nodiscard]] Session* find(const SessionId& session_id);
+  // The session, for reading only: the endpoint does not re-read it (no work at the next call).
+  [[nodiscard]] const Session* find(const SessionId& session_id) const;
+  // The connections routed to the session and not yet reported closed (empty for an unknown id).
+  [[nodiscard]] std::vector<PathId> connections_of(const SessionId& session_id) const;
   [[nodiscard]] std::size_t session_count() const { return sessions_.size(); }
   [[nodiscard]] std::vector<SessionId> session_ids() const;
   [[nodiscard]] const EndpointStats& stats() const { return stats_; }

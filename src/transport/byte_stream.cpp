@@ -8,7 +8,9 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -574,9 +576,24 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_byte
 void tune_socket(asio::ip::tcp::socket& socket, std::chrono::milliseconds user_timeout) {
   std::error_code ignored;
   socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-  const auto milliseconds = static_cast<unsigned int>(user_timeout.count());
+  set_user_timeout(socket, user_timeout);
+}
+
+void set_user_timeout(asio::ip::tcp::socket& socket, std::chrono::milliseconds user_timeout) {
+  const auto milliseconds = static_cast<unsigned int>(
+      std::clamp<std::chrono::milliseconds::rep>(user_timeout.count(), 0, INT_MAX));
   ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &milliseconds,
                sizeof milliseconds);
+}
+
+std::optional<std::chrono::milliseconds> user_timeout(asio::ip::tcp::socket& socket) {
+  unsigned int milliseconds = 0;
+  socklen_t size = sizeof milliseconds;
+  if (::getsockopt(socket.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &milliseconds, &size) !=
+      0) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(milliseconds);
 }
 
 }  // namespace tether::transport

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -86,5 +87,11 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_byte
 // TCP_NODELAY, and TCP_USER_TIMEOUT so that the kernel gives up on unacknowledged data no later
 // than the heartbeat budget would.
 void tune_socket(asio::ip::tcp::socket& socket, std::chrono::milliseconds user_timeout);
+// Sets the connection's TCP_USER_TIMEOUT: how long the kernel keeps retransmitting unacknowledged
+// bytes before it gives the connection up. Once a session is established the runtime sets it from
+// the negotiated heartbeat (session::kernel_user_timeout), on both sides.
+void set_user_timeout(asio::ip::tcp::socket& socket, std::chrono::milliseconds user_timeout);
+// The connection's TCP_USER_TIMEOUT as the kernel holds it, or nullopt when it cannot be read.
+[[nodiscard]] std::optional<std::chrono::milliseconds> user_timeout(asio::ip::tcp::socket& socket);
 
 }  // namespace tether::transport

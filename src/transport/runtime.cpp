@@ -33,11 +33,17 @@ void limit_unsent_bytes(asio::ip::tcp::socket& socket) {
   ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes);
 }
 
+// The user timeout of a connection before its session has negotiated the heartbeat: from this
+// side's configuration (a client's proposal; a server's own values). Replaced by the negotiated one
+// once the session is established (apply_negotiated_user_timeout).
 std::chrono::milliseconds user_timeout_for(const session::SessionConfig& config) {
-  const session::HeartbeatParameters heartbeat{config.heartbeat_interval,
-                                               config.missing_heartbeats_allowed};
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-      heartbeat.budget(heartbeat.interval));
+  return session::kernel_user_timeout(
+      session::HeartbeatParameters{config.heartbeat_interval, config.missing_heartbeats_allowed});
+}
+
+bool negotiates_heartbeat(const session::Event& event) {
+  return std::holds_alternative<session::events::Established>(event) ||
+         std::holds_alternative<session::events::Resumed>(event);
 }
 
 }  // namespace
@@ -138,6 +144,26 @@ void RuntimeBase::attach(session::PathId id, std::unique_ptr<ByteStream> stream)
   driver->input_ready = std::make_unique<asio::steady_timer>(io_, session::Time::max());
   paths_[id] = driver;
   asio::co_spawn(io_, read_loop(driver), asio::detached);
+}
+
+void RuntimeBase::apply_negotiated_user_timeout(std::span<const session::PathId> connections,
+                                                const session::HeartbeatParameters& heartbeat) {
+  const auto timeout = session::kernel_user_timeout(heartbeat);
+  for (const session::PathId id : connections) {
+    if (auto it = paths_.find(id); it != paths_.end() && !it->second->closed)
+      set_user_timeout(it->second->stream->socket(), timeout);
+  }
+}
+
+std::vector<std::chrono::milliseconds> RuntimeBase::user_timeouts(
+    std::span<const session::PathId> connections) {
+  std::vector<std::chrono::milliseconds> out;
+  for (const session::PathId id : connections) {
+    if (auto it = paths_.find(id); it != paths_.end() && !it->second->closed) {
+      if (const auto timeout = user_timeout(it->second->stream->socket())) out.push_back(*timeout);
+    }
+  }
+  return out;
 }
 
 void RuntimeBase::path_done(session::PathId id) {
@@ -341,6 +367,12 @@ std::size_t ClientRuntime::core_take(session::PathId path, std::vector<std::byte
 void ClientRuntime::core_closed(session::PathId path) {
   session_->on_path_closed(path, now());
 }
+std::vector<session::PathId> ClientRuntime::connection_ids() const {
+  std::vector<session::PathId> out;
+  for (const auto& [id, driver] : paths_) out.push_back(id);
+  return out;
+}
+
 void ClientRuntime::core_ready(std::vector<session::PathId>& out) {
   out.clear();
   for (const auto& [id, driver] : paths_) out.push_back(id);
@@ -359,6 +391,8 @@ bool ClientRuntime::drain_events() {
       continue;
     }
     log_lifecycle("client", session_->id(), *event);
+    if (negotiates_heartbeat(*event))
+      apply_negotiated_user_timeout(connection_ids(), session_->heartbeat());
     observer_.on_event(session_->id(), session_.get(), *event);
   }
   return any;
@@ -548,6 +582,11 @@ bool ServerRuntime::drain_events() {
       continue;
     }
     log_lifecycle("server", tagged->session, tagged->event);
+    const session::ServerEndpoint& core = endpoint_;
+    if (negotiates_heartbeat(tagged->event)) {
+      if (const session::Session* session = core.find(tagged->session))
+        apply_negotiated_user_timeout(core.connections_of(tagged->session), session->heartbeat());
+    }
     observer_.on_event(tagged->session, endpoint_.find(tagged->session), tagged->event);
   }
   return any;

@@ -53,6 +53,10 @@ class RuntimeBase {
   // Stops the timers and closes every connection; io_context::run() returns once they unwind.
   virtual void stop();
 
+  // The kernel's TCP_USER_TIMEOUT of each of these connections that is attached (for status).
+  [[nodiscard]] std::vector<std::chrono::milliseconds> user_timeouts(
+      std::span<const session::PathId> connections);
+
  protected:
   struct PathDriver {
     session::PathId id = 0;
@@ -84,6 +88,10 @@ class RuntimeBase {
 
   void process();
   void attach(session::PathId id, std::unique_ptr<ByteStream> stream);
+  // Once a session is established or resumed: its connections' TCP_USER_TIMEOUT follows the
+  // negotiated heartbeat (session::kernel_user_timeout), not this side's configuration.
+  void apply_negotiated_user_timeout(std::span<const session::PathId> connections,
+                                     const session::HeartbeatParameters& heartbeat);
   void path_done(session::PathId id);
   void finish_path(const std::shared_ptr<PathDriver>& driver);
   [[nodiscard]] static session::Time now() { return session::Clock::now(); }
@@ -132,6 +140,8 @@ class ClientRuntime final : public RuntimeBase {
   // Replaces a closed session with a new one (for example after the server lost the old one); the
   // new one starts connecting at once. Safe to call from an event handler (the swap is posted).
   void start_new_session();
+  // The session's attached connections.
+  [[nodiscard]] std::vector<session::PathId> connection_ids() const;
   [[nodiscard]] bool finished() const {
     return session_->phase() == session::Phase::kClosed && paths_.empty();
   }

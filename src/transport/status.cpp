@@ -118,7 +118,8 @@ Expected<asio::local::stream_protocol::endpoint, std::string> socket_endpoint(
 
 }  // namespace
 
-nlohmann::json describe_session(const session::Session& session, session::Time now) {
+nlohmann::json describe_session(const session::Session& session, session::Time now,
+                                const std::vector<std::chrono::milliseconds>& user_timeouts) {
   const auto stats = session.stats();
   nlohmann::json out;
   out["id"] = hex(session.id());
@@ -128,6 +129,8 @@ nlohmann::json describe_session(const session::Session& session, session::Time n
   out["rtt_variation_ms"] = milliseconds(stats.rtt_variation);
   out["heartbeat_interval_ms"] = milliseconds(session.heartbeat().interval);
   out["missing_heartbeats_allowed"] = session.heartbeat().missing_allowed;
+  out["kernel_user_timeout_ms"] = nlohmann::json::array();
+  for (const auto timeout : user_timeouts) out["kernel_user_timeout_ms"].push_back(timeout.count());
   out["streams"] = stats.open_streams;
   out["paths"] = session.path_count();
   out["bytes_written"] = stats.bytes_written;
@@ -156,7 +159,8 @@ nlohmann::json client_status(ClientRuntime& runtime, session::Time now) {
   out["role"] = "client";
   out["pid"] = ::getpid();
   out["server"] = runtime.options().host + ":" + runtime.options().port;
-  out["sessions"] = nlohmann::json::array({describe_session(runtime.session(), now)});
+  out["sessions"] = nlohmann::json::array(
+      {describe_session(runtime.session(), now, runtime.user_timeouts(runtime.connection_ids()))});
   return out;
 }
 
@@ -186,9 +190,12 @@ nlohmann::json server_status(ServerRuntime& runtime, session::Time now) {
       {"connections_refused", runtime.connections_refused()},
   };
   out["sessions"] = nlohmann::json::array();
-  for (const auto& id : runtime.endpoint().session_ids()) {
-    if (const session::Session* session = runtime.endpoint().find(id))
-      out["sessions"].push_back(describe_session(*session, now));
+  // Read through the const endpoint: a status request does not make the server re-read sessions.
+  for (const auto& id : core.session_ids()) {
+    if (const session::Session* session = core.find(id)) {
+      out["sessions"].push_back(
+          describe_session(*session, now, runtime.user_timeouts(core.connections_of(id))));
+    }
   }
   return out;
 }

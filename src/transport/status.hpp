@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <asio.hpp>
 #include <nlohmann/json.hpp>
@@ -22,7 +23,11 @@ class ServerRuntime;
 
 // One session as `tether status` shows it: state, RTT, streams, byte counters, buffered
 // (unacknowledged) bytes, resumes and downtime (total, and the current outage if suspended).
-[[nodiscard]] nlohmann::json describe_session(const session::Session& session, session::Time now);
+// `user_timeouts` are the kernel's TCP_USER_TIMEOUT of the session's connections, as read back
+// from the sockets (they follow the negotiated heartbeat once the session is established).
+[[nodiscard]] nlohmann::json describe_session(
+    const session::Session& session, session::Time now,
+    const std::vector<std::chrono::milliseconds>& user_timeouts = {});
 // {"role": "client", "pid": ..., "server": "host:port", "sessions": [...]}
 [[nodiscard]] nlohmann::json client_status(ClientRuntime& runtime, session::Time now);
 // {"role": "server", "pid": ..., "listen": "addr:port", "sessions": [...]}

@@ -102,6 +102,13 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
     SessionTable::Entry* entry = lookup(resume->session_id);
     Session* session = entry == nullptr ? nullptr : entry->session.get();
     if (session == nullptr || session->phase() != Phase::kOpen) {
+      if (!wire::has(config_.capabilities, wire::Capability::kStatelessReset)) {
+        // We offer no stateless reset, so no client trusts one: say so plainly (the client ends its
+        // session with unknown-session instead of trying until its reconnect limit).
+        ++stats_.resumes_rejected;
+        refuse(connection, pending, Reason::kUnknownSession, false);
+        return;
+      }
       // We have no such session (any more): say so with a token only we can make, so the client
       // stops.
       wire::encode_frame(

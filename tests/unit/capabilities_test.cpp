@@ -132,21 +132,39 @@ TEST(Capabilities, ServerWithoutStatelessResetSendsNoTokenAndIsNotTrustedForARes
   ASSERT_EQ(welcomes.size(), 1u);
   EXPECT_EQ(welcomes[0].reset_token, Secret{});
 
-  // The server frees the session; every resume is answered with a stateless reset, which this
-  // client does not trust: it keeps trying until its own limit.
+  // The server frees the session. It offers no stateless reset, so it sends none (a client would
+  // not trust it): it refuses the resume with unknown-session, and the client ends at once with
+  // that reason instead of trying until its reconnect limit.
   loop.network_up = false;
   loop.close_connection(1);
   loop.advance(seconds(6));
   EXPECT_EQ(loop.server.session_count(), 0u);
   loop.network_up = true;
   loop.advance(seconds(30));
-  EXPECT_GE(loop.server.stats().stateless_resets_sent, 1u);
-  EXPECT_GE(loop.client.stats().forged_frames_ignored, 1u);
-  EXPECT_GT(loop.path_requests_total, 2u);
+  EXPECT_EQ(loop.server.stats().stateless_resets_sent, 0u);
+  EXPECT_GE(loop.server.stats().resumes_rejected, 1u);
   const auto closed = events_of<events::Closed>(loop.client_events);
   ASSERT_EQ(closed.size(), 1u);
-  EXPECT_EQ(closed[0].reason, Reason::kReconnectExhausted);
+  EXPECT_EQ(closed[0].reason, Reason::kUnknownSession);
+  EXPECT_TRUE(closed[0].by_peer);
+  const auto ended = first_time<events::Closed>(loop.client_events);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_LT(*ended - t0, seconds(20));  // before the client's 20 s reconnect limit
   (void)id;
+}
+
+TEST(Capabilities, ClientWithoutStatelessResetStillIgnoresAForgedOne) {
+  // A reset the server did not make (a stranger's, on a connection to us) is never trusted by a
+  // session that did not negotiate stateless reset.
+  SessionConfig server_config = offering(kResume | kFastClose);
+  Loopback loop(test_config(), server_config);
+  loop.establish();
+  const std::uint64_t forged_before = loop.client.stats().forged_frames_ignored;
+  std::vector<std::byte> frame;
+  wire::encode_frame(wire::StatelessReset{loop.client.id(), Secret{}}, frame);
+  loop.client.receive(1, frame, loop.now);
+  EXPECT_EQ(loop.client.stats().forged_frames_ignored, forged_before + 1);
+  EXPECT_EQ(loop.client.phase(), Phase::kOpen);
 }
 
 TEST(Capabilities, ClientThatDidNotOfferStatelessResetIgnoresOne) {

@@ -169,7 +169,7 @@ bool ServerEndpoint::make_room(const std::string& source, Time now) {
   // session of the source that holds the most of them, so that a flood from a few addresses frees
   // its own sessions before anyone else's.
   while (!suspended_.empty() &&
-         (sessions_.size() >= limits_.max_sessions ||
+         (sessions_.open_count() >= limits_.max_sessions ||
           suspended_.size() >= limits_.max_suspended_sessions || budget_.exhausted())) {
     SessionTable::Entry* victim = lookup(pick_eviction());
     if (victim == nullptr) {
@@ -181,7 +181,7 @@ bool ServerEndpoint::make_room(const std::string& source, Time now) {
     collect_closed_sessions();
   }
   if (budget_.exhausted()) return false;
-  return sessions_.size() < limits_.max_sessions;
+  return sessions_.open_count() < limits_.max_sessions;
 }
 
 SessionId ServerEndpoint::pick_eviction() const {
@@ -312,8 +312,9 @@ void ServerEndpoint::refresh() {
     ++stats_.sessions_visited;
     const Session& session = *entry->session;
     session_deadlines_.set(id, session.next_deadline());
-    if (session.phase() == Phase::kClosed && session.path_count() == 0) {
-      collectable_.push_back(id);
+    if (session.phase() == Phase::kClosed) {
+      sessions_.mark_closed(*entry);  // frees its slot in the limits at once
+      if (session.path_count() == 0) collectable_.push_back(id);
     }
     for (const PathId connection : entry->connections) {
       if (session.has_outgoing(connection)) ready_connections_.insert(connection);

@@ -27,14 +27,32 @@ SessionTable::Entry& SessionTable::insert(const SessionId& id, std::unique_ptr<S
   return entries_.insert_or_assign(id, std::move(entry)).first->second;
 }
 
+namespace {
+
+void decrement(std::map<std::string, std::size_t, std::less<>>& counts, const std::string& key) {
+  if (auto count = counts.find(key); count != counts.end() && --count->second == 0) {
+    counts.erase(count);
+  }
+}
+
+}  // namespace
+
 void SessionTable::erase(const SessionId& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  if (auto count = per_source_.find(it->second.source);
-      count != per_source_.end() && --count->second == 0) {
-    per_source_.erase(count);
+  if (it->second.closed) {
+    --closed_;
+  } else {
+    decrement(per_source_, it->second.source);
   }
   entries_.erase(it);
+}
+
+void SessionTable::mark_closed(Entry& entry) {
+  if (entry.closed) return;
+  entry.closed = true;
+  ++closed_;
+  decrement(per_source_, entry.source);
 }
 
 SessionTable::Entry* SessionTable::find(const SessionId& id) {

@@ -29,6 +29,7 @@ class SessionTable {
     std::string source;               // the per-source limits' key (see ServerEndpoint::accept)
     std::vector<PathId> connections;  // routed to the session and not yet reported closed
     bool touched = false;             // listed in the touched list
+    bool closed = false;              // seen closed (mark_closed): no longer counted as held
   };
 
   // Adds a session; precondition: no session with this id is present.
@@ -40,11 +41,19 @@ class SessionTable {
   [[nodiscard]] const Entry* find(const SessionId& id) const;
   [[nodiscard]] bool contains(const SessionId& id) const { return entries_.contains(id); }
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
+  // Sessions not yet seen closed: what the limits count. A closed session stays in the table until
+  // the runtime reports its last connection closed, but it holds a limit's slot no longer.
+  [[nodiscard]] std::size_t open_count() const { return entries_.size() - closed_; }
   [[nodiscard]] bool empty() const { return entries_.empty(); }
   // The ids of every session, in id order (linear: for inspection and shutdown, not per call).
   [[nodiscard]] std::vector<SessionId> ids() const;
-  // Sessions held for `source` (an index by principal would sit beside this one).
+  // Open sessions (not marked closed) held for `source` (an index by principal would sit beside
+  // this one).
   [[nodiscard]] std::size_t count_from(std::string_view source) const;
+
+  // Notes that the entry's session has closed: it no longer counts in open_count() or
+  // count_from(). Idempotent.
+  void mark_closed(Entry& entry);
 
   // Lists the entry's session as touched: a call may have changed its deadline, its output or
   // whether it can be collected. Listed once until the next take_touched().
@@ -58,6 +67,7 @@ class SessionTable {
   std::map<SessionId, Entry> entries_;  // node-based: an Entry stays put while it exists
   std::map<std::string, std::size_t, std::less<>> per_source_;
   std::vector<SessionId> touched_;
+  std::size_t closed_ = 0;  // entries marked closed
 };
 
 }  // namespace tether::session

@@ -306,6 +306,37 @@ TEST(SessionLimits, AbandonedSessionsAreFreedOldestFirst) {
   EXPECT_EQ(welcomes.size(), 1u);
 }
 
+// Suspended sessions whose connection is still open (suspect, not yet dead: make-before-break)
+// close when evicted but are collected only once the runtime reports their connection closed. A
+// Hello at the limit must count an evicted session as freed at once: it evicts one session, not
+// every suspended one, and is welcome.
+TEST(SessionLimits, AHelloAtTheLimitEvictsOneSuspendedSessionThatStillHasItsConnection) {
+  ServerLimits limits;
+  limits.max_sessions = 4;
+  RawServer server(test_config(), limits);
+  std::vector<PathId> connections;
+  for (int index = 0; index < 4; ++index) {
+    connections.push_back(server.open_session(std::string("192.0.2.") + std::to_string(index + 1)));
+    for (const PathId connection : connections) (void)server.take(connection);
+  }
+  server.drain();
+  // Nobody sends anything: every session turns suspect (suspended) on its still-open connection.
+  for (int second = 0; second < 120 && server.endpoint.suspended_count() < 4; ++second) {
+    server.now += std::chrono::seconds(1);
+    server.endpoint.on_timeout(server.now);
+    for (const PathId connection : connections) (void)server.take(connection);
+  }
+  ASSERT_EQ(server.endpoint.suspended_count(), 4u);
+  ASSERT_EQ(server.endpoint.session_count(), 4u);
+  for (const PathId connection : connections) ASSERT_TRUE(server.endpoint.wants_input(connection));
+
+  const PathId fifth = server.open_session("203.0.113.1");
+  EXPECT_EQ(test::frames_of<wire::Welcome>(server.take(fifth)).size(), 1u);
+  EXPECT_EQ(server.endpoint.stats().sessions_evicted, 1u);
+  EXPECT_EQ(server.endpoint.suspended_count(), 3u);
+  EXPECT_EQ(server.endpoint.stats().sessions_refused, 0u);
+}
+
 TEST(SessionLimits, PerSourceLimitFreesThatSourcesSuspendedSessionFirst) {
   ServerLimits limits;
   limits.max_sessions_per_source = 2;

@@ -31,6 +31,11 @@ bool AckManager::forget(Stream& stream) {
   if (!stream.acknowledgement_pending) return false;
   std::erase(pending_, &stream);
   stream.acknowledgement_pending = false;
+  if (pending_.empty()) {
+    // Nothing left to acknowledge: the next request starts its own delay.
+    deadline_.reset();
+    now_ = false;
+  }
   return true;
 }
 

@@ -248,6 +248,9 @@ asio::awaitable<void> StreamBridge::downstream() {
     }
     local_->shutdown_send();
     downstream_done_ = true;
+    // Reading the FIN released the stream and queued its final acknowledgement, which arms no
+    // timer: a processing pass sends it now rather than with the next heartbeat.
+    runtime_.wake();
     finish_local_if_done();
   };
   while (!closed_) {

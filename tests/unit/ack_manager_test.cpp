@@ -30,6 +30,21 @@ std::vector<wire::AckEntry> entries_of(const std::vector<std::byte>& bytes) {
   return ack == nullptr ? std::vector<wire::AckEntry>{} : ack->entries;
 }
 
+TEST(AckManager, ForgettingTheLastPendingStreamClearsTheDelay) {
+  AckManager acks(config());
+  Stream first;
+  first.id = 1;
+  acks.request(first, AckManager::Urgency::kImmediate, t0);
+  EXPECT_TRUE(acks.forget(first));
+  EXPECT_FALSE(acks.due(t0));
+  // A later delayed request waits its own delay (not due at once from the forgotten one's state).
+  Stream second;
+  second.id = 2;
+  acks.request(second, AckManager::Urgency::kDelayed, t0 + seconds(5));
+  EXPECT_FALSE(acks.due_now());
+  EXPECT_EQ(acks.deadline(), t0 + seconds(5) + milliseconds(10));
+}
+
 TEST(AckManager, DelayedRequestIsDueAfterTheDelay) {
   AckManager acks(config());
   Stream stream;

@@ -71,6 +71,18 @@ inline constexpr HeartbeatBounds kDefaultBounds{};
   return result;
 }
 
+// One round trip per interval, not two: a side that received a Ping on a connection within its
+// own period sends none of its own there (the Pong it returns is the peer's proof of life, the
+// Ping was its own), so own_ping_after() restarts the side's schedule when a Ping arrives. The
+// client's period is the interval; the server's is an eighth longer, so the client, whose schedule
+// starts no earlier, keeps the Pings and the server only answers them. If the client's Pings stop,
+// the server pings on its own period; since the client pings whenever it heard no Ping for one
+// interval, neither side ever sees a gap longer than the interval plus one round trip while the
+// other is alive, and silence is detected exactly as before.
+[[nodiscard]] inline HeartbeatDuration own_ping_period(HeartbeatDuration interval, bool server) {
+  return server ? interval + interval / 8 : interval;
+}
+
 // The dead rule: a suspect path that stays silent for twice the budget is dead, not just slow; it
 // is closed (make-before-break keeps it only until then).
 [[nodiscard]] inline HeartbeatDuration dead_after(HeartbeatDuration budget) {

@@ -18,6 +18,9 @@ class HeartbeatSchedule {
   [[nodiscard]] Time deadline() const { return next_; }
   [[nodiscard]] bool due(Time now) const { return now >= next_; }
   void on_ping_sent(Time now) { next_ = now + interval_; }
+  // The peer's Ping arrived: this side's own Ping waits a full period from now (see
+  // heartbeat_policy::own_ping_period).
+  void on_peer_ping(Time now) { next_ = std::max(next_, now + interval_); }
 
  private:
   Duration interval_;

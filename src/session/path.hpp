@@ -18,11 +18,11 @@ enum class PathState : std::uint8_t { kHelloSent, kResumeSent, kActive, kDone };
 
 struct Path {
   Path(PathId path_id, PathState path_state, std::span<const std::byte> keying,
-       HeartbeatParameters heartbeat, Time now)
+       HeartbeatParameters heartbeat, Time now, Role role = Role::kClient)
       : id(path_id),
         state(path_state),
         keying_material(keying.begin(), keying.end()),
-        liveness(heartbeat, now) {}
+        liveness(heartbeat, now, role) {}
 
   [[nodiscard]] bool handshaking() const {
     return state == PathState::kHelloSent || state == PathState::kResumeSent;
@@ -59,8 +59,8 @@ class PathSet {
   }
   [[nodiscard]] bool contains(PathId id) const { return paths_.contains(id); }
   Path& add(PathId id, PathState state, std::span<const std::byte> keying,
-            HeartbeatParameters heartbeat, Time now) {
-    return paths_.try_emplace(id, id, state, keying, heartbeat, now).first->second;
+            HeartbeatParameters heartbeat, Time now, Role role = Role::kClient) {
+    return paths_.try_emplace(id, id, state, keying, heartbeat, now, role).first->second;
   }
   // Forgets a connection the transport reported closed; returns whether it was the data path.
   bool erase(PathId id) {

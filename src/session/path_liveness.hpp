@@ -14,13 +14,14 @@ namespace tether::session {
 
 class PathLiveness {
  public:
-  PathLiveness(HeartbeatParameters heartbeat, Time now)
-      : detector_(heartbeat, now), schedule_(heartbeat.interval, now) {}
+  // `role` is this side's: it sets the period of its own Pings (heartbeat_policy::own_ping_period).
+  PathLiveness(HeartbeatParameters heartbeat, Time now, Role role = Role::kClient)
+      : detector_(heartbeat, now), schedule_(own_period(heartbeat, role), now), role_(role) {}
 
   // Starts over with (newly negotiated) parameters: the path proved itself at `now`.
   void restart(HeartbeatParameters heartbeat, Time now) {
     detector_ = LivenessDetector(heartbeat, now);
-    schedule_ = HeartbeatSchedule(heartbeat.interval, now);
+    schedule_ = HeartbeatSchedule(own_period(heartbeat, role_), now);
   }
 
   // Any inbound byte is proof of life: misses are forgotten and a suspect path is trusted again.
@@ -69,6 +70,8 @@ class PathLiveness {
 
   [[nodiscard]] Time heartbeat_deadline() const { return schedule_.deadline(); }
   [[nodiscard]] bool heartbeat_due(Time now) const { return schedule_.due(now); }
+  // The peer's Ping arrived (and is answered): it stands for this side's own Ping of the period.
+  void on_peer_ping(Time now) { schedule_.on_peer_ping(now); }
   // A Ping goes out now: returns its sequence number (the first unanswered one is timed).
   std::uint64_t on_ping_sent(Time now) {
     const std::uint64_t sequence = next_ping_sequence_++;
@@ -86,10 +89,15 @@ class PathLiveness {
   [[nodiscard]] bool ping_outstanding() const { return outstanding_ping_.has_value(); }
 
  private:
+  static Duration own_period(const HeartbeatParameters& heartbeat, Role role) {
+    return heartbeat_policy::own_ping_period(heartbeat.interval, role == Role::kServer);
+  }
+
   LivenessDetector detector_;
   HeartbeatSchedule schedule_;
   std::uint64_t next_ping_sequence_ = 1;
   std::optional<std::pair<std::uint64_t, Time>> outstanding_ping_;
+  Role role_;
   bool suspect_ = false;
 };
 

@@ -90,7 +90,7 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
       acks_(config),
       stream_opens_(config.max_stream_opens_per_second, config.max_streams, now) {
   resume_.establish(session_id_, keying_material);
-  Path& created = paths_.add(path, PathState::kActive, keying_material, heartbeat_, now);
+  Path& created = paths_.add(path, PathState::kActive, keying_material, heartbeat_, now, role_);
   paths_.set_data_path(path);
   ++stats_.paths_opened;
   wire::Welcome welcome;
@@ -132,7 +132,7 @@ void Session::add_path(PathId path_id, std::span<const std::byte> keying_materia
   }
   const bool connecting = phase() == Phase::kConnecting;
   Path& path = paths_.add(path_id, connecting ? PathState::kHelloSent : PathState::kResumeSent,
-                          keying_material, heartbeat_, now);
+                          keying_material, heartbeat_, now, role_);
   path.handshake_deadline = now + config_.handshake_timeout;
   if (connecting) {
     wire::Hello hello;
@@ -300,7 +300,7 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
   if (path.state == PathState::kDone || lifecycle_.closed()) return false;
   if (path.handshaking()) return handle_handshake_frame(path, frame, now);
   std::visit(Overloaded{
-                 [&](const wire::Ping& ping) { queue_frame(path, wire::Pong{ping.sequence}); },
+                 [&](const wire::Ping& ping) { handle_ping(path, ping, now); },
                  [&](const wire::Pong& pong) { handle_pong(path, pong, now); },
                  [&](const wire::Ack& ack) { handle_ack(ack, now); },
                  [&](const wire::StreamData& data) {
@@ -316,6 +316,14 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
              },
              frame);
   return lifecycle_.open() && path.state == PathState::kActive && !deferred_failure_;
+}
+
+void Session::handle_ping(Path& path, const wire::Ping& ping, Time now) {
+  queue_frame(path, wire::Pong{ping.sequence});
+  path.liveness.on_peer_ping(now);
+  // The peer's Ping stands for ours (see heartbeat_policy::own_ping_period), so the once-per-
+  // interval pool trim of send_heartbeat() happens here too.
+  if (paths_.is_data_path(path.id)) streams_.trim_pool();
 }
 
 void Session::handle_pong(Path& path, const wire::Pong& pong, Time now) {
@@ -458,7 +466,7 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
   for (auto& [id, other] : paths_) {
     if (other.state != PathState::kDone) retire_path(other);
   }
-  Path& path = paths_.add(path_id, PathState::kActive, keying_material, heartbeat_, now);
+  Path& path = paths_.add(path_id, PathState::kActive, keying_material, heartbeat_, now, role_);
   ++stats_.paths_opened;
   queue_frame(path, accept);
   const std::uint64_t unacknowledged_before = streams_.unacknowledged_bytes();

@@ -230,6 +230,7 @@ class Session {
   bool handle_handshake_frame(Path& path, const wire::Frame& frame, Time now);
   bool handle_welcome(Path& path, const wire::Welcome& welcome, Time now);
   bool handle_resume_accept(Path& path, const wire::ResumeAccept& accept, Time now);
+  void handle_ping(Path& path, const wire::Ping& ping, Time now);
   void handle_pong(Path& path, const wire::Pong& pong, Time now);
   void handle_fast_close(const wire::FastClose& frame, Time now);
   void handle_stateless_reset(const wire::StatelessReset& reset, Time now);

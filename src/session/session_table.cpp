@@ -1,5 +1,6 @@
 #include "session/session_table.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -69,6 +70,7 @@ std::vector<SessionId> SessionTable::ids() const {
   std::vector<SessionId> ids;
   ids.reserve(entries_.size());
   for (const auto& [id, entry] : entries_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
   return ids;
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "session/session.hpp"
@@ -64,7 +65,9 @@ class SessionTable {
   [[nodiscard]] std::size_t touched_count() const { return touched_.size(); }
 
  private:
-  std::map<SessionId, Entry> entries_;  // node-based: an Entry stays put while it exists
+  // Hashed, not ordered: a lookup per call must not cost log2(N) 16-byte compares. Node-based, so
+  // an Entry stays put while it exists (rehashing moves no element).
+  std::unordered_map<SessionId, Entry, SessionIdHash> entries_;
   std::map<std::string, std::size_t, std::less<>> per_source_;
   std::vector<SessionId> touched_;
   std::size_t closed_ = 0;  // entries marked closed

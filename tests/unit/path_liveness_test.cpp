@@ -72,5 +72,24 @@ TEST(PathSet, DeadlinesAreTheEarliestOverLiveConnections) {
   EXPECT_EQ(paths.size(), 0u);
 }
 
+// One round trip per interval: a Ping from the peer restarts this side's own heartbeat schedule,
+// and the server's period is an eighth longer than the client's, so the client keeps the Pings.
+TEST(PathLiveness, PeerPingPostponesOwnPingAndTheServerYieldsToTheClient) {
+  PathLiveness client(kHeartbeat, t0, Role::kClient);
+  PathLiveness server(kHeartbeat, t0, Role::kServer);
+  const Duration server_period = kHeartbeat.interval + kHeartbeat.interval / 8;
+  EXPECT_EQ(client.heartbeat_deadline(), t0 + kHeartbeat.interval);
+  EXPECT_EQ(server.heartbeat_deadline(), t0 + server_period);
+  const Time ping_at = t0 + kHeartbeat.interval;
+  ASSERT_TRUE(client.heartbeat_due(ping_at));
+  client.on_ping_sent(ping_at);
+  server.on_peer_ping(ping_at);
+  EXPECT_FALSE(server.heartbeat_due(ping_at + kHeartbeat.interval));
+  EXPECT_EQ(server.heartbeat_deadline(), ping_at + server_period);
+  // A Ping never brings the own one forward.
+  server.on_peer_ping(t0);
+  EXPECT_EQ(server.heartbeat_deadline(), ping_at + server_period);
+}
+
 }  // namespace
 }  // namespace tether::session

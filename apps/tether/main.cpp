@@ -450,8 +450,7 @@ int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tun
       [&runtime] { return transport::client_status(runtime, session::Clock::now()); });
   install_signal_stop(io, [&] {
     spdlog::info("client closing the session");
-    runtime.session().close(session::Clock::now());
-    runtime.wake();
+    tunnel.request_stop();
     // A second signal, or a peer that never answers, ends it the hard way.
     install_signal_stop(io, [&] { io.stop(); });
   });

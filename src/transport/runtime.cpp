@@ -349,7 +349,7 @@ void ClientRuntime::on_route_event(const RouteEvent& event) {
 
 void ClientRuntime::start_new_session() {
   asio::post(io_, [this, alive = alive_] {
-    if (!*alive || session_->phase() != session::Phase::kClosed) return;
+    if (!*alive || stopped_ || session_->phase() != session::Phase::kClosed) return;
     // The old session's connections were told PathDone; their drivers finish on their own and
     // report to the new session, which ignores path ids it does not know.
     session_ = std::make_unique<session::Session>(options_.session, random_, now());

@@ -888,8 +888,9 @@ void ClientTunnel::on_event(const session::SessionId& id, session::Session*,
           closed->unacknowledged_bytes);
     }
     const ClientOutcome outcome = client_outcome(
-        *closed, OutcomePolicy{options_.new_session_on_loss && runtime_ != nullptr,
-                               options_.stdio_target ? stdio_exit_code_ : kExitGraceful});
+        *closed,
+        OutcomePolicy{options_.new_session_on_loss && runtime_ != nullptr && !stop_requested_,
+                      options_.stdio_target ? stdio_exit_code_ : kExitGraceful});
     nlohmann::ordered_json logged{{"event", "outcome"},
                                   {"side", "client"},
                                   {"session", transport::session_hex(id)},
@@ -923,6 +924,17 @@ void ClientTunnel::on_fatal(const transport::TransportError& error) {
   if (runtime_ != nullptr)
     (void)runtime_->session().abort(wire::Reason::kAuthFailed, session::Clock::now());
   shutdown(code);
+}
+
+void ClientTunnel::request_stop() {
+  stop_requested_ = true;
+  if (runtime_ == nullptr || runtime_->session().phase() == session::Phase::kClosed) {
+    // Lost, and the new session not started yet (or never attached): nothing to close.
+    shutdown(kExitGraceful);
+    return;
+  }
+  runtime_->session().close(session::Clock::now());
+  runtime_->wake();
 }
 
 void ClientTunnel::shutdown(int code) {

@@ -173,6 +173,9 @@ class ClientTunnel final : public transport::SessionObserver {
   void on_fatal(const transport::TransportError& error) override;
   // 0 after a graceful end; otherwise a code a script can act on (see the README).
   [[nodiscard]] int exit_code() const { return exit_code_; }
+  // A stop was asked for (SIGTERM, SIGINT): closes the session gracefully, and never starts a new
+  // one; when the session is already over (lost, a new one not yet started) it ends at once.
+  void request_stop();
   // Local ports actually bound, in the order of the local and dynamic forwards (useful with 0).
   [[nodiscard]] std::vector<std::uint16_t> bound_ports() const;
 
@@ -206,7 +209,8 @@ class ClientTunnel final : public transport::SessionObserver {
   ReleaseAfterLoad release_;
   int exit_code_ = 0;
   bool shut_down_ = false;
-  int stdio_exit_code_ = 0;  // how the stdio stream ended; the exit code after a graceful close
+  bool stop_requested_ = false;  // request_stop(): no new session from now on
+  int stdio_exit_code_ = 0;      // how the stdio stream ended; the exit code after a graceful close
 };
 
 struct ServerTunnelOptions {

@@ -136,11 +136,19 @@ void StreamBridge::finish_local_if_done() {
   if (upstream_done_ && downstream_done_) end(true);
 }
 
-void StreamBridge::send_reply(const Reply& reply) {
-  if (session::Session* session = session_()) {
-    (void)session->write(stream_, encode(reply), session::Clock::now());
-    runtime_.wake();
-  }
+bool StreamBridge::send_reply(const Reply& reply) {
+  session::Session* session = session_();
+  if (session == nullptr) return true;  // nobody to tell
+  std::vector<std::byte> bytes = encode(reply);
+  std::size_t taken = 0;
+  if (auto accepted = session->write(stream_, bytes, session::Clock::now())) taken = *accepted;
+  runtime_.wake();
+  if (taken == bytes.size()) return true;
+  // The session took only part of the reply (its send bounds: WouldBlock): the rest goes first on
+  // the upstream path, which waits for room, so that no data overtakes the reply on the stream.
+  first_bytes_.insert(first_bytes_.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(taken),
+                      bytes.end());
+  return false;
 }
 
 void StreamBridge::refuse(const Reply& reply) {
@@ -218,7 +226,9 @@ asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header
       co_return Rest{};
     }
     holding_listener_ = true;
-    send_reply(reply);
+    // A listen stream sends nothing after its reply: only a reply the session could not take at
+    // once needs the upstream path (which ends once it is written).
+    if (!send_reply(reply)) asio::co_spawn(io_, upstream(), asio::detached);
     co_return Rest{std::move(after)};
   }
   auto target = policy_(request);

@@ -105,7 +105,9 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   // Parses the header in `header_`; returns the relayed bytes that followed it, or nullopt while
   // the header is incomplete or when the bridge ended.
   asio::awaitable<std::optional<std::vector<std::byte>>> take_header();
-  void send_reply(const Reply& reply);
+  // Writes the reply on the stream; false when the session took only part of it, the rest then
+  // waiting at the front of first_bytes_ for the upstream path (so nothing overtakes it).
+  bool send_reply(const Reply& reply);
   void refuse(const Reply& reply);
   void finish_local_if_done();
   void end(bool graceful);

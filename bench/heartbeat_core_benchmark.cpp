@@ -19,35 +19,16 @@
 #include <vector>
 
 #include "session/server_endpoint.hpp"
+#include "tests/support/seeded_random.hpp"
 #include "wire/codec.hpp"
 
 namespace {
 
 using namespace tether::session;
 
-// Deterministic and cheap (SplitMix64).
-class CounterRandom final : public RandomSource {
- public:
-  void fill(std::span<std::byte> out) override {
-    for (auto& byte : out) {
-      if (available_ == 0) {
-        std::uint64_t mixed = (state_ += 0x9e3779b97f4a7c15ULL);
-        mixed = (mixed ^ (mixed >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        mixed = (mixed ^ (mixed >> 27)) * 0x94d049bb133111ebULL;
-        word_ = mixed ^ (mixed >> 31);
-        available_ = 8;
-      }
-      byte = static_cast<std::byte>(word_ & 0xff);
-      word_ >>= 8;
-      --available_;
-    }
-  }
-
- private:
-  std::uint64_t state_ = 0;
-  std::uint64_t word_ = 0;
-  int available_ = 0;
-};
+// Deterministic and cheap: the tests' SplitMix64 (no short period, so a server drawing thousands
+// of session ids never sees one twice).
+using tether::testing::SeededRandom;
 
 double cpu_seconds() {
   timespec spec{};
@@ -68,7 +49,7 @@ int main(int argc, char** argv) {
   const auto interval = std::chrono::seconds(30);
 
   const std::size_t heap_before = mallinfo2().uordblks;
-  CounterRandom random;
+  SeededRandom random{0};
   ServerLimits limits;
   limits.max_sessions = sessions + 16;
   limits.max_sessions_per_source = sessions + 16;

@@ -109,8 +109,12 @@ TEST(StreamSet, RewindReplaysFromTheAcknowledgedOffset) {
   StreamSet streams(Role::kClient, stats);
   Stream& stream = streams.create(streams.take_local_id(), 0);
   write(streams, stream, 100);
+  // Sent as the scheduler sends: the set is told the stream now has bytes outstanding.
+  const bool was_outstanding = stream.send.outstanding();
   stream.send.next_to_send = 100;
   stream.send.highest_sent = 100;
+  streams.note_outstanding(was_outstanding, stream.send.outstanding());
+  EXPECT_TRUE(streams.any_outstanding());
   bool progressed = false;
   EXPECT_TRUE(streams.acknowledge(stream, 60, progressed));
   std::size_t seen = 0;
@@ -118,6 +122,7 @@ TEST(StreamSet, RewindReplaysFromTheAcknowledgedOffset) {
   EXPECT_EQ(seen, 2u);
   EXPECT_EQ(stream.send.next_to_send, 60u);
   EXPECT_EQ(streams.planned_replay(), 40u);
+  EXPECT_FALSE(streams.any_outstanding());
 }
 
 TEST(StreamSet, GracefulCloseKeepsOnlyUnreadStreams) {

@@ -62,6 +62,9 @@ struct AuthenticationStep {
   // kSucceeded: how long the credential stays valid from now, when it expires (a token's exp; a
   // password has none). Zero means already expired: the core treats that as "expire now".
   std::optional<Duration> credential_lifetime;
+  // kSucceeded on the server: the scopes a token granted (OAUTHBEARER), for per-scope grants;
+  // empty for the other mechanisms, whose grants follow the principal.
+  std::vector<std::string> scopes;
   // kFailed: the kind of failure and a message for the peer and the logs that names the mechanism
   // and why, and never holds a secret or anything about another user.
   AuthenticationFailure failure = AuthenticationFailure::kMalformed;

@@ -34,6 +34,15 @@ struct ConnectionSecurity {
   std::string peer_certificate_identity;
 };
 
+// Who a session's client is, as the server authenticated it (an empty principal: the server runs
+// without authentication, --auth none). The client learns the principal from Welcome.
+struct AuthenticatedPeer {
+  std::string principal;
+  std::string mechanism;
+  std::vector<std::string> scopes;
+  std::optional<Time> credential_expiry;  // when the credential stops being valid, if it expires
+};
+
 // Why an exchange failed. Each maps to one answer on the wire; none tells a stranger more than
 // the kind of failure.
 enum class AuthenticationFailure : std::uint8_t {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <variant>
 
 #include "session/types.hpp"
@@ -37,6 +38,10 @@ struct Closed {
   bool by_peer = false;
   bool transient = false;
   std::uint64_t unacknowledged_bytes = 0;
+  // Why, in words, when the peer said more than the reason (a Refuse's message: which mechanism
+  // and what was wrong) or the failure was local (an unreadable credential). A peer string:
+  // escape it before logging.
+  std::string message{};
 };
 // Client: dial a new transport connection and hand it in with add_path() (or report
 // on_path_failed()).

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <utility>
 
+#include "crypto/primitives.hpp"
 #include "wire/codec.hpp"
 
 namespace tether::session {
@@ -11,9 +12,40 @@ namespace tether::session {
 std::size_t first_frame_payload_limit(const SessionConfig& config) {
   constexpr std::size_t kFixedPart = 256;        // version, ids, proofs, capabilities
   constexpr std::size_t kPositionEntry = 2 * 8;  // stream id and offset, 8-byte varints at most
-  return std::min(config.max_frame_payload,
-                  kFixedPart + kPositionEntry * (2 * config.max_streams + 1));
+  const std::size_t resume = kFixedPart + kPositionEntry * (2 * config.max_streams + 1);
+  const std::size_t hello = kFixedPart + config.max_authentication_message;
+  return std::min(config.max_frame_payload, std::max(resume, hello));
 }
+
+namespace {
+
+// A key for the throttles' hashes that strangers cannot know: derived from the static key.
+std::uint64_t throttle_hash_key(const Secret& static_key, std::string_view label) {
+  const crypto::Digest digest = crypto::hmac_sha256(static_key, {crypto::label(label)});
+  std::uint64_t key = 0;
+  for (std::size_t index = 0; index < 8; ++index) {
+    key = (key << 8) | static_cast<std::uint8_t>(digest[index]);
+  }
+  return key;
+}
+
+Reason reason_for(AuthenticationFailure failure) {
+  switch (failure) {
+    case AuthenticationFailure::kCredentialExpired:
+      return Reason::kCredentialsExpired;
+    case AuthenticationFailure::kNotPermitted:
+      return Reason::kAdministrativelyProhibited;
+    default:
+      return Reason::kAuthFailed;
+  }
+}
+
+std::string seconds_text(Duration duration) {
+  const auto seconds = std::chrono::ceil<std::chrono::seconds>(duration).count();
+  return std::to_string(seconds) + " s";
+}
+
+}  // namespace
 
 ServerEndpoint::ServerEndpoint(SessionConfig config, const Secret& static_key, RandomSource& random,
                                ServerLimits limits)
@@ -21,18 +53,36 @@ ServerEndpoint::ServerEndpoint(SessionConfig config, const Secret& static_key, R
       static_key_(static_key),
       random_(random),
       limits_(limits),
-      budget_(limits.max_buffered_bytes) {}
+      budget_(limits.max_buffered_bytes),
+      source_throttle_(limits.source_throttle,
+                       throttle_hash_key(static_key, "tether throttle source")),
+      user_throttle_(limits.user_throttle, throttle_hash_key(static_key, "tether throttle user")) {}
 
 void ServerEndpoint::accept(PathId connection, std::span<const std::byte> keying_material, Time now,
+                            std::string_view source) {
+  ConnectionSecurity security;
+  security.keying_material.assign(keying_material.begin(), keying_material.end());
+  accept(connection, std::move(security), now, source);
+}
+
+void ServerEndpoint::accept(PathId connection, ConnectionSecurity security, Time now,
                             std::string_view source) {
   assert(!pending_.contains(connection) && !connection_sessions_.contains(connection));
   ++stats_.connections_accepted;
   PendingConnection pending;
   pending.source = source;
-  pending.keying_material.assign(keying_material.begin(), keying_material.end());
+  pending.security = std::move(security);
   pending.deadline = now + config_.handshake_timeout;
-  pending_deadlines_.set(connection, pending.deadline);
-  pending_.emplace(connection, std::move(pending));
+  const bool full = pending_.size() >= limits_.max_pending_connections;
+  auto [it, inserted] = pending_.emplace(connection, std::move(pending));
+  if (full) {
+    // Too many handshakes in progress: refuse this one at once rather than hold its bytes.
+    ++stats_.pending_connections_refused;
+    refuse(connection, it->second, Reason::kLackOfResources, true,
+           "too many connections are handshaking; try again later");
+    return;
+  }
+  pending_deadlines_.set(connection, it->second.deadline);
 }
 
 void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes, Time now) {
@@ -48,18 +98,20 @@ void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes
   wire::DecodeLimits limits;
   limits.max_payload = first_frame_payload_limit(config_);
   limits.max_list_entries = std::max<std::size_t>(4096, 2 * config_.max_streams + 1);
-  bool first_frame_seen = false;
+  bool handshake_over = false;
   auto result = pending.inbound.feed(bytes, limits, [&](const wire::Frame& frame) {
-    first_frame_seen = true;
-    handle_first_frame(connection, pending, frame, now);
+    if (handle_pending_frame(connection, pending, frame, now)) return true;
+    handshake_over = true;
     return false;  // whatever follows belongs to the session (or is dropped)
   });
   if (!result) {
-    ++stats_.handshake_failures;
-    refuse(connection, pending, Reason::kProtocolError, false);
+    if (!pending.done) {
+      ++stats_.handshake_failures;
+      refuse(connection, pending, Reason::kProtocolError, false);
+    }
     return;
   }
-  if (!first_frame_seen) return;
+  if (!handshake_over) return;
   std::vector<std::byte> rest = pending.inbound.release();
   if (auto routed = connection_sessions_.find(connection); routed != connection_sessions_.end()) {
     pending_deadlines_.erase(connection);
@@ -71,32 +123,166 @@ void ServerEndpoint::receive(PathId connection, std::span<const std::byte> bytes
   refresh();
 }
 
-void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pending,
-                                        const wire::Frame& frame, Time now) {
-  if (const auto* hello = std::get_if<wire::Hello>(&frame)) {
-    if (hello->version != wire::kProtocolVersion) {
-      ++stats_.handshake_failures;
-      refuse(connection, pending, Reason::kProtocolError, false);
-      return;
-    }
-    if (!make_room(pending.source, now)) {
-      ++stats_.sessions_refused;
-      refuse(connection, pending, Reason::kLackOfResources, true);
-      return;
-    }
-    const SessionId session_id = new_session_id();
-    const Secret token = stateless_reset_token(static_key_, session_id);
-    auto session =
-        std::unique_ptr<Session>(new Session(config_, random_, now, session_id, connection,
-                                             pending.keying_material, *hello, token, events_));
-    session->suspended_index_ = &suspended_;
-    session->budget_ = &budget_;
-    SessionTable::Entry& entry = sessions_.insert(session_id, std::move(session), pending.source);
-    entry.connections.push_back(connection);
-    sessions_.touch(entry);
-    connection_sessions_.emplace(connection, session_id);
-    ++stats_.sessions_created;
+std::string ServerEndpoint::offered_mechanisms() const {
+  std::string text;
+  if (authenticator_ == nullptr) return text;
+  for (const std::string& mechanism : authenticator_->mechanisms()) {
+    if (!text.empty()) text += ", ";
+    text += mechanism;
+  }
+  return text;
+}
+
+void ServerEndpoint::handle_hello(PathId connection, PendingConnection& pending,
+                                  const wire::Hello& hello, Time now) {
+  if (hello.version != wire::kProtocolVersion) {
+    ++stats_.handshake_failures;
+    refuse(connection, pending, Reason::kProtocolError, false,
+           "unsupported protocol version " + std::to_string(hello.version));
     return;
+  }
+  if (authenticator_ == nullptr) {
+    // No authentication (--auth none): whatever the client offered, the session is anonymous.
+    // The Welcome says so, and a client that requires authentication ends it.
+    create_session(connection, pending, hello, AuthenticatedPeer{}, {}, now);
+    return;
+  }
+  if (hello.mechanism.empty()) {
+    ++stats_.authentication_failures;
+    refuse(connection, pending, Reason::kAuthFailed, false,
+           "this server requires authentication; it offers " + offered_mechanisms());
+    return;
+  }
+  if (hello.initial_response &&
+      hello.initial_response->size() > config_.max_authentication_message) {
+    ++stats_.authentication_failures;
+    refuse(connection, pending, Reason::kAuthFailed, false,
+           "authentication message too large (at most " +
+               std::to_string(config_.max_authentication_message) + " bytes)");
+    return;
+  }
+  if (source_throttle_.throttled(pending.source, now)) {
+    ++stats_.authentications_throttled;
+    refuse(connection, pending, Reason::kAuthFailed, true,
+           "too many failed authentications from this address; retry in " +
+               seconds_text(source_throttle_.retry_after(pending.source, now)));
+    return;
+  }
+  pending.authentication = authenticator_->start(hello.mechanism, pending.security);
+  if (pending.authentication == nullptr) {
+    ++stats_.authentication_failures;
+    refuse(connection, pending, Reason::kAuthFailed, false,
+           "mechanism not offered on this connection; this server offers " + offered_mechanisms());
+    return;
+  }
+  pending.hello = hello;
+  std::optional<std::span<const std::byte>> initial;
+  if (hello.initial_response) initial = std::span<const std::byte>(*hello.initial_response);
+  apply_authentication_step(connection, pending, pending.authentication->start(initial), now);
+}
+
+void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnection& pending,
+                                               AuthenticationStep step, Time now) {
+  if (!step.claimed_identity.empty()) pending.claimed_identity = step.claimed_identity;
+  if (step.status != AuthenticationStep::Status::kFailed && !pending.claimed_identity.empty() &&
+      user_throttle_.throttled(pending.claimed_identity, now)) {
+    // Refused whether or not the credential was right: a guesser learns nothing past the limit.
+    ++stats_.authentications_throttled;
+    const Duration wait = user_throttle_.retry_after(pending.claimed_identity, now);
+    pending.authentication.reset();
+    refuse(connection, pending, Reason::kAuthFailed, true,
+           "too many failed authentications for this user; retry in " + seconds_text(wait));
+    return;
+  }
+  switch (step.status) {
+    case AuthenticationStep::Status::kContinue:
+      if (step.output.size() > config_.max_authentication_message) {
+        ++stats_.authentication_failures;
+        pending.authentication.reset();
+        refuse(connection, pending, Reason::kAuthFailed, false, "authentication message too large");
+        return;
+      }
+      wire::encode_frame(wire::AuthChallenge{std::move(step.output)}, pending.outgoing);
+      return;
+    case AuthenticationStep::Status::kFailed: {
+      ++stats_.authentication_failures;
+      source_throttle_.record_failure(pending.source, now);
+      user_throttle_.record_failure(pending.claimed_identity, now);
+      pending.authentication.reset();
+      const bool transient = step.failure == AuthenticationFailure::kUnavailable;
+      std::string message = pending.hello ? pending.hello->mechanism + ": " : std::string{};
+      message += step.message.empty() ? std::string(to_string(step.failure)) : step.message;
+      refuse(connection, pending, reason_for(step.failure), transient, std::move(message));
+      return;
+    }
+    case AuthenticationStep::Status::kSucceeded: {
+      ++stats_.authentications_succeeded;
+      AuthenticatedPeer peer;
+      peer.principal = std::move(step.principal);
+      peer.mechanism = pending.hello->mechanism;
+      peer.scopes = std::move(step.scopes);
+      if (step.credential_lifetime) {
+        peer.credential_expiry = now + std::max(Duration::zero(), *step.credential_lifetime);
+      }
+      pending.authentication.reset();
+      const wire::Hello hello = std::move(*pending.hello);
+      pending.hello.reset();
+      create_session(connection, pending, hello, std::move(peer), step.output, now);
+      return;
+    }
+  }
+}
+
+void ServerEndpoint::create_session(PathId connection, PendingConnection& pending,
+                                    const wire::Hello& hello, AuthenticatedPeer peer,
+                                    std::span<const std::byte> server_final, Time now) {
+  if (!make_room(pending.source, now)) {
+    ++stats_.sessions_refused;
+    refuse(connection, pending, Reason::kLackOfResources, true);
+    return;
+  }
+  const SessionId session_id = new_session_id();
+  const Secret token = stateless_reset_token(static_key_, session_id);
+  auto session = std::unique_ptr<Session>(
+      new Session(config_, random_, now, session_id, connection, pending.security.keying_material,
+                  hello, token, events_, std::move(peer), server_final));
+  session->suspended_index_ = &suspended_;
+  session->budget_ = &budget_;
+  SessionTable::Entry& entry = sessions_.insert(session_id, std::move(session), pending.source);
+  entry.connections.push_back(connection);
+  sessions_.touch(entry);
+  connection_sessions_.emplace(connection, session_id);
+  ++stats_.sessions_created;
+}
+
+bool ServerEndpoint::handle_pending_frame(PathId connection, PendingConnection& pending,
+                                          const wire::Frame& frame, Time now) {
+  if (pending.authentication != nullptr) {
+    // Mid-exchange: only the client's next answer belongs here.
+    const auto* response = std::get_if<wire::AuthResponse>(&frame);
+    if (response == nullptr) {
+      ++stats_.handshake_failures;
+      ++stats_.authentication_failures;
+      pending.authentication.reset();
+      refuse(connection, pending, Reason::kProtocolError, false,
+             "expected an authentication response");
+      return false;
+    }
+    if (response->data.size() > config_.max_authentication_message) {
+      ++stats_.authentication_failures;
+      pending.authentication.reset();
+      refuse(connection, pending, Reason::kAuthFailed, false,
+             "authentication message too large (at most " +
+                 std::to_string(config_.max_authentication_message) + " bytes)");
+      return false;
+    }
+    apply_authentication_step(connection, pending, pending.authentication->step(response->data),
+                              now);
+    return pending.authentication != nullptr && !pending.done;
+  }
+  if (const auto* hello = std::get_if<wire::Hello>(&frame)) {
+    handle_hello(connection, pending, *hello, now);
+    return pending.authentication != nullptr && !pending.done;
   }
   if (const auto* resume = std::get_if<wire::Resume>(&frame)) {
     SessionTable::Entry* entry = lookup(resume->session_id);
@@ -107,7 +293,7 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
         // session with unknown-session instead of trying until its reconnect limit).
         ++stats_.resumes_rejected;
         refuse(connection, pending, Reason::kUnknownSession, false);
-        return;
+        return false;
       }
       // We have no such session (any more): say so with a token only we can make, so the client
       // stops.
@@ -117,19 +303,20 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
           pending.outgoing);
       ++stats_.stateless_resets_sent;
       finish_pending(connection, pending);
-      return;
+      return false;
     }
     sessions_.touch(*entry);
-    auto accepted = session->accept_resume(connection, pending.keying_material, *resume, now);
+    auto accepted =
+        session->accept_resume(connection, pending.security.keying_material, *resume, now);
     if (!accepted) {
       ++stats_.resumes_rejected;
       refuse(connection, pending, accepted.error(), false);
-      return;
+      return false;
     }
     ++stats_.resumes_accepted;
     entry->connections.push_back(connection);
     connection_sessions_.emplace(connection, resume->session_id);
-    return;
+    return false;
   }
   if (const auto* close = std::get_if<wire::FastClose>(&frame)) {
     Session* session = find(close->session_id);
@@ -139,10 +326,11 @@ void ServerEndpoint::handle_first_frame(PathId connection, PendingConnection& pe
       ++stats_.fast_closes_rejected;
     }
     finish_pending(connection, pending);
-    return;
+    return false;
   }
   ++stats_.handshake_failures;
   refuse(connection, pending, Reason::kProtocolError, false);
+  return false;
 }
 
 bool ServerEndpoint::make_room(const std::string& source, Time now) {
@@ -209,8 +397,8 @@ void ServerEndpoint::evict(Session& session, Time now) {
 }
 
 void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reason reason,
-                            bool transient) {
-  wire::encode_frame(wire::Refuse{reason, transient}, pending.outgoing);
+                            bool transient, std::string message) {
+  wire::encode_frame(wire::Refuse{reason, transient, std::move(message)}, pending.outgoing);
   finish_pending(connection, pending);
 }
 
@@ -287,7 +475,14 @@ void ServerEndpoint::on_timeout(Time now) {
     auto it = pending_.find(connection);
     if (it != pending_.end() && !it->second.done) {
       ++stats_.handshake_failures;
-      finish_pending(connection, it->second);
+      if (it->second.authentication != nullptr) {
+        ++stats_.authentication_failures;
+        it->second.authentication.reset();
+        refuse(connection, it->second, Reason::kAuthFailed, true,
+               "authentication did not finish within " + seconds_text(config_.handshake_timeout));
+      } else {
+        finish_pending(connection, it->second);
+      }
     }
   }
   // Each due session runs its timeout once per call, and is re-read afterwards (refresh): one whose

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "session/authentication_throttle.hpp"
+#include "session/authenticator.hpp"
 #include "session/deadline_heap.hpp"
 #include "session/session.hpp"
 #include "session/session_table.hpp"
@@ -27,6 +29,14 @@ struct ServerLimits {
   // Stream bytes held by all sessions together (replay buffers and unread received bytes): past
   // it writes wait, data that would exceed it resets its stream, and new sessions are refused.
   std::uint64_t max_buffered_bytes = 1ull << 30;
+  // Connections that have not finished their handshake (first frame and authentication): past it
+  // a new connection is refused at once (lack-of-resources, transient). Each holds at most
+  // first_frame_payload_limit() bytes of input and one exchange, for at most the handshake timeout.
+  std::size_t max_pending_connections = 1024;
+  // Failed authentications slow further attempts from the same source address, and for the same
+  // claimed user name (whatever the source): past the allowance attempts are refused unheard.
+  ThrottlePolicy source_throttle{5, std::chrono::seconds(60)};
+  ThrottlePolicy user_throttle{10, std::chrono::seconds(60)};
 };
 
 // The largest payload a connection's first frame may have: a Hello, a FastClose, or a Resume whose
@@ -46,6 +56,10 @@ struct EndpointStats {
       0;  // malformed or unexpected first frames, timeouts, bad versions
   std::uint64_t sessions_refused = 0;  // Hello refused with lack-of-resources (a limit reached)
   std::uint64_t sessions_evicted = 0;  // suspended sessions freed to make room
+  std::uint64_t authentications_succeeded = 0;
+  std::uint64_t authentication_failures = 0;  // refused credentials, malformed exchanges, timeouts
+  std::uint64_t authentications_throttled = 0;    // refused unheard: too many recent failures
+  std::uint64_t pending_connections_refused = 0;  // max_pending_connections reached
   // The endpoint's own work, for tests and benchmarks: sessions it looked at (a deadline or output
   // re-read, a due timeout, a collection) and connections awaiting their first frame whose
   // deadline it handled. Per call they grow with what the call touched, not with all sessions.
@@ -65,6 +79,17 @@ class ServerEndpoint {
   // IPv4 address, or its IPv6 /64 prefix); an empty source is its own group.
   void accept(PathId connection, std::span<const std::byte> keying_material, Time now,
               std::string_view source = {});
+  // The same, with what the transport knows for authentication (channel binding, a verified
+  // client certificate's identity); `security.keying_material` is the exporter value.
+  void accept(PathId connection, ConnectionSecurity security, Time now,
+              std::string_view source = {});
+
+  // Requires every new session to authenticate through `authenticator` (nullptr, the default:
+  // no authentication, --auth none). A Hello without a mechanism is then refused with
+  // auth-failed, naming the mechanisms offered.
+  void set_authenticator(std::shared_ptr<ServerAuthenticator> authenticator) {
+    authenticator_ = std::move(authenticator);
+  }
   void receive(PathId connection, std::span<const std::byte> bytes, Time now);
   void on_connection_closed(PathId connection, Time now);
   std::size_t take_outgoing(PathId connection, std::vector<std::byte>& out, std::size_t max_bytes,
@@ -109,17 +134,33 @@ class ServerEndpoint {
 
  private:
   struct PendingConnection {
-    std::vector<std::byte> keying_material;
+    ConnectionSecurity security;
     std::string source;
+    // While authenticating: the Hello (the session is created from it on success), the exchange
+    // and the identity it claims.
+    std::optional<wire::Hello> hello;
+    std::unique_ptr<ServerAuthentication> authentication;
+    std::string claimed_identity;
     InboundBuffer inbound;
     std::vector<std::byte> outgoing;
     Time deadline;
     bool done = false;
   };
 
-  void handle_first_frame(PathId connection, PendingConnection& pending, const wire::Frame& frame,
-                          Time now);
-  void refuse(PathId connection, PendingConnection& pending, Reason reason, bool transient);
+  // Handles a frame of a connection that holds no session yet; true while more frames belong to
+  // the handshake (authentication continues), false once the connection is routed or refused.
+  bool handle_pending_frame(PathId connection, PendingConnection& pending, const wire::Frame& frame,
+                            Time now);
+  void handle_hello(PathId connection, PendingConnection& pending, const wire::Hello& hello,
+                    Time now);
+  // Applies one step of the connection's exchange: a challenge, the session, or a refusal.
+  void apply_authentication_step(PathId connection, PendingConnection& pending,
+                                 AuthenticationStep step, Time now);
+  void create_session(PathId connection, PendingConnection& pending, const wire::Hello& hello,
+                      AuthenticatedPeer peer, std::span<const std::byte> server_final, Time now);
+  void refuse(PathId connection, PendingConnection& pending, Reason reason, bool transient,
+              std::string message = {});
+  [[nodiscard]] std::string offered_mechanisms() const;
   void finish_pending(PathId connection, PendingConnection& pending);
   // The session's entry, without listing it as touched (for the endpoint's own bookkeeping).
   [[nodiscard]] SessionTable::Entry* lookup(const SessionId& session_id) {
@@ -157,6 +198,9 @@ class ServerEndpoint {
   std::vector<SessionId> collectable_;  // closed with no connection left: freed at the next collect
   std::set<PathId> ready_connections_;  // may have output (see take_ready_connections)
   std::vector<SessionId> touched_scratch_;
+  std::shared_ptr<ServerAuthenticator> authenticator_;
+  AuthenticationThrottle source_throttle_;
+  AuthenticationThrottle user_throttle_;
   EndpointStats stats_;
 };
 

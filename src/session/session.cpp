@@ -73,13 +73,15 @@ Session::Session(SessionConfig config, RandomSource& random, Time now)
 
 Session::Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
                  PathId path, std::span<const std::byte> keying_material, const wire::Hello& hello,
-                 const Secret& reset_token, std::deque<SessionEvent>& queue)
+                 const Secret& reset_token, std::deque<SessionEvent>& queue, AuthenticatedPeer peer,
+                 std::span<const std::byte> server_final)
     : role_(Role::kServer),
       config_(config),
       random_(random),
       queue_(&queue),
       session_id_(session_id),
       capabilities_(hello.capabilities & config.capabilities),
+      peer_(std::move(peer)),
       // Negotiate liveness: the client proposes, the server clamps into its policy.
       heartbeat_(heartbeat_policy::negotiate(hello.heartbeat_interval_ms,
                                              hello.missing_heartbeats_allowed,
@@ -102,6 +104,9 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
   // lingers for nothing), and without stateless reset the client gets no token to trust.
   welcome.linger_ms = may_resume() ? to_milliseconds(config_.linger) : 0;
   if (trusts_stateless_reset()) welcome.reset_token = reset_token;
+  welcome.authenticated = !peer_.mechanism.empty();
+  welcome.principal = peer_.principal;
+  welcome.server_final.assign(server_final.begin(), server_final.end());
   queue_frame(created, welcome);
   emit(events::Established{session_id_});
   refresh_timers();
@@ -117,6 +122,13 @@ Session::~Session() {
 // ---- Transport ---------------------------------------------------------------------------------
 
 void Session::add_path(PathId path_id, std::span<const std::byte> keying_material, Time now) {
+  ConnectionSecurity security;
+  security.keying_material.assign(keying_material.begin(), keying_material.end());
+  add_path(path_id, security, now);
+}
+
+void Session::add_path(PathId path_id, const ConnectionSecurity& security, Time now) {
+  const std::span<const std::byte> keying_material = security.keying_material;
   const TimerRefresh refresh(*this);
   assert(role_ == Role::kClient);
   lifecycle_.set_attempt_in_flight(false);
@@ -139,6 +151,25 @@ void Session::add_path(PathId path_id, std::span<const std::byte> keying_materia
     hello.capabilities = config_.capabilities;
     hello.heartbeat_interval_ms = to_milliseconds(config_.heartbeat_interval);
     hello.missing_heartbeats_allowed = config_.missing_heartbeats_allowed;
+    authentication_.reset();
+    if (config_.authenticator != nullptr) {
+      authentication_ = config_.authenticator->start(security);
+      AuthenticationStep step = authentication_ == nullptr
+                                    ? AuthenticationStep::fail(AuthenticationFailure::kUnavailable,
+                                                               "no credential to authenticate with")
+                                    : authentication_->start();
+      if (step.status != AuthenticationStep::Status::kContinue) {
+        // The credential cannot be used (an unreadable token file, a failing token command):
+        // nothing is sent, and the session ends saying why.
+        authentication_.reset();
+        retire_path(path);
+        fail_session(Reason::kAuthFailed, false, false, now, false, std::move(step.message));
+        return;
+      }
+      hello.mechanism = authentication_->mechanism();
+      hello.initial_response = std::move(step.output);
+      authentication_path_ = path_id;
+    }
     queue_frame(path, hello);
     return;
   }
@@ -354,10 +385,12 @@ void Session::handle_stateless_reset(const wire::StatelessReset& reset, Time now
 
 bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time now) {
   if (const auto* refuse = std::get_if<wire::Refuse>(&frame)) {
+    if (path.id == authentication_path_) authentication_.reset();
     if (refuse->transient) {
+      last_refusal_ = refuse->message;
       attempt_failed(path, now);
     } else {
-      fail_session(refuse->reason, true, false, now, false);
+      fail_session(refuse->reason, true, false, now, false, refuse->message);
     }
     return false;
   }
@@ -372,6 +405,9 @@ bool Session::handle_handshake_frame(Path& path, const wire::Frame& frame, Time 
     return false;
   }
   if (path.state == PathState::kHelloSent) {
+    if (const auto* challenge = std::get_if<wire::AuthChallenge>(&frame)) {
+      return handle_auth_challenge(path, *challenge, now);
+    }
     const auto* welcome = std::get_if<wire::Welcome>(&frame);
     if (welcome == nullptr) {
       attempt_failed(path, now);
@@ -394,6 +430,7 @@ bool Session::handle_welcome(Path& path, const wire::Welcome& welcome, Time now)
     attempt_failed(path, now);
     return false;
   }
+  if (!accept_welcome_authentication(welcome, now)) return false;
   session_id_ = welcome.session_id;
   resume_.establish(session_id_, path.keying_material);
   resume_.set_reset_token(welcome.reset_token);
@@ -409,6 +446,58 @@ bool Session::handle_welcome(Path& path, const wire::Welcome& welcome, Time now)
   lifecycle_.on_established();
   switch_data_path(path.id, now);
   emit(events::Established{session_id_});
+  return true;
+}
+
+bool Session::handle_auth_challenge(Path& path, const wire::AuthChallenge& challenge, Time now) {
+  if (authentication_ == nullptr || path.id != authentication_path_) {
+    // A challenge we did not ask for: the server is not speaking the protocol.
+    attempt_failed(path, now);
+    return false;
+  }
+  AuthenticationStep step = authentication_->step(challenge.data);
+  if (step.status != AuthenticationStep::Status::kContinue ||
+      step.output.size() > config_.max_authentication_message) {
+    std::string message =
+        authentication_->mechanism() + ": " +
+        (step.message.empty() ? std::string(to_string(step.failure)) : std::move(step.message));
+    authentication_.reset();
+    retire_path(path);
+    fail_session(Reason::kAuthFailed, false, false, now, false, std::move(message));
+    return false;
+  }
+  queue_frame(path, wire::AuthResponse{std::move(step.output)});
+  return true;
+}
+
+bool Session::accept_welcome_authentication(const wire::Welcome& welcome, Time now) {
+  if (config_.authenticator == nullptr) {
+    // We did not authenticate; a server that says it did is confused, but it is its session.
+    peer_.principal = welcome.principal;
+    return true;
+  }
+  std::string failure;
+  if (!welcome.authenticated || authentication_ == nullptr) {
+    failure =
+        "the server does not authenticate clients (it runs without authentication); "
+        "refusing to use it";
+  } else {
+    AuthenticationStep step = authentication_->finish(welcome.server_final);
+    if (step.status != AuthenticationStep::Status::kSucceeded) {
+      failure = authentication_->mechanism() +
+                ": the server did not prove it knows the credential" +
+                (step.message.empty() ? std::string{} : " (" + step.message + ")");
+    } else {
+      peer_.mechanism = authentication_->mechanism();
+    }
+  }
+  authentication_.reset();
+  if (!failure.empty()) {
+    if (Path* path = paths_.find(authentication_path_)) retire_path(*path);
+    fail_session(Reason::kAuthFailed, false, false, now, false, std::move(failure));
+    return false;
+  }
+  peer_.principal = welcome.principal;
   return true;
 }
 

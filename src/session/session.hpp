@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "session/ack_manager.hpp"
+#include "session/authenticator.hpp"
 #include "session/buffer_budget.hpp"
 #include "session/control_channel.hpp"
 #include "session/events.hpp"
@@ -85,6 +86,9 @@ class Session {
   // Client: a transport connection for the session is up; `keying_material` is its exporter value.
   // The core writes a Hello (new session) or a Resume (existing session) on it.
   void add_path(PathId path, std::span<const std::byte> keying_material, Time now);
+  // The same, with what the transport knows for authentication (the channel binding): the Hello
+  // of a new session then carries SessionConfig::authenticator's initial response.
+  void add_path(PathId path, const ConnectionSecurity& security, Time now);
   // Client: a connection attempt requested by PathWanted failed before add_path().
   void on_path_failed(Time now);
   // Client: the host's network changed in a way that may break `path` (its local address went
@@ -164,6 +168,9 @@ class Session {
   }
   [[nodiscard]] Role role() const { return role_; }
   [[nodiscard]] const SessionId& id() const { return session_id_; }
+  // Who the client is, as the server authenticated it: on the server, from the exchange; on the
+  // client, the principal the Welcome named (empty without authentication).
+  [[nodiscard]] const AuthenticatedPeer& peer() const { return peer_; }
   [[nodiscard]] SessionStats stats() const;
   // The heartbeat parameters in use: the negotiated ones once established (the client's own
   // proposal before). heartbeat_policy::kernel_user_timeout(heartbeat()) is the TCP_USER_TIMEOUT
@@ -180,7 +187,8 @@ class Session {
   // Server session created by ServerEndpoint from a Hello on `path`.
   Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
           PathId path, std::span<const std::byte> keying_material, const wire::Hello& hello,
-          const Secret& reset_token, std::deque<SessionEvent>& queue);
+          const Secret& reset_token, std::deque<SessionEvent>& queue, AuthenticatedPeer peer,
+          std::span<const std::byte> server_final);
 
   // Server: verifies a Resume arriving as the first frame of `path`. On success the path becomes
   // the data path and the old one is retired; on failure nothing about the session changes.
@@ -189,7 +197,8 @@ class Session {
   // Server: a FastClose arrived as the first frame of a new connection.
   bool accept_fast_close(const wire::FastClose& frame, Time now);
   // Ends the session (Closed(reason)); `send_abort` queues an Abort on the data path first.
-  void fail_session(Reason reason, bool by_peer, bool transient, Time now, bool send_abort);
+  void fail_session(Reason reason, bool by_peer, bool transient, Time now, bool send_abort,
+                    std::string message = {});
   // The shared budget has room again after a write was refused for it: Writable.
   void announce_budget_room();
 
@@ -270,6 +279,11 @@ class Session {
   void switch_data_path(PathId path, Time now);
   void retire_path(Path& path);
   void attempt_failed(Path& path, Time now);
+  // Client, a Hello in flight: the server's challenge, answered through the exchange.
+  bool handle_auth_challenge(Path& path, const wire::AuthChallenge& challenge, Time now);
+  // Client: whether Welcome's authentication is what this client requires; ends the session
+  // (auth-failed) when it is not.
+  bool accept_welcome_authentication(const wire::Welcome& welcome, Time now);
   // With no data path left, the first active path (if any) becomes the data path.
   void fall_back_to_active_path(Time now);
   void on_data_path_lost(SuspendCause cause, Time now);
@@ -309,8 +323,13 @@ class Session {
 
   SessionId session_id_{};
   wire::CapabilitySet capabilities_ = 0;  // negotiated: the intersection of both offers
-  HeartbeatParameters heartbeat_;         // negotiated (see heartbeat_policy.hpp)
-  SessionStats stats_;                    // declared before the parts that count into it
+  AuthenticatedPeer peer_;
+  // Client: the exchange of the Hello in flight, and the path it runs on.
+  std::unique_ptr<ClientAuthentication> authentication_;
+  PathId authentication_path_ = 0;
+  std::string last_refusal_;       // client: the message of the last transient Refuse
+  HeartbeatParameters heartbeat_;  // negotiated (see heartbeat_policy.hpp)
+  SessionStats stats_;             // declared before the parts that count into it
 
   Lifecycle lifecycle_;
   ResumeState resume_;

@@ -152,12 +152,16 @@ void Session::apply_deferred_failure() {
   fail_session(reason, false, false, Time{}, true);
 }
 
-void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bool send_abort) {
+void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bool send_abort,
+                           std::string message) {
   if (lifecycle_.closed()) return;
   if (send_abort) {
     if (Path* data = paths_.data()) queue_frame(*data, wire::Abort{reason, transient});
   }
-  finish_session(events::Closed{reason, by_peer, transient, streams_.unacknowledged_bytes()});
+  // A session that ends after transient refusals says what the last one was.
+  if (message.empty()) message = std::move(last_refusal_);
+  finish_session(events::Closed{reason, by_peer, transient, streams_.unacknowledged_bytes(),
+                                std::move(message)});
 }
 
 void Session::finish_session(const events::Closed& closed) {

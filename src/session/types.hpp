@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "session/heartbeat_policy.hpp"
@@ -44,6 +45,8 @@ class RandomSource {
 };
 
 // Everything either side may tune. Defaults are the "normal" profile; tests use their own.
+class ClientAuthenticator;
+
 struct SessionConfig {
   // Liveness (DOTS names). The client proposes; the server clamps into its own bounds, and the
   // client clamps the server's answer into its own (see heartbeat_policy.hpp: the defaults and the
@@ -94,6 +97,14 @@ struct SessionConfig {
   // Pre-session handshake: a connection must send its first frame within this time (server), a
   // resume or hello must be answered within this time (client).
   Duration handshake_timeout = seconds(10);
+  // Authentication (see authenticator.hpp). The largest message of an exchange either side sends
+  // or accepts (an initial response, a challenge, an answer): a bearer token fits, a flood does
+  // not.
+  std::size_t max_authentication_message = 16u << 10;
+  // Client: authenticates every new session through this (nullptr: the client does not
+  // authenticate). With it, a server that does not authenticate is refused (auth-failed), as is
+  // one whose final message does not prove it knew the credential.
+  std::shared_ptr<ClientAuthenticator> authenticator;
 
   // Client reconnection: immediate first attempt, then exponential backoff with jitter to a cap;
   // give up after `reconnect_limit` without a working path.

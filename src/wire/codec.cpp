@@ -48,6 +48,24 @@ class PayloadReader {
     out = static_cast<Reason>(raw);
     return true;
   }
+  // A length-prefixed byte string of at most `max` bytes.
+  bool bytes(std::vector<std::byte>& out, std::size_t max) {
+    std::uint64_t length = 0;
+    if (!varint(length) || length > max || length > reader_.remaining()) return false;
+    auto view = reader_.read_bytes(static_cast<std::size_t>(length));
+    if (!view) return false;
+    out.assign(view->begin(), view->end());
+    return true;
+  }
+  // A length-prefixed text of at most `max` bytes (not checked for UTF-8: escape before logging).
+  bool text(std::string& out, std::size_t max) {
+    std::uint64_t length = 0;
+    if (!varint(length) || length > max || length > reader_.remaining()) return false;
+    auto view = reader_.read_bytes(static_cast<std::size_t>(length));
+    if (!view) return false;
+    out.assign(reinterpret_cast<const char*>(view->data()), view->size());
+    return true;
+  }
   ByteReader& raw() { return reader_; }
   [[nodiscard]] bool done() const { return reader_.empty(); }
 
@@ -77,6 +95,18 @@ bool read_positions(PayloadReader& reader, const DecodeLimits& limits,
     out.push_back(position);
   }
   return true;
+}
+
+void write_bytes_field(ByteWriter& writer, std::span<const std::byte> bytes) {
+  writer.write_varint(bytes.size());
+  writer.write_bytes(bytes);
+}
+
+// Texts longer than their bound are cut to it: the encoder never writes what the decoder refuses.
+void write_text(ByteWriter& writer, std::string_view text, std::size_t max = SIZE_MAX) {
+  text = text.substr(0, max);
+  writer.write_varint(text.size());
+  writer.write_bytes(std::as_bytes(std::span<const char>(text.data(), text.size())));
 }
 
 void write_positions(ByteWriter& writer, const std::vector<StreamPosition>& positions) {
@@ -138,7 +168,22 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       if (!reader.varint(hello.missing_heartbeats_allowed)) {
         return malformed("hello: missing_heartbeats_allowed truncated");
       }
-      return finish(hello);
+      // Authentication: the mechanism (empty: none), then a flag and the initial response.
+      if (!reader.text(hello.mechanism, kMaxMechanismName)) {
+        return malformed("hello: mechanism truncated or too long");
+      }
+      std::uint8_t has_response = 0;
+      if (!reader.u8(has_response) || has_response > 1 ||
+          (has_response == 1 && hello.mechanism.empty())) {
+        return malformed("hello: initial response flag invalid");
+      }
+      if (has_response == 1) {
+        hello.initial_response.emplace();
+        if (!reader.bytes(*hello.initial_response, payload.size())) {
+          return malformed("hello: initial response truncated");
+        }
+      }
+      return finish(std::move(hello));
     }
     case FrameType::kWelcome: {
       Welcome welcome;
@@ -153,7 +198,20 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       }
       if (!reader.varint(welcome.linger_ms)) return malformed("welcome: linger truncated");
       if (!reader.array(welcome.reset_token)) return malformed("welcome: reset_token truncated");
-      return finish(welcome);
+      std::uint8_t authenticated = 0;
+      if (!reader.u8(authenticated) || authenticated > 1) {
+        return malformed("welcome: authenticated flag invalid");
+      }
+      welcome.authenticated = authenticated == 1;
+      if (welcome.authenticated) {
+        if (!reader.text(welcome.principal, kMaxPrincipal)) {
+          return malformed("welcome: principal truncated or too long");
+        }
+        if (!reader.bytes(welcome.server_final, payload.size())) {
+          return malformed("welcome: server final message truncated");
+        }
+      }
+      return finish(std::move(welcome));
     }
     case FrameType::kResume: {
       Resume resume;
@@ -178,7 +236,24 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       if (!reader.u8(transient) || transient > 1)
         return malformed("refuse: transient flag invalid");
       refuse.transient = transient == 1;
-      return finish(refuse);
+      if (!reader.text(refuse.message, kMaxRefuseMessage)) {
+        return malformed("refuse: message truncated or too long");
+      }
+      return finish(std::move(refuse));
+    }
+    case FrameType::kAuthChallenge: {
+      AuthChallenge challenge;
+      if (!reader.bytes(challenge.data, payload.size())) {
+        return malformed("auth_challenge: data truncated");
+      }
+      return finish(std::move(challenge));
+    }
+    case FrameType::kAuthResponse: {
+      AuthResponse response;
+      if (!reader.bytes(response.data, payload.size())) {
+        return malformed("auth_response: data truncated");
+      }
+      return finish(std::move(response));
     }
     case FrameType::kStatelessReset: {
       StatelessReset reset;
@@ -267,6 +342,10 @@ void encode_payload(const Frame& frame, ByteWriter& writer) {
           writer.write_varint(value.capabilities);
           writer.write_varint(value.heartbeat_interval_ms);
           writer.write_varint(value.missing_heartbeats_allowed);
+          write_text(writer, value.mechanism, kMaxMechanismName);
+          const bool has_response = value.initial_response && !value.mechanism.empty();
+          writer.write_u8(has_response ? 1 : 0);
+          if (has_response) write_bytes_field(writer, *value.initial_response);
         } else if constexpr (std::is_same_v<T, Welcome>) {
           writer.write_varint(value.version);
           writer.write_varint(value.capabilities);
@@ -275,6 +354,11 @@ void encode_payload(const Frame& frame, ByteWriter& writer) {
           writer.write_varint(value.missing_heartbeats_allowed);
           writer.write_varint(value.linger_ms);
           writer.write_bytes(value.reset_token);
+          writer.write_u8(value.authenticated ? 1 : 0);
+          if (value.authenticated) {
+            write_text(writer, value.principal, kMaxPrincipal);
+            write_bytes_field(writer, value.server_final);
+          }
         } else if constexpr (std::is_same_v<T, Resume>) {
           writer.write_varint(value.version);
           writer.write_bytes(value.session_id);
@@ -283,9 +367,15 @@ void encode_payload(const Frame& frame, ByteWriter& writer) {
         } else if constexpr (std::is_same_v<T, ResumeAccept>) {
           writer.write_bytes(value.proof);
           write_positions(writer, value.received);
-        } else if constexpr (std::is_same_v<T, Refuse> || std::is_same_v<T, Abort>) {
+        } else if constexpr (std::is_same_v<T, Refuse>) {
           writer.write_u8(static_cast<std::uint8_t>(value.reason));
           writer.write_u8(value.transient ? 1 : 0);
+          write_text(writer, value.message, kMaxRefuseMessage);
+        } else if constexpr (std::is_same_v<T, Abort>) {
+          writer.write_u8(static_cast<std::uint8_t>(value.reason));
+          writer.write_u8(value.transient ? 1 : 0);
+        } else if constexpr (std::is_same_v<T, AuthChallenge> || std::is_same_v<T, AuthResponse>) {
+          write_bytes_field(writer, value.data);
         } else if constexpr (std::is_same_v<T, StatelessReset>) {
           writer.write_bytes(value.session_id);
           writer.write_bytes(value.token);
@@ -464,7 +554,8 @@ FrameType frame_type(const Frame& frame) {
       FrameType::kResumeAccept, FrameType::kRefuse,  FrameType::kStatelessReset,
       FrameType::kPing,         FrameType::kPong,    FrameType::kAck,
       FrameType::kStream,       FrameType::kAbort,   FrameType::kFastClose,
-      FrameType::kResetStream,  FrameType::kClose};
+      FrameType::kResetStream,  FrameType::kClose,   FrameType::kAuthChallenge,
+      FrameType::kAuthResponse};
   if (const auto* ignored = std::get_if<Ignored>(&frame))
     return static_cast<FrameType>(ignored->type);
   return kTypes[frame.index()];
@@ -500,6 +591,10 @@ std::string_view to_string(FrameType type) {
       return "reset_stream";
     case FrameType::kClose:
       return "close";
+    case FrameType::kAuthChallenge:
+      return "auth_challenge";
+    case FrameType::kAuthResponse:
+      return "auth_response";
   }
   return "unknown";
 }

@@ -4,7 +4,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
@@ -69,18 +71,43 @@ enum class FrameType : std::uint8_t {
   kFastClose = 0x0c,
   kResetStream = 0x0d,
   kClose = 0x0e,
+  kAuthChallenge = 0x0f,
+  kAuthResponse = 0x10,
 };
 // Frame types with this bit set may be skipped by a receiver that does not know them; any other
 // unknown type is a protocol error.
 inline constexpr std::uint8_t kIgnorableTypeBit = 0x80;
 
-// Client -> server, first frame of a connection that starts a new session.
+// SASL mechanism names are at most 20 characters (RFC 4422 section 3.1).
+inline constexpr std::size_t kMaxMechanismName = 20;
+// The longest principal a Welcome carries, and the longest human-readable message in a Refuse.
+inline constexpr std::size_t kMaxPrincipal = 256;
+inline constexpr std::size_t kMaxRefuseMessage = 512;
+
+// Client -> server, first frame of a connection that starts a new session. A client that does not
+// authenticate sends an empty mechanism, and a server that requires authentication refuses it with
+// auth-failed (naming what it offers), not protocol-error.
 struct Hello {
   std::uint64_t version = kProtocolVersion;
   CapabilitySet capabilities = 0;
   std::uint64_t heartbeat_interval_ms = 0;       // DOTS heartbeat-interval, proposed
   std::uint64_t missing_heartbeats_allowed = 0;  // DOTS missing-hb-allowed, proposed
+  std::string mechanism{};  // the SASL mechanism the client chose; empty: no authentication
+  // SASL's initial response (RFC 4422 section 5): absent is different from empty.
+  std::optional<std::vector<std::byte>> initial_response{};
   friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+// Server -> client during authentication: the mechanism's next challenge.
+struct AuthChallenge {
+  std::vector<std::byte> data;
+  friend bool operator==(const AuthChallenge&, const AuthChallenge&) = default;
+};
+
+// Client -> server during authentication: the answer to a challenge.
+struct AuthResponse {
+  std::vector<std::byte> data;
+  friend bool operator==(const AuthResponse&, const AuthResponse&) = default;
 };
 
 // Server -> client, accepts a Hello and names the session.
@@ -93,6 +120,11 @@ struct Welcome {
   std::uint64_t linger_ms = 0;  // how long the server keeps the session while disconnected
   Secret
       reset_token{};  // the stateless-reset token the server will present if it loses the session
+  // The server authenticated the client (false: it runs without authentication).
+  bool authenticated = false;
+  std::string principal{};  // who the server says the client is
+  std::vector<std::byte>
+      server_final{};  // the mechanism's final message (SCRAM's v=), may be empty
   friend bool operator==(const Welcome&, const Welcome&) = default;
 };
 
@@ -125,6 +157,8 @@ struct ResumeAccept {
 struct Refuse {
   Reason reason = Reason::kUnspecified;
   bool transient = false;  // trying again later may succeed
+  // Why, for the user (which mechanism and what was wrong; may be empty), never a secret.
+  std::string message{};
   friend bool operator==(const Refuse&, const Refuse&) = default;
 };
 
@@ -214,7 +248,8 @@ struct Ignored {
 };
 
 using Frame = std::variant<Hello, Welcome, Resume, ResumeAccept, Refuse, StatelessReset, Ping, Pong,
-                           Ack, StreamData, Abort, FastClose, ResetStream, Close, Ignored>;
+                           Ack, StreamData, Abort, FastClose, ResetStream, Close, AuthChallenge,
+                           AuthResponse, Ignored>;
 
 [[nodiscard]] FrameType frame_type(const Frame& frame);
 [[nodiscard]] std::string_view to_string(FrameType type);

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -92,6 +93,8 @@ class SessionPair {
   std::map<session::PathId, Connection> connections;
   // The most bytes transfer() takes from one end at a time (one write to the transport).
   std::size_t max_write = std::size_t{1} << 20;
+  // The source address the server is given for the client's connections (its per-source limits).
+  std::string source;
 
   // ---- Connections ------------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ class SessionPair {
   session::PathId open_connection() {
     const session::PathId id = next_connection_id_++;
     Connection& connection = connections.emplace(id, Connection{draw_keying()}).first->second;
-    server.accept(id, connection.keying, now);
+    server.accept(id, connection.keying, now, source);
     client.add_path(id, connection.keying, now);
     return id;
   }

@@ -141,6 +141,19 @@ std::vector<Sample> samples() {
       {"resume_accept_no_positions", ResumeAccept{filled<32>(7), {}}},
       {"refuse", Refuse{Reason::kLackOfResources, true}},
       {"refuse_last_reason", Refuse{Reason::kApplicationAbort, false}},
+      {"refuse_with_message", Refuse{Reason::kAuthFailed, false, "SCRAM-SHA-256: wrong password"}},
+      {"hello_authenticating",
+       Hello{kProtocolVersion, 0x3, 15000, 3, "SCRAM-SHA-256-PLUS", bytes({0x70, 0x2c, 0x2c})}},
+      {"hello_empty_initial_response", Hello{kProtocolVersion, 0, 1000, 1, "EXTERNAL", Bytes{}}},
+      {"hello_no_initial_response", Hello{kProtocolVersion, 0, 1000, 1, "SCRAM-SHA-256", {}}},
+      {"welcome_authenticated", Welcome{kProtocolVersion, 0x7, filled<16>(1), 20000, 4, 600000,
+                                        filled<32>(9), true, "alice", bytes({0x76, 0x3d})}},
+      {"welcome_authenticated_empty_final",
+       Welcome{
+           kProtocolVersion, 0x7, filled<16>(1), 20000, 4, 600000, filled<32>(9), true, "bob", {}}},
+      {"auth_challenge", AuthChallenge{bytes({0x72, 0x3d, 0x61})}},
+      {"auth_challenge_empty", AuthChallenge{}},
+      {"auth_response", AuthResponse{bytes({0x01})}},
       {"stateless_reset", StatelessReset{filled<16>(8), filled<32>(10)}},
       {"ping", Ping{0}},
       {"ping_large", Ping{std::uint64_t{1} << 50}},
@@ -263,9 +276,16 @@ TEST(WireCodecTest, ExactEncodings) {
   EXPECT_EQ(encode(Ping{5}), bytes({0x07, 0x01, 0x05}));
   EXPECT_EQ(encode(Pong{64}), bytes({0x08, 0x02, 0x40, 0x40}));
   EXPECT_EQ(encode(Close{Reason::kShutdown}), bytes({0x0e, 0x01, 0x0b}));
-  EXPECT_EQ(encode(Refuse{Reason::kAuthFailed, true}), bytes({0x05, 0x02, 0x07, 0x01}));
+  EXPECT_EQ(encode(Refuse{Reason::kAuthFailed, true}), bytes({0x05, 0x03, 0x07, 0x01, 0x00}));
+  EXPECT_EQ(encode(Refuse{Reason::kAuthFailed, false, "no"}),
+            bytes({0x05, 0x05, 0x07, 0x00, 0x02, 0x6e, 0x6f}));
+  EXPECT_EQ(encode(Hello{1, 0, 1000, 3, "PLAIN", bytes({0x00})}),
+            bytes({0x01, 0x0e, 0x01, 0x00, 0x43, 0xe8, 0x03, 0x05, 0x50, 0x4c, 0x41, 0x49, 0x4e,
+                   0x01, 0x01, 0x00}));
+  EXPECT_EQ(encode(AuthResponse{bytes({0x01})}), bytes({0x10, 0x02, 0x01, 0x01}));
   EXPECT_EQ(encode(Abort{Reason::kRevoked, false}), bytes({0x0b, 0x02, 0x09, 0x00}));
-  EXPECT_EQ(encode(Hello{1, 0x3, 15000, 3}), bytes({0x01, 0x05, 0x01, 0x03, 0x7a, 0x98, 0x03}));
+  EXPECT_EQ(encode(Hello{1, 0x3, 15000, 3}),
+            bytes({0x01, 0x07, 0x01, 0x03, 0x7a, 0x98, 0x03, 0x00, 0x00}));
   EXPECT_EQ(encode(Ack{{{1, 300, 70000}}}),
             bytes({0x09, 0x08, 0x01, 0x01, 0x41, 0x2c, 0x80, 0x01, 0x11, 0x70}));
   EXPECT_EQ(encode(ResetStream{2, 16384}), bytes({0x0d, 0x05, 0x02, 0x80, 0x00, 0x40, 0x00}));
@@ -475,8 +495,32 @@ TEST(WireCodecTest, StreamOffsetMayNotOverflowVarintRange) {
   EXPECT_TRUE(decode_complete(encode(StreamData{1, kMaxVarint, false, true, 0, {}})));
 }
 
+TEST(WireCodecTest, AuthenticationFieldsAreBounded) {
+  // A mechanism name longer than SASL allows, an initial response without a mechanism, a flag
+  // other than 0/1, a principal or refusal message past its bound: each malformed.
+  const std::string long_name(kMaxMechanismName + 1, 'A');
+  Bytes hello = encode(Hello{1, 0, 1000, 3});
+  RawFrame raw = split(hello);
+  raw.payload.resize(raw.payload.size() - 2);
+  auto with_tail = [&](const Bytes& tail) { return raw_frame(0x01, concat(raw.payload, tail)); };
+  Bytes name_field = bytes({static_cast<unsigned>(long_name.size())});
+  for (char c : long_name) name_field.push_back(static_cast<std::byte>(c));
+  EXPECT_TRUE(decode_failure(with_tail(concat(name_field, bytes({0x00})))));
+  EXPECT_TRUE(decode_failure(with_tail(bytes({0x00, 0x01, 0x00}))));  // response, no mechanism
+  EXPECT_TRUE(decode_failure(with_tail(bytes({0x01, 0x41, 0x02}))));  // flag 2
+  EXPECT_TRUE(decode_complete(with_tail(bytes({0x01, 0x41, 0x01, 0x00}))));
+  const std::string long_message(kMaxRefuseMessage + 1, 'm');
+  Bytes refuse = bytes({0x07, 0x00, 0x42, 0x01});  // reason, transient, length 513 (2-byte varint)
+  for (char c : long_message) refuse.push_back(static_cast<std::byte>(c));
+  EXPECT_TRUE(decode_failure(raw_frame(0x05, refuse)));
+  // The encoder never writes what the decoder refuses: an over-long message is cut to the bound.
+  auto decoded = decode_complete(encode(Refuse{Reason::kAuthFailed, false, long_message}));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<Refuse>(decoded->frame).message.size(), kMaxRefuseMessage);
+}
+
 TEST(WireCodecTest, UnknownTypeWithoutIgnorableBitIsAnError) {
-  for (unsigned type : {0x00u, 0x0fu, 0x10u, 0x40u, 0x7fu}) {
+  for (unsigned type : {0x00u, 0x11u, 0x20u, 0x40u, 0x7fu}) {
     SCOPED_TRACE("type " + std::to_string(type));
     for (const Bytes& payload : {Bytes{}, bytes({0x01, 0x02, 0x03})}) {
       auto error = decode_failure(raw_frame(static_cast<std::uint8_t>(type), payload));
@@ -601,7 +645,7 @@ TEST(WireCodecTest, ReasonByteIsValidated) {
     Bytes tail;  // payload after it
   };
   const std::vector<ReasonFrame> frames = {
-      {0x05, "refuse", {}, bytes({0x00})},
+      {0x05, "refuse", {}, bytes({0x00, 0x00})},
       {0x0b, "abort", {}, bytes({0x01})},
       {0x0c, "fast_close", key_material, {}},
       {0x0e, "close", {}, {}},

@@ -1,0 +1,485 @@
+// Tests of in-band authentication in the core: the exchange before Welcome (one round and several),
+// refusals with their reasons and messages in both directions of capability, the client's check of
+// the server's final message, throttling, the pending-handshake bounds, and resumption without a
+// new exchange. The mechanisms are test doubles; the real ones have their own tests.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "session/authentication_throttle.hpp"
+#include "session/authenticator.hpp"
+#include "tests/unit/loopback.hpp"
+
+namespace tether::test {
+namespace {
+
+using session::AuthenticationFailure;
+using session::AuthenticationStep;
+using session::ConnectionSecurity;
+using Status = session::AuthenticationStep::Status;
+
+std::string text_of(std::span<const std::byte> bytes) {
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+// A two-round test mechanism: the client names itself in its initial response; the server
+// challenges with a nonce; the client answers secret + nonce; the server's final message is
+// "proof:" + nonce, which the client checks. "ONE-ROUND" instead takes "name:secret" at once.
+struct ServerCounters {
+  int exchanges = 0;
+  std::optional<Duration> lifetime;
+  std::string final_override;      // a wrong server final, to test the client's check
+  std::size_t challenge_size = 0;  // pad the challenge to this size
+};
+
+class TestServerExchange : public session::ServerAuthentication {
+ public:
+  TestServerExchange(std::string mechanism, ServerCounters& counters)
+      : mechanism_(std::move(mechanism)), counters_(counters) {}
+
+  AuthenticationStep start(std::optional<std::span<const std::byte>> initial) override {
+    ++counters_.exchanges;
+    if (!initial) return AuthenticationStep::fail(AuthenticationFailure::kMalformed, "no name");
+    const std::string text = text_of(*initial);
+    if (mechanism_ == "ONE-ROUND") {
+      const auto colon = text.find(':');
+      AuthenticationStep step =
+          text.substr(colon + 1) == "secret" && colon != std::string::npos
+              ? succeed(text.substr(0, colon), {})
+              : AuthenticationStep::fail(AuthenticationFailure::kBadCredentials, "wrong secret");
+      step.claimed_identity = text.substr(0, colon);
+      return step;
+    }
+    name_ = text;
+    std::string challenge = "nonce-" + std::to_string(counters_.exchanges);
+    nonce_ = challenge;
+    if (counters_.challenge_size > challenge.size())
+      challenge.resize(counters_.challenge_size, 'x');
+    AuthenticationStep step = AuthenticationStep::proceed(to_bytes(challenge));
+    step.claimed_identity = name_;
+    return step;
+  }
+
+  AuthenticationStep step(std::span<const std::byte> input) override {
+    if (text_of(input) != "secret+" + nonce_) {
+      return AuthenticationStep::fail(AuthenticationFailure::kBadCredentials, "wrong secret");
+    }
+    const std::string final_message =
+        counters_.final_override.empty() ? "proof:" + nonce_ : counters_.final_override;
+    return succeed(name_, to_bytes(final_message));
+  }
+
+ private:
+  AuthenticationStep succeed(std::string principal, Bytes output) {
+    AuthenticationStep step;
+    step.status = Status::kSucceeded;
+    step.principal = std::move(principal);
+    step.output = std::move(output);
+    step.credential_lifetime = counters_.lifetime;
+    return step;
+  }
+
+  std::string mechanism_;
+  ServerCounters& counters_;
+  std::string name_;
+  std::string nonce_;
+};
+
+class TestServerAuthenticator : public session::ServerAuthenticator {
+ public:
+  ServerCounters counters;
+  std::vector<std::string> mechanisms() const override { return {"TWO-ROUND", "ONE-ROUND"}; }
+  std::unique_ptr<session::ServerAuthentication> start(std::string_view mechanism,
+                                                       const ConnectionSecurity&) override {
+    if (mechanism != "TWO-ROUND" && mechanism != "ONE-ROUND") return nullptr;
+    return std::make_unique<TestServerExchange>(std::string(mechanism), counters);
+  }
+};
+
+struct ClientCredential {
+  std::string mechanism = "TWO-ROUND";
+  std::string name = "alice";
+  std::string secret = "secret";
+  bool unavailable = false;
+  int exchanges = 0;
+};
+
+class TestClientExchange : public session::ClientAuthentication {
+ public:
+  explicit TestClientExchange(ClientCredential& credential) : credential_(credential) {}
+  std::string mechanism() const override { return credential_.mechanism; }
+  AuthenticationStep start() override {
+    ++credential_.exchanges;
+    if (credential_.unavailable) {
+      return AuthenticationStep::fail(AuthenticationFailure::kUnavailable, "token file unreadable");
+    }
+    if (credential_.mechanism == "ONE-ROUND") {
+      return AuthenticationStep::proceed(to_bytes(credential_.name + ":" + credential_.secret));
+    }
+    return AuthenticationStep::proceed(to_bytes(credential_.name));
+  }
+  AuthenticationStep step(std::span<const std::byte> challenge) override {
+    nonce_ = text_of(challenge);
+    return AuthenticationStep::proceed(to_bytes(credential_.secret + "+" + nonce_));
+  }
+  AuthenticationStep finish(std::span<const std::byte> server_final) override {
+    if (credential_.mechanism == "TWO-ROUND" && text_of(server_final) != "proof:" + nonce_) {
+      return AuthenticationStep::fail(AuthenticationFailure::kBadCredentials,
+                                      "server signature mismatch");
+    }
+    AuthenticationStep step;
+    step.status = Status::kSucceeded;
+    return step;
+  }
+
+ private:
+  ClientCredential& credential_;
+  std::string nonce_;
+};
+
+class TestClientAuthenticator : public session::ClientAuthenticator {
+ public:
+  ClientCredential credential;
+  std::unique_ptr<session::ClientAuthentication> start(const ConnectionSecurity&) override {
+    return std::make_unique<TestClientExchange>(credential);
+  }
+};
+
+struct Fixture {
+  std::shared_ptr<TestClientAuthenticator> client_auth =
+      std::make_shared<TestClientAuthenticator>();
+  std::shared_ptr<TestServerAuthenticator> server_auth =
+      std::make_shared<TestServerAuthenticator>();
+  std::unique_ptr<Loopback> loop;
+
+  explicit Fixture(bool client_authenticates = true, bool server_authenticates = true) {
+    SessionConfig client_config = test_config();
+    if (client_authenticates) client_config.authenticator = client_auth;
+    loop = std::make_unique<Loopback>(client_config, test_config());
+    if (server_authenticates) loop->server.set_authenticator(server_auth);
+  }
+
+  std::optional<session::events::Closed> client_closed() const {
+    auto closed = events_of<session::events::Closed>(loop->client_events);
+    if (closed.empty()) return std::nullopt;
+    return closed.back();
+  }
+};
+
+TEST(Authentication, TwoRoundExchangeEstablishesAnAuthenticatedSession) {
+  Fixture fixture;
+  fixture.server_auth->counters.lifetime = seconds(300);
+  const auto id = fixture.loop->establish();
+  session::Session* server_session = fixture.loop->server.find(id);
+  ASSERT_NE(server_session, nullptr);
+  EXPECT_EQ(server_session->peer().principal, "alice");
+  EXPECT_EQ(server_session->peer().mechanism, "TWO-ROUND");
+  ASSERT_TRUE(server_session->peer().credential_expiry.has_value());
+  EXPECT_EQ(*server_session->peer().credential_expiry, fixture.loop->now + seconds(300));
+  EXPECT_EQ(fixture.loop->client.peer().principal, "alice");
+  EXPECT_EQ(fixture.loop->client.peer().mechanism, "TWO-ROUND");
+  EXPECT_EQ(fixture.loop->frames_sent<wire::AuthChallenge>(false), 1u);
+  EXPECT_EQ(fixture.loop->frames_sent<wire::AuthResponse>(true), 1u);
+  EXPECT_EQ(fixture.loop->server.stats().authentications_succeeded, 1u);
+
+  // Data flows as on any session.
+  auto stream = fixture.loop->client.open_stream(0, fixture.loop->now);
+  ASSERT_TRUE(stream);
+  ASSERT_TRUE(fixture.loop->client.write(*stream, to_bytes("hello"), fixture.loop->now));
+  fixture.loop->pump();
+  EXPECT_EQ(read_all(*server_session, *stream, fixture.loop->now), to_bytes("hello"));
+}
+
+TEST(Authentication, OneRoundExchangeCostsNoRoundTripBeyondHelloAndWelcome) {
+  Fixture fixture;
+  fixture.client_auth->credential.mechanism = "ONE-ROUND";
+  const auto id = fixture.loop->establish();
+  EXPECT_EQ(fixture.loop->server.find(id)->peer().principal, "alice");
+  EXPECT_EQ(fixture.loop->frames_sent<wire::AuthChallenge>(false), 0u);
+  EXPECT_EQ(fixture.loop->frames_sent<wire::AuthResponse>(true), 0u);
+  // Without an expiring credential the session records none.
+  EXPECT_FALSE(fixture.loop->server.find(id)->peer().credential_expiry.has_value());
+}
+
+TEST(Authentication, WrongCredentialEndsTheClientSessionWithAuthFailedAndWhy) {
+  Fixture fixture;
+  fixture.client_auth->credential.secret = "guess";
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);
+  EXPECT_TRUE(closed->by_peer);
+  EXPECT_FALSE(closed->transient);
+  EXPECT_EQ(closed->message, "TWO-ROUND: wrong secret");
+  EXPECT_EQ(fixture.loop->server.session_count(), 0u);
+  EXPECT_EQ(fixture.loop->server.stats().authentication_failures, 1u);
+  EXPECT_EQ(fixture.loop->server.stats().sessions_created, 0u);
+}
+
+TEST(Authentication, ServerThatRequiresAuthenticationRefusesAClientWithoutItAndListsMechanisms) {
+  Fixture fixture(/*client_authenticates=*/false);
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);  // not protocol-error
+  EXPECT_NE(closed->message.find("requires authentication"), std::string::npos);
+  EXPECT_NE(closed->message.find("TWO-ROUND, ONE-ROUND"), std::string::npos);
+  EXPECT_EQ(fixture.server_auth->counters.exchanges, 0);
+}
+
+TEST(Authentication, ClientThatAuthenticatesRefusesAServerThatDoesNot) {
+  Fixture fixture(/*client_authenticates=*/true, /*server_authenticates=*/false);
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);
+  EXPECT_FALSE(closed->by_peer);
+  EXPECT_NE(closed->message.find("does not authenticate"), std::string::npos);
+  EXPECT_NE(fixture.loop->client.phase(), session::Phase::kOpen);
+  EXPECT_TRUE(events_of<session::events::Established>(fixture.loop->client_events).empty());
+}
+
+TEST(Authentication, ServerFinalMessageThatProvesNothingEndsTheSession) {
+  Fixture fixture;
+  fixture.server_auth->counters.final_override = "proof:forged";
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);
+  EXPECT_NE(closed->message.find("did not prove"), std::string::npos);
+  EXPECT_TRUE(events_of<session::events::Established>(fixture.loop->client_events).empty());
+}
+
+TEST(Authentication, UnusableCredentialSendsNothingAndSaysWhy) {
+  Fixture fixture;
+  fixture.client_auth->credential.unavailable = true;
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);
+  EXPECT_EQ(closed->message, "token file unreadable");
+  EXPECT_EQ(fixture.loop->server.stats().sessions_created, 0u);
+  EXPECT_EQ(fixture.loop->frames_sent<wire::Hello>(true), 0u);
+}
+
+TEST(Authentication, MechanismNotOfferedIsRefusedWithTheOfferedList) {
+  Fixture fixture;
+  fixture.client_auth->credential.mechanism = "SCRAM-SHA-1";
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);
+  EXPECT_NE(closed->message.find("not offered"), std::string::npos);
+  EXPECT_NE(closed->message.find("TWO-ROUND"), std::string::npos);
+}
+
+TEST(Authentication, ResumeNeedsNoNewExchange) {
+  Fixture fixture;
+  const auto id = fixture.loop->establish();
+  const PathId first = fixture.loop->connections.begin()->first;
+  fixture.loop->close_connection(first);
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  EXPECT_EQ(fixture.loop->client.phase(), session::Phase::kOpen);
+  EXPECT_FALSE(fixture.loop->client.suspended());
+  EXPECT_EQ(fixture.loop->client.stats().resumes, 1u);
+  EXPECT_EQ(fixture.server_auth->counters.exchanges, 1);
+  EXPECT_EQ(fixture.client_auth->credential.exchanges, 1);
+  EXPECT_EQ(fixture.loop->server.find(id)->peer().principal, "alice");
+}
+
+// A raw connection that speaks the handshake by hand.
+Bytes hello_with(std::string mechanism, std::optional<std::string> initial) {
+  wire::Hello hello;
+  hello.heartbeat_interval_ms = 1000;
+  hello.missing_heartbeats_allowed = 3;
+  hello.mechanism = std::move(mechanism);
+  if (initial) hello.initial_response = to_bytes(*initial);
+  return encode(hello);
+}
+
+TEST(Authentication, FailuresFromOneSourceAreThrottledThenForgiven) {
+  SplitMix64 random(7);
+  Loopback loop;
+  auto server_auth = std::make_shared<TestServerAuthenticator>();
+  loop.server.set_authenticator(server_auth);
+  const Bytes keying = random_bytes(random, 32);
+  PathId next = 100;
+  auto attempt = [&](const std::string& initial, const std::string& source) {
+    const PathId id = next++;
+    loop.server.accept(id, keying, loop.now, source);
+    loop.server.receive(id, hello_with("ONE-ROUND", initial), loop.now);
+    Bytes reply;
+    loop.server.take_outgoing(id, reply, 1 << 20, loop.now);
+    loop.server.on_connection_closed(id, loop.now);
+    return decode_all(reply);
+  };
+  for (int failure = 0; failure < 5; ++failure) {
+    auto frames = attempt("mallory:guess" + std::to_string(failure), "192.0.2.1");
+    ASSERT_EQ(frames.size(), 1u);
+    const auto& refuse = std::get<wire::Refuse>(frames[0]);
+    EXPECT_EQ(refuse.reason, wire::Reason::kAuthFailed);
+    EXPECT_FALSE(refuse.transient);
+  }
+  // The sixth attempt from that address is refused unheard, even with the right secret.
+  const int exchanges_before = server_auth->counters.exchanges;
+  auto frames = attempt("alice:secret", "192.0.2.1");
+  ASSERT_EQ(frames.size(), 1u);
+  const auto& refuse = std::get<wire::Refuse>(frames[0]);
+  EXPECT_EQ(refuse.reason, wire::Reason::kAuthFailed);
+  EXPECT_TRUE(refuse.transient);
+  EXPECT_NE(refuse.message.find("retry in"), std::string::npos);
+  EXPECT_EQ(server_auth->counters.exchanges, exchanges_before);
+  EXPECT_EQ(loop.server.stats().authentications_throttled, 1u);
+  // Another address is not disturbed.
+  EXPECT_TRUE(std::holds_alternative<wire::Welcome>(attempt("alice:secret", "192.0.2.2")[0]));
+  // After the failures decay (half-life 60 s: 5 -> below 5 within a minute) the address may try.
+  loop.now += seconds(60);
+  EXPECT_TRUE(std::holds_alternative<wire::Welcome>(attempt("alice:secret", "192.0.2.1")[0]));
+}
+
+TEST(Authentication, FailuresForOneUserAreThrottledWhateverTheSource) {
+  SplitMix64 random(8);
+  Loopback loop;
+  loop.server.set_authenticator(std::make_shared<TestServerAuthenticator>());
+  const Bytes keying = random_bytes(random, 32);
+  PathId next = 100;
+  auto attempt = [&](const std::string& initial, const std::string& source) {
+    const PathId id = next++;
+    loop.server.accept(id, keying, loop.now, source);
+    loop.server.receive(id, hello_with("ONE-ROUND", initial), loop.now);
+    Bytes reply;
+    loop.server.take_outgoing(id, reply, 1 << 20, loop.now);
+    loop.server.on_connection_closed(id, loop.now);
+    return decode_all(reply);
+  };
+  for (int failure = 0; failure < 10; ++failure) {
+    attempt("bob:guess", "198.51.100." + std::to_string(failure));
+  }
+  auto frames = attempt("bob:secret", "203.0.113.9");
+  const auto& refuse = std::get<wire::Refuse>(frames.at(0));
+  EXPECT_TRUE(refuse.transient);
+  EXPECT_NE(refuse.message.find("for this user"), std::string::npos);
+  // Another user from the same fresh address is not disturbed.
+  EXPECT_TRUE(std::holds_alternative<wire::Welcome>(attempt("alice:secret", "203.0.113.9")[0]));
+}
+
+TEST(Authentication, PendingHandshakesAreCappedAndTimedOut) {
+  SplitMix64 random(9);
+  Loopback loop;
+  loop.server.set_authenticator(std::make_shared<TestServerAuthenticator>());
+  // The default cap is 1024; fill it with connections that start an exchange and never answer.
+  const std::size_t cap = loop.server.limits().max_pending_connections;
+  const Bytes keying = random_bytes(random, 32);
+  for (PathId id = 1000; id < 1000 + cap; ++id) {
+    loop.server.accept(id, keying, loop.now, "192.0.2.7");
+    loop.server.receive(id, hello_with("TWO-ROUND", "alice"), loop.now);
+  }
+  EXPECT_EQ(loop.server.stats().pending_connections_refused, 0u);
+  // One more is refused at once, without reading anything.
+  const PathId extra = 1000 + cap;
+  loop.server.accept(extra, keying, loop.now, "192.0.2.8");
+  Bytes reply;
+  loop.server.take_outgoing(extra, reply, 1 << 20, loop.now);
+  auto frames = decode_all(reply);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(std::get<wire::Refuse>(frames[0]).reason, wire::Reason::kLackOfResources);
+  EXPECT_TRUE(std::get<wire::Refuse>(frames[0]).transient);
+  EXPECT_EQ(loop.server.stats().pending_connections_refused, 1u);
+  // The handshake timeout ends every stalled exchange with a transient auth-failed.
+  loop.now += test_config().handshake_timeout;
+  loop.server.on_timeout(loop.now);
+  reply.clear();
+  loop.server.take_outgoing(1000, reply, 1 << 20, loop.now);
+  frames = decode_all(reply);
+  ASSERT_EQ(frames.size(), 2u);  // the challenge, then the refusal
+  EXPECT_TRUE(std::holds_alternative<wire::AuthChallenge>(frames[0]));
+  EXPECT_EQ(std::get<wire::Refuse>(frames[1]).reason, wire::Reason::kAuthFailed);
+  EXPECT_NE(std::get<wire::Refuse>(frames[1]).message.find("did not finish"), std::string::npos);
+  EXPECT_EQ(loop.server.stats().authentication_failures, cap);
+}
+
+TEST(Authentication, AnythingButAnAnswerMidExchangeIsAProtocolError) {
+  SplitMix64 random(10);
+  Loopback loop;
+  loop.server.set_authenticator(std::make_shared<TestServerAuthenticator>());
+  const Bytes keying = random_bytes(random, 32);
+  loop.server.accept(5, keying, loop.now, "192.0.2.1");
+  loop.server.receive(5, concat(hello_with("TWO-ROUND", "alice"), encode(wire::Ping{1})), loop.now);
+  Bytes reply;
+  loop.server.take_outgoing(5, reply, 1 << 20, loop.now);
+  auto frames = decode_all(reply);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(std::get<wire::Refuse>(frames[1]).reason, wire::Reason::kProtocolError);
+  EXPECT_EQ(loop.server.session_count(), 0u);
+}
+
+TEST(Authentication, OversizedMessagesAreRefusedUnread) {
+  SplitMix64 random(11);
+  Loopback loop;
+  auto server_auth = std::make_shared<TestServerAuthenticator>();
+  loop.server.set_authenticator(server_auth);
+  const Bytes keying = random_bytes(random, 32);
+  loop.server.accept(5, keying, loop.now, "192.0.2.1");
+  const std::string huge(test_config().max_authentication_message + 512, 'a');
+  loop.server.receive(5, hello_with("ONE-ROUND", huge), loop.now);
+  Bytes reply;
+  loop.server.take_outgoing(5, reply, 1 << 20, loop.now);
+  auto frames = decode_all(reply);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(std::get<wire::Refuse>(frames[0]).reason, wire::Reason::kAuthFailed);
+  EXPECT_NE(std::get<wire::Refuse>(frames[0]).message.find("too large"), std::string::npos);
+  EXPECT_EQ(server_auth->counters.exchanges, 0);
+  // A frame past the first-frame limit is refused from its length field alone.
+  loop.server.accept(6, keying, loop.now, "192.0.2.1");
+  const std::string enormous(session::first_frame_payload_limit(test_config()) + 1, 'a');
+  loop.server.receive(6, hello_with("ONE-ROUND", enormous), loop.now);
+  reply.clear();
+  loop.server.take_outgoing(6, reply, 1 << 20, loop.now);
+  frames = decode_all(reply);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(std::get<wire::Refuse>(frames[0]).reason, wire::Reason::kProtocolError);
+}
+
+TEST(Authentication, ServerChallengeLargerThanTheBoundIsNotSent) {
+  Fixture fixture;
+  fixture.server_auth->counters.challenge_size = test_config().max_authentication_message + 1;
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);
+  EXPECT_EQ(fixture.loop->frames_sent<wire::AuthChallenge>(false), 0u);
+}
+
+TEST(AuthenticationThrottle, CountsDecayAndKeysStayApart) {
+  session::AuthenticationThrottle throttle({3, seconds(10)}, 42);
+  const Time start = start_time();
+  for (int failure = 0; failure < 4; ++failure) throttle.record_failure("a", start);
+  EXPECT_TRUE(throttle.throttled("a", start));
+  EXPECT_FALSE(throttle.throttled("b", start));
+  EXPECT_FALSE(throttle.throttled("", start));
+  // 4 failures fall below the allowance of 3 after log2(4/3) half-lives; retry_after says when.
+  const Duration wait = throttle.retry_after("a", start);
+  EXPECT_GT(wait, Duration::zero());
+  EXPECT_TRUE(throttle.throttled("a", start + wait / 2));
+  EXPECT_FALSE(throttle.throttled("a", start + wait));
+  // Many distinct keys never make an unrelated key throttled on their own (two rows: a key is
+  // throttled only when both its counters are high).
+  for (int key = 0; key < 2000; ++key) throttle.record_failure("k" + std::to_string(key), start);
+  int falsely_throttled = 0;
+  for (int key = 0; key < 200; ++key) {
+    if (throttle.throttled("fresh" + std::to_string(key), start)) ++falsely_throttled;
+  }
+  EXPECT_EQ(falsely_throttled, 0);
+}
+
+}  // namespace
+}  // namespace tether::test

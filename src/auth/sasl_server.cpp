@@ -58,14 +58,23 @@ class ServerExchange final : public session::ServerAuthentication, public detail
   }
 
   AuthenticationStep start(std::optional<std::span<const std::byte>> initial_response) override {
-    if (!initial_response) {
-      // No initial response: an empty challenge, and the client's first message comes in step().
-      if (!started_ || finished_)
+    if (initial_response) return step(*initial_response);
+    // No initial response: an empty challenge, and the client's first message comes in step().
+    try {
+      const std::string mechanism_name(name(mechanism_));
+      if (!started_) {
+        return finish_with_failure(
+            AuthenticationFailure::kUnavailable,
+            mechanism_name + ": the SASL library could not start the exchange");
+      }
+      if (finished_ || messages_ != 0) {
         return finish_with_failure(AuthenticationFailure::kMalformed,
-                                   "exchange already started or finished");
+                                   mechanism_name + ": the exchange has already started");
+      }
       return AuthenticationStep::proceed({});
+    } catch (...) {
+      return AuthenticationStep{};  // kFailed, kMalformed, no message: out of memory
     }
-    return step(*initial_response);
   }
 
   AuthenticationStep step(std::span<const std::byte> input) override {

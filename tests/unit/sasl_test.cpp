@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "auth/sasl_client.hpp"
@@ -406,6 +407,24 @@ TEST_F(SaslExchangeTest, MessagesAfterTheEndAndDestructionMidExchange) {
   const std::string message("\0alice\0pencil", 13);
   EXPECT_EQ(plain->start(bytes_of(message)).status, Status::kSucceeded);
   EXPECT_EQ(plain->step(bytes_of(message)).status, Status::kFailed);
+}
+
+TEST_F(SaslExchangeTest, ConcurrentExchangesShareOneContext) {
+  // One Gsasl context, one session per exchange, on four threads at once.
+  std::vector<std::thread> threads;
+  std::vector<int> successes(4, 0);
+  for (int thread = 0; thread < 4; ++thread) {
+    threads.emplace_back([&, thread] {
+      auto config =
+          credential(thread % 2 == 0 ? "alice" : "mallory", "pencil", Mechanism::kScramSha256Plus);
+      for (int round = 0; round < 5; ++round) {
+        auto client = start_sasl_client(Mechanism::kScramSha256Plus, config, tls_);
+        if (run(*client, tls_).client.status == Status::kSucceeded) ++successes[thread];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(successes, (std::vector<int>{5, 0, 5, 0}));
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ struct Fixture {
     store.set_disabled("bob", true);
     auth::SaslServerConfig config;
     config.users = std::make_shared<auth::UserDirectory>(std::move(store));
+    config.mechanisms.push_back(auth::Mechanism::kExternal);
     config.fake_verifier_secret.assign(32, std::byte{42});
     server = std::make_unique<auth::SaslServerAuthenticator>(std::move(config));
     security.channel_binding.assign(32, std::byte{1});

@@ -31,10 +31,11 @@
 namespace tether::auth {
 
 struct SaslServerConfig {
-  // Offered in this order when their configuration is present (SCRAM and PLAIN need `users`);
-  // OAUTHBEARER is not a GNU SASL mechanism and is ignored here.
+  // Offered in this order when their configuration is present: SCRAM and PLAIN need `users`;
+  // EXTERNAL is offered only when listed (add it when the transport verifies client certificates,
+  // --client-ca). OAUTHBEARER is not a GNU SASL mechanism and is ignored here.
   std::vector<Mechanism> mechanisms = {Mechanism::kScramSha256Plus, Mechanism::kScramSha256,
-                                       Mechanism::kPlain, Mechanism::kExternal};
+                                       Mechanism::kPlain};
   std::shared_ptr<UserDirectory> users;
   // Key of the fake verifiers. Empty: 32 random bytes for this process (fake salts then change at
   // a restart, which a patient prober could notice; give a persistent secret to avoid that).

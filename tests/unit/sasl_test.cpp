@@ -87,6 +87,7 @@ class SaslExchangeTest : public ::testing::Test {
     users_ = std::make_shared<UserDirectory>(std::move(store));
     SaslServerConfig config;
     config.users = users_;
+    config.mechanisms.push_back(Mechanism::kExternal);
     config.fake_verifier_secret = filled(32, 42);
     server_ = std::make_unique<SaslServerAuthenticator>(std::move(config));
     tls_.channel_binding = filled(32, 1);
@@ -148,6 +149,10 @@ class SaslExchangeTest : public ::testing::Test {
 };
 
 TEST_F(SaslExchangeTest, OffersMechanismsPlusFirst) {
+  SaslServerConfig defaults;
+  defaults.users = users_;
+  EXPECT_EQ(SaslServerAuthenticator(defaults).mechanisms(),
+            (std::vector<std::string>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"}));
   EXPECT_EQ(server_->mechanisms(),
             (std::vector<std::string>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "EXTERNAL"}));
 }

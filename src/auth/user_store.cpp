@@ -223,7 +223,7 @@ Expected<UserStore, std::string> UserStore::parse(std::string_view text) {
     if (line.size() > kMaximumUsersLineLength) {
       return error("longer than " + std::to_string(kMaximumUsersLineLength) + " bytes");
     }
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::string_view trimmed = line;
     while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t')) {
       trimmed.remove_prefix(1);

@@ -72,6 +72,15 @@ TEST(UserStoreParse, ReadsUsersCommentsAndDisabledFlag) {
             "# users\n\nalice " + kVerifier + "\nbob " + kVerifier + " disabled\n");
 }
 
+TEST(UserStoreParse, SerializingIsStableWithCarriageReturns) {
+  // Found by sasl_server_fuzzer: a comment ending in two CRs serialized to text that parsed back
+  // to a different comment.
+  const auto store = UserStore::parse("#s\r\r\n\r");
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->serialize(), "#s\n\n");
+  EXPECT_EQ(UserStore::parse(store->serialize())->serialize(), store->serialize());
+}
+
 TEST(UserStoreParse, ErrorsNameTheLine) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"alice", "line 3: expected NAME"},

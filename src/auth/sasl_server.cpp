@@ -18,7 +18,7 @@ struct SaslServerAuthenticator::Shared {
   std::vector<Mechanism> offered;
   std::shared_ptr<UserDirectory> users;
   std::vector<std::byte> secret;
-  std::uint32_t fake_iterations = kDefaultScramIterations;
+  std::uint32_t fake_iterations = 0;  // 0: users->typical_iterations()
   [[nodiscard]] bool offers(Mechanism mechanism) const {
     return std::find(offered.begin(), offered.end(), mechanism) != offered.end();
   }
@@ -228,7 +228,12 @@ class ServerExchange final : public session::ServerAuthentication, public detail
       verifier_ = std::move(lookup.verifier);
       user_accepted_ = true;
     } else {
-      verifier_ = fake_verifier(shared_->secret, authid, shared_->fake_iterations);
+      std::uint32_t iterations = shared_->fake_iterations;
+      if (iterations == 0) {
+        iterations =
+            shared_->users ? shared_->users->typical_iterations() : kDefaultScramIterations;
+      }
+      verifier_ = fake_verifier(shared_->secret, authid, iterations);
       user_accepted_ = false;
     }
   }
@@ -294,8 +299,10 @@ SaslServerAuthenticator::SaslServerAuthenticator(SaslServerConfig config) {
       std::memcpy(shared->secret.data(), &address, sizeof address);
     }
   }
-  shared->fake_iterations =
-      std::clamp(config.fake_iterations, kMinimumScramIterations, kMaximumScramIterations);
+  if (config.fake_iterations != 0) {
+    shared->fake_iterations =
+        std::clamp(config.fake_iterations, kMinimumScramIterations, kMaximumScramIterations);
+  }
   shared_ = std::move(shared);
 }
 

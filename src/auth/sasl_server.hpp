@@ -4,8 +4,8 @@
 //
 // Contracts of every exchange it makes:
 // - An unknown or disabled user is answered with a fake verifier derived from a server secret and
-//   the name (same salt length, the default iteration count), so the exchange runs exactly like a
-//   wrong password and fails at the same step with the same kBadCredentials message.
+//   the name (same salt length, the users' most common iteration count), so the exchange runs
+//   exactly like a wrong password and fails at the same step with the same kBadCredentials message.
 // - -PLUS always binds to ConnectionSecurity::channel_binding (tls-exporter); SCRAM-SHA-256 refuses
 //   a client that says `y` (it supports binding but thinks the server does not) when the connection
 //   has a binding and -PLUS is offered: that is a downgrade.
@@ -40,8 +40,9 @@ struct SaslServerConfig {
   // Key of the fake verifiers. Empty: 32 random bytes for this process (fake salts then change at
   // a restart, which a patient prober could notice; give a persistent secret to avoid that).
   std::vector<std::byte> fake_verifier_secret;
-  // Iterations of the fake verifiers: the count `tether passwd` gives by default.
-  std::uint32_t fake_iterations = kDefaultScramIterations;
+  // Iterations of the fake verifiers; 0: the count most users have (UserDirectory::
+  // typical_iterations), so an unknown user's iteration count looks like a real one's.
+  std::uint32_t fake_iterations = 0;
 };
 
 // The fake verifier of `name` for `secret` (exposed for tests).

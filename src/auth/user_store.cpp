@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <map>
 
 #include "transport/file_safety.hpp"
 
@@ -289,6 +290,22 @@ const UserRecord* UserStore::find(std::string_view name) const {
   return found == index_.end() ? nullptr : &lines_[found->second].user;
 }
 
+std::uint32_t UserStore::typical_iterations() const {
+  std::map<std::uint32_t, std::size_t> counts;
+  for (const auto& line : lines_) {
+    if (line.is_user) ++counts[line.user.verifier.iterations];
+  }
+  std::uint32_t typical = kDefaultScramIterations;
+  std::size_t best = 0;
+  for (const auto& [iterations, count] : counts) {
+    if (count > best) {
+      best = count;
+      typical = iterations;
+    }
+  }
+  return typical;
+}
+
 bool UserStore::set(const std::string& name, ScramVerifier verifier) {
   if (const auto found = index_.find(name); found != index_.end()) {
     lines_[found->second].user.verifier = std::move(verifier);
@@ -397,7 +414,8 @@ Expected<void, std::string> UserStore::write(const std::filesystem::path& path) 
 }
 
 UserDirectory::UserDirectory(UserStore store)
-    : store_(std::make_shared<const UserStore>(std::move(store))) {}
+    : store_(std::make_shared<const UserStore>(std::move(store))),
+      typical_iterations_(store_->typical_iterations()) {}
 
 Expected<std::shared_ptr<UserDirectory>, std::string> UserDirectory::open(
     std::filesystem::path path, Clock clock, std::chrono::steady_clock::duration check_interval) {
@@ -405,6 +423,7 @@ Expected<std::shared_ptr<UserDirectory>, std::string> UserDirectory::open(
   if (!store) return make_unexpected(store.error());
   std::shared_ptr<UserDirectory> directory(new UserDirectory());
   directory->store_ = std::make_shared<const UserStore>(std::move(*store));
+  directory->typical_iterations_ = directory->store_->typical_iterations();
   directory->stamp_ = stamp_of(path);
   directory->path_ = std::move(path);
   directory->clock_ = clock ? std::move(clock) : [] { return std::chrono::steady_clock::now(); };
@@ -437,6 +456,7 @@ void UserDirectory::maybe_reload() {
   }
   last_error_.reset();
   store_ = std::make_shared<const UserStore>(std::move(*store));
+  typical_iterations_ = store_->typical_iterations();
   ++reloads_;
 }
 
@@ -457,6 +477,12 @@ UserLookup UserDirectory::lookup(std::string_view name) {
   result.kind = UserLookup::Kind::kFound;
   result.verifier = record->verifier;
   return result;
+}
+
+std::uint32_t UserDirectory::typical_iterations() {
+  const std::lock_guard lock(mutex_);
+  maybe_reload();
+  return typical_iterations_;
 }
 
 std::optional<std::string> UserDirectory::last_reload_error() const {

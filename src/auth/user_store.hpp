@@ -87,6 +87,9 @@ class UserStore {
   // The user named `name` (disabled users included: check `disabled`), or nullopt.
   [[nodiscard]] const UserRecord* find(std::string_view name) const;
   [[nodiscard]] std::size_t size() const { return index_.size(); }
+  // The iteration count most users have (the smallest of the most common), or the default for an
+  // empty store: what a fake verifier should use so that it looks like the real ones.
+  [[nodiscard]] std::uint32_t typical_iterations() const;
 
   // Adds the user or replaces its verifier (keeping its disabled flag). False when the store is
   // full.
@@ -138,6 +141,8 @@ class UserDirectory {
       std::chrono::steady_clock::duration check_interval = std::chrono::seconds(2));
 
   [[nodiscard]] UserLookup lookup(std::string_view name);
+  // typical_iterations() of the users held now (computed when they are loaded).
+  [[nodiscard]] std::uint32_t typical_iterations();
   [[nodiscard]] std::optional<std::string> last_reload_error() const;
   // How many times the file was read again after open (for tests and status).
   [[nodiscard]] std::uint64_t reloads() const;
@@ -156,6 +161,7 @@ class UserDirectory {
 
   mutable std::mutex mutex_;
   std::shared_ptr<const UserStore> store_;
+  std::uint32_t typical_iterations_ = kDefaultScramIterations;
   std::filesystem::path path_;  // empty: in memory only
   Clock clock_;
   std::chrono::steady_clock::duration check_interval_{};

@@ -236,6 +236,22 @@ TEST_F(SaslExchangeTest, WrongPasswordAndUnknownUserLookAlike) {
             unknown.transcript.at(1).substr(unknown.transcript.at(1).find(",s=")));
 }
 
+TEST(FakeVerifier, UsesTheUsersMostCommonIterationCount) {
+  UserStore store;
+  const auto salt = filled(16, 7);
+  store.set("alice", *make_verifier("pencil", salt, 5000));
+  store.set("bob", *make_verifier("pencil", salt, 5000));
+  store.set("carol", *make_verifier("pencil", salt, 4096));
+  SaslServerConfig config;
+  config.users = std::make_shared<UserDirectory>(std::move(store));
+  SaslServerAuthenticator server(config);
+  ConnectionSecurity security;
+  auto exchange = server.start("SCRAM-SHA-256", security);
+  const auto challenge = exchange->start(bytes_of("n,,n=mallory,r=abcdefghijklmnop"));
+  ASSERT_EQ(challenge.status, Status::kContinue);
+  EXPECT_TRUE(text_of(challenge.output).ends_with(",i=5000")) << text_of(challenge.output);
+}
+
 TEST_F(SaslExchangeTest, PlainWrongUnknownDisabledAlike) {
   std::string message;
   for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{

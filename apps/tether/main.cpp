@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "config_file.hpp"
+#include "passwd_command.hpp"
 #include "transport/event_log.hpp"
 #include "transport/file_safety.hpp"
 #include "transport/known_servers.hpp"
@@ -572,6 +573,9 @@ int main(int argc, char** argv) {
                      "directory)");
   status->add_flag("--json", status_json, "Print the raw JSON documents");
 
+  tether::app::PasswdOptions passwd_options;
+  auto* passwd = tether::app::add_passwd_command(app, passwd_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -589,6 +593,7 @@ int main(int argc, char** argv) {
 
   if (keygen->parsed()) return run_keygen(keygen_directory, keygen_force);
   if (status->parsed()) return run_status(status_socket, status_json);
+  if (passwd->parsed()) return tether::app::run_passwd(passwd_options);
   if (server->parsed()) {
     if (!server_plain && (certificate.empty() || key.empty())) {
       spdlog::error(

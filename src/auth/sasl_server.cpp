@@ -1,0 +1,334 @@
+#include "auth/sasl_server.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "auth/gsasl_support.hpp"
+#include "crypto/primitives.hpp"
+
+namespace tether::auth {
+
+using session::AuthenticationFailure;
+using session::AuthenticationStep;
+
+struct SaslServerAuthenticator::Shared {
+  std::vector<Mechanism> offered;
+  std::shared_ptr<UserDirectory> users;
+  std::vector<std::byte> secret;
+  std::uint32_t fake_iterations = 0;  // 0: users->typical_iterations()
+  [[nodiscard]] bool offers(Mechanism mechanism) const {
+    return std::find(offered.begin(), offered.end(), mechanism) != offered.end();
+  }
+};
+
+ScramVerifier fake_verifier(std::span<const std::byte> secret, std::string_view name,
+                            std::uint32_t iterations) {
+  ScramVerifier verifier;
+  verifier.iterations = iterations;
+  const auto salt =
+      crypto::hmac_sha256(secret, {crypto::label("tether fake scram salt"), crypto::label(name)});
+  verifier.salt.assign(salt.begin(), salt.begin() + 16);  // the length `tether passwd` makes
+  verifier.stored_key = crypto::hmac_sha256(
+      secret, {crypto::label("tether fake scram stored key"), crypto::label(name)});
+  verifier.server_key = crypto::hmac_sha256(
+      secret, {crypto::label("tether fake scram server key"), crypto::label(name)});
+  return verifier;
+}
+
+namespace {
+
+using Shared = SaslServerAuthenticator::Shared;
+
+std::string bad_credentials_message(Mechanism mechanism) {
+  return std::string(name(mechanism)) + ": authentication failed (unknown user or wrong password)";
+}
+
+class ServerExchange final : public session::ServerAuthentication, public detail::GsaslExchange {
+ public:
+  ServerExchange(Mechanism mechanism, std::shared_ptr<const Shared> shared,
+                 const session::ConnectionSecurity& security)
+      : mechanism_(mechanism),
+        shared_(std::move(shared)),
+        binding_(security.channel_binding),
+        certificate_identity_(security.peer_certificate_identity) {
+    started_ = begin(true, std::string(name(mechanism)).c_str());
+  }
+
+  AuthenticationStep start(std::optional<std::span<const std::byte>> initial_response) override {
+    if (initial_response) return step(*initial_response);
+    // No initial response: an empty challenge, and the client's first message comes in step().
+    try {
+      const std::string mechanism_name(name(mechanism_));
+      if (!started_) {
+        return finish_with_failure(
+            AuthenticationFailure::kUnavailable,
+            mechanism_name + ": the SASL library could not start the exchange");
+      }
+      if (finished_ || messages_ != 0) {
+        return finish_with_failure(AuthenticationFailure::kMalformed,
+                                   mechanism_name + ": the exchange has already started");
+      }
+      return AuthenticationStep::proceed({});
+    } catch (...) {
+      return AuthenticationStep{};  // kFailed, kMalformed, no message: out of memory
+    }
+  }
+
+  AuthenticationStep step(std::span<const std::byte> input) override {
+    try {
+      return advance(input);
+    } catch (...) {
+      return finish_with_failure(AuthenticationFailure::kUnavailable,
+                                 std::string(name(mechanism_)) + ": out of memory");
+    }
+  }
+
+  int answer(Gsasl_session* session, Gsasl_property property) override {
+    switch (property) {
+      case GSASL_SCRAM_ITER: {
+        resolve_verifier();
+        return gsasl_property_set(session, property, std::to_string(verifier_.iterations).c_str());
+      }
+      case GSASL_SCRAM_SALT:
+        resolve_verifier();
+        return detail::set_base64_property(session, property, verifier_.salt);
+      case GSASL_SCRAM_STOREDKEY:
+        resolve_verifier();
+        return detail::set_base64_property(session, property, verifier_.stored_key);
+      case GSASL_SCRAM_SERVERKEY:
+        resolve_verifier();
+        return detail::set_base64_property(session, property, verifier_.server_key);
+      case GSASL_CB_TLS_EXPORTER:
+        if (mechanism_ != Mechanism::kScramSha256Plus || binding_.empty()) return GSASL_NO_CALLBACK;
+        return detail::set_base64_property(session, property, binding_);
+      case GSASL_VALIDATE_SIMPLE:
+        return validate_plain();
+      case GSASL_VALIDATE_EXTERNAL:
+        return validate_external();
+      default:
+        return GSASL_NO_CALLBACK;
+    }
+  }
+
+ private:
+  AuthenticationStep finish_with_failure(AuthenticationFailure failure, std::string message) {
+    finished_ = true;
+    end();
+    auto result = AuthenticationStep::fail(failure, std::move(message));
+    result.claimed_identity = claimed_identity_;
+    return result;
+  }
+
+  AuthenticationStep advance(std::span<const std::byte> input) {
+    const std::string mechanism_name(name(mechanism_));
+    if (!started_) {
+      return finish_with_failure(
+          AuthenticationFailure::kUnavailable,
+          mechanism_name + ": the SASL library could not start the exchange");
+    }
+    if (finished_) {
+      return finish_with_failure(AuthenticationFailure::kMalformed,
+                                 mechanism_name + ": message after the end of the exchange");
+    }
+    if (input.size() > detail::kMaximumSaslMessage) {
+      return finish_with_failure(AuthenticationFailure::kMalformed,
+                                 mechanism_name + ": message longer than " +
+                                     std::to_string(detail::kMaximumSaslMessage) + " bytes");
+    }
+    const bool scram =
+        mechanism_ == Mechanism::kScramSha256 || mechanism_ == Mechanism::kScramSha256Plus;
+    if (messages_ == 0 && scram && input.empty()) {
+      // GNU SASL would answer an empty client-first with another empty challenge.
+      return finish_with_failure(AuthenticationFailure::kMalformed,
+                                 mechanism_name + ": empty client-first message");
+    }
+    if (messages_ == 0 && mechanism_ == Mechanism::kScramSha256 && !binding_.empty() &&
+        shared_->offers(Mechanism::kScramSha256Plus) && !input.empty() &&
+        input.front() == std::byte{'y'}) {
+      return finish_with_failure(
+          AuthenticationFailure::kBadCredentials,
+          mechanism_name +
+              ": the client says the server cannot bind the channel, but it offers "
+              "SCRAM-SHA-256-PLUS (downgrade refused)");
+    }
+    ++messages_;
+    auto result = run_step(input);
+    const std::string authid = property(GSASL_AUTHID);
+    if (!authid.empty()) claimed_identity_ = authid.substr(0, 256);
+    if (mechanism_ == Mechanism::kExternal) claimed_identity_ = certificate_identity_;
+    if (result.status == GSASL_NEEDS_MORE) {
+      auto next = AuthenticationStep::proceed(std::move(result.output));
+      next.claimed_identity = claimed_identity_;
+      return next;
+    }
+    if (result.status == GSASL_OK) return succeed(std::move(result.output));
+    if (failure_override_) {
+      return finish_with_failure(*failure_override_, override_message_);
+    }
+    switch (result.status) {
+      case GSASL_AUTHENTICATION_ERROR:
+      case GSASL_NO_PASSWORD:
+      case GSASL_NO_AUTHID:
+        if (mechanism_ == Mechanism::kExternal) {
+          return finish_with_failure(AuthenticationFailure::kBadCredentials,
+                                     mechanism_name + ": no verified client certificate");
+        }
+        return finish_with_failure(AuthenticationFailure::kBadCredentials,
+                                   bad_credentials_message(mechanism_));
+      case GSASL_MALLOC_ERROR:
+        return finish_with_failure(AuthenticationFailure::kUnavailable,
+                                   mechanism_name + ": out of memory");
+      default:
+        return finish_with_failure(
+            AuthenticationFailure::kMalformed,
+            mechanism_name + ": malformed message (" + gsasl_strerror_name(result.status) + ")");
+    }
+  }
+
+  AuthenticationStep succeed(std::vector<std::byte> output) {
+    const std::string mechanism_name(name(mechanism_));
+    std::string principal;
+    const std::string authzid = property(GSASL_AUTHZID);
+    if (mechanism_ == Mechanism::kExternal) {
+      principal = certificate_identity_;
+    } else {
+      principal = property(GSASL_AUTHID);
+      if (principal.empty() || !user_accepted_) {
+        // GNU SASL said OK without our verifier being used: never accept that.
+        return finish_with_failure(AuthenticationFailure::kBadCredentials,
+                                   bad_credentials_message(mechanism_));
+      }
+    }
+    if (!authzid.empty() && authzid != principal) {
+      return finish_with_failure(
+          AuthenticationFailure::kNotPermitted,
+          mechanism_name + ": " + principal + " may not act as another authorization identity");
+    }
+    finished_ = true;
+    AuthenticationStep result;
+    result.status = AuthenticationStep::Status::kSucceeded;
+    result.output = std::move(output);
+    result.principal = principal;
+    result.claimed_identity = principal;
+    end();
+    return result;
+  }
+
+  // The verifier for the claimed name: the user's, or a fake one for an unknown or disabled user.
+  void resolve_verifier() {
+    if (resolved_) return;
+    resolved_ = true;
+    const std::string authid = property(GSASL_AUTHID);
+    UserLookup lookup;
+    if (shared_->users && valid_user_name(authid)) lookup = shared_->users->lookup(authid);
+    if (lookup.kind == UserLookup::Kind::kFound) {
+      verifier_ = std::move(lookup.verifier);
+      user_accepted_ = true;
+    } else {
+      std::uint32_t iterations = shared_->fake_iterations;
+      if (iterations == 0) {
+        iterations =
+            shared_->users ? shared_->users->typical_iterations() : kDefaultScramIterations;
+      }
+      verifier_ = fake_verifier(shared_->secret, authid, iterations);
+      user_accepted_ = false;
+    }
+  }
+
+  int validate_plain() {
+    const std::string password = property(GSASL_PASSWORD);
+    resolve_verifier();
+    // Derive even for an unknown user, so that the answer takes as long as for a known one.
+    auto derived = make_verifier(password, verifier_.salt, verifier_.iterations);
+    const bool match =
+        derived && CRYPTO_memcmp(derived->stored_key.data(), verifier_.stored_key.data(),
+                                 verifier_.stored_key.size()) == 0;
+    if (match && user_accepted_) return GSASL_OK;
+    user_accepted_ = false;
+    return GSASL_AUTHENTICATION_ERROR;
+  }
+
+  int validate_external() {
+    if (certificate_identity_.empty()) return GSASL_AUTHENTICATION_ERROR;
+    const std::string authzid = property(GSASL_AUTHZID);
+    if (!authzid.empty() && authzid != certificate_identity_) {
+      failure_override_ = AuthenticationFailure::kNotPermitted;
+      override_message_ =
+          "EXTERNAL: " + certificate_identity_ + " may not act as another authorization identity";
+      return GSASL_AUTHENTICATION_ERROR;
+    }
+    return GSASL_OK;
+  }
+
+  Mechanism mechanism_;
+  std::shared_ptr<const Shared> shared_;
+  std::vector<std::byte> binding_;
+  std::string certificate_identity_;
+  bool started_ = false;
+  bool finished_ = false;
+  int messages_ = 0;
+  bool resolved_ = false;
+  bool user_accepted_ = false;
+  ScramVerifier verifier_;
+  std::string claimed_identity_;
+  std::optional<AuthenticationFailure> failure_override_;
+  std::string override_message_;
+};
+
+}  // namespace
+
+SaslServerAuthenticator::SaslServerAuthenticator(SaslServerConfig config) {
+  auto shared = std::make_shared<Shared>();
+  for (const Mechanism mechanism : config.mechanisms) {
+    if (mechanism == Mechanism::kOAuthBearer) continue;
+    if (mechanism != Mechanism::kExternal && !config.users) continue;
+    if (shared->offers(mechanism)) continue;
+    shared->offered.push_back(mechanism);
+  }
+  shared->users = std::move(config.users);
+  shared->secret = std::move(config.fake_verifier_secret);
+  if (shared->secret.empty()) {
+    shared->secret.resize(32);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(shared->secret.data()),
+                   static_cast<int>(shared->secret.size())) != 1) {
+      // No randomness: fall back to a per-process value that is at least not a constant.
+      const auto address = reinterpret_cast<std::uintptr_t>(shared.get());
+      std::memcpy(shared->secret.data(), &address, sizeof address);
+    }
+  }
+  if (config.fake_iterations != 0) {
+    shared->fake_iterations =
+        std::clamp(config.fake_iterations, kMinimumScramIterations, kMaximumScramIterations);
+  }
+  shared_ = std::move(shared);
+}
+
+SaslServerAuthenticator::~SaslServerAuthenticator() = default;
+
+std::vector<std::string> SaslServerAuthenticator::mechanisms() const {
+  std::vector<std::string> names;
+  for (const Mechanism mechanism : shared_->offered) names.emplace_back(name(mechanism));
+  return names;
+}
+
+std::unique_ptr<session::ServerAuthentication> SaslServerAuthenticator::start(
+    std::string_view mechanism_name, const session::ConnectionSecurity& security) {
+  try {
+    const auto mechanism = mechanism_named(mechanism_name);
+    if (!mechanism || !shared_->offers(*mechanism)) return nullptr;
+    if (*mechanism == Mechanism::kScramSha256Plus && security.channel_binding.empty())
+      return nullptr;
+    if (*mechanism == Mechanism::kPlain && !security.confidential) return nullptr;
+    if (*mechanism == Mechanism::kExternal && security.peer_certificate_identity.empty()) {
+      return nullptr;
+    }
+    return std::make_unique<ServerExchange>(*mechanism, shared_, security);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace tether::auth

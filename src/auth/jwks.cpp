@@ -378,32 +378,42 @@ JwksFile::JwksFile(std::filesystem::path path, WallClock clock, std::chrono::sec
       reporter_(std::move(reporter)) {}
 
 std::shared_ptr<const JsonWebKeySet> JwksFile::keys() {
-  std::optional<std::optional<std::string>> report;
-  std::shared_ptr<const JsonWebKeySet> current;
   {
     std::lock_guard lock(mutex_);
     const auto now = clock_();
-    // A clock that went back also allows a check, rather than none until it catches up.
-    if (now - last_check_ >= check_interval_ || now < last_check_) {
-      last_check_ = now;
-      struct stat status {};
-      const bool present = ::stat(path_.c_str(), &status) == 0;
-      // A file that vanished or changed is reloaded; a failure is reported once per change.
-      const FileIdentity seen = present ? identity_of(status) : FileIdentity{};
-      if (seen != identity_) {
-        auto loaded = load(path_, limits_);
-        if (loaded) {
-          keys_ = std::make_shared<const JsonWebKeySet>(std::move(loaded->keys));
-          identity_ = loaded->identity;
-          last_error_.reset();
-          report.emplace(std::nullopt);
-        } else {
-          identity_ = seen;
-          last_error_ = loaded.error() + " (keeping the keys loaded before)";
-          report.emplace(last_error_);
-        }
-      }
+    // A clock that went back also allows a check, rather than none until it catches up. One
+    // caller reloads; the others meanwhile use the keys in place.
+    const bool due = now - last_check_ >= check_interval_ || now < last_check_;
+    if (!due || reloading_) return keys_;
+    last_check_ = now;
+    reloading_ = true;
+  }
+  // The file is read and parsed without the lock: RSA keys' public check costs milliseconds each,
+  // and verifications go on with the old keys meanwhile.
+  struct stat status {};
+  const bool present = ::stat(path_.c_str(), &status) == 0;
+  const FileIdentity seen = present ? identity_of(status) : FileIdentity{};
+  std::optional<std::optional<std::string>> report;
+  std::shared_ptr<const JsonWebKeySet> current;
+  {
+    std::unique_lock lock(mutex_);
+    const bool changed = seen != identity_;
+    lock.unlock();
+    // A file that vanished or changed is reloaded; a failure is reported once per change.
+    std::optional<Expected<LoadedFile, std::string>> loaded;
+    if (changed) loaded.emplace(load(path_, limits_));
+    lock.lock();
+    if (loaded && *loaded) {
+      keys_ = std::make_shared<const JsonWebKeySet>(std::move((*loaded)->keys));
+      identity_ = (*loaded)->identity;
+      last_error_.reset();
+      report.emplace(std::nullopt);
+    } else if (loaded) {
+      identity_ = seen;
+      last_error_ = loaded->error() + " (keeping the keys loaded before)";
+      report.emplace(last_error_);
     }
+    reloading_ = false;
     current = keys_;
   }
   if (report && reporter_) reporter_(*report);

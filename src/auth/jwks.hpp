@@ -88,7 +88,8 @@ class JsonWebKeySet {
 // A JWKS file and the key set last loaded from it. keys() reloads the file when it has changed
 // (device, inode, size or modification time differ), looking at most once per `check_interval` of
 // the injected clock. A reload that fails keeps the old keys; the failure is kept (last_error())
-// and passed to the reporter, once per change of the file. Thread-safe.
+// and passed to the reporter, once per change of the file. Thread-safe: one caller reads the file,
+// without the lock, while the others go on with the keys in place.
 class JwksFile {
  public:
   using WallClock = std::function<std::chrono::system_clock::time_point()>;
@@ -129,6 +130,7 @@ class JwksFile {
   FileIdentity identity_;
   std::chrono::system_clock::time_point last_check_;
   std::optional<std::string> last_error_;
+  bool reloading_ = false;  // one caller is reading the file (without the lock)
 };
 
 }  // namespace tether::auth

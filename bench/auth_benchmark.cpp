@@ -24,7 +24,7 @@ constexpr std::int64_t kNow = 1'800'000'000;
 
 struct Fixture {
   TestSigningKey rsa{JwsAlgorithm::kRs256, "rsa"};
-  TestSigningKey pss{JwsAlgorithm::kPs256, "pss"};
+  TestSigningKey pss{rsa, JwsAlgorithm::kPs256, "pss"};
   TestSigningKey ec{JwsAlgorithm::kEs256, "ec"};
   TestSigningKey ed{JwsAlgorithm::kEdDsa, "ed"};
   TestSigningKey hmac{JwsAlgorithm::kHs256, "hmac"};

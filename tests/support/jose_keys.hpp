@@ -52,6 +52,14 @@ class TestSigningKey {
     key_.reset(raw, EVP_PKEY_free);
   }
 
+  // The same key material used with another algorithm of its type (RS256 and PS256 share an RSA
+  // key: RSA key generation is the slow part of the tests).
+  TestSigningKey(const TestSigningKey& other, auth::JwsAlgorithm algorithm, std::string key_id)
+      : algorithm_(algorithm),
+        key_id_(std::move(key_id)),
+        key_(other.key_),
+        secret_(other.secret_) {}
+
   [[nodiscard]] auth::JwsAlgorithm algorithm() const { return algorithm_; }
   [[nodiscard]] const std::string& key_id() const { return key_id_; }
   [[nodiscard]] EVP_PKEY* pkey() const { return key_.get(); }

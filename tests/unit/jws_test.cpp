@@ -31,7 +31,7 @@ constexpr std::int64_t kNow = 1'800'000'000;  // 2027-01-15T08:00:00Z
 
 struct Keys {
   TestSigningKey rsa{JwsAlgorithm::kRs256, "rsa-1"};
-  TestSigningKey pss{JwsAlgorithm::kPs256, "pss-1"};
+  TestSigningKey pss{rsa, JwsAlgorithm::kPs256, "pss-1"};
   TestSigningKey ec{JwsAlgorithm::kEs256, "ec-1"};
   TestSigningKey ed{JwsAlgorithm::kEdDsa, "ed-1"};
   TestSigningKey hmac{JwsAlgorithm::kHs256, "hmac-1"};

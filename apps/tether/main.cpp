@@ -13,8 +13,12 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 
+#include "auth/credentials.hpp"
+#include "auth/mechanism.hpp"
 #include "config_file.hpp"
+#include "crypto/primitives.hpp"
 #include "passwd_command.hpp"
 #include "transport/event_log.hpp"
 #include "transport/file_safety.hpp"
@@ -253,14 +257,68 @@ void raise_descriptor_limit() {
   spdlog::info("server file-descriptor limit {}", static_cast<std::uint64_t>(limit.rlim_cur));
 }
 
+// How `tether server` authenticates clients: --auth, --users, --jwks and the token policy.
+struct ServerAuthArguments {
+  std::string auth;  // "none", or a comma-separated list of mechanisms; empty: all configured
+  std::string users_file;
+  std::string jwks_file;
+  std::string issuer;
+  std::string audience;
+  std::string required_scope;
+};
+
+void add_server_auth_options(CLI::App& command, ServerAuthArguments& arguments) {
+  command.add_option("--auth", arguments.auth,
+                     "Mechanisms offered, in order, comma-separated (SCRAM-SHA-256-PLUS, "
+                     "SCRAM-SHA-256, PLAIN, OAUTHBEARER); default: every mechanism whose "
+                     "configuration is given, SCRAM-SHA-256-PLUS first; 'none' for no "
+                     "authentication (development only)");
+  command.add_option("--users", arguments.users_file,
+                     "Users file of SCRAM verifiers, made with `tether passwd` (must not be group- "
+                     "or world-readable)");
+  command.add_option("--jwks", arguments.jwks_file,
+                     "JSON Web Key Set file for OAUTHBEARER tokens (reloaded when it changes)");
+  command.add_option("--issuer", arguments.issuer, "Required token issuer (iss)");
+  command.add_option("--audience", arguments.audience,
+                     "This server's token audience (aud); required with --jwks");
+  command.add_option("--required-scope", arguments.required_scope,
+                     "A scope every token must grant");
+}
+
+// The server's authenticator from its arguments; nullptr for --auth none.
+Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> server_authenticator(
+    const ServerAuthArguments& arguments, const session::Secret& static_key) {
+  if (arguments.auth == "none") {
+    if (!arguments.users_file.empty() || !arguments.jwks_file.empty()) {
+      return make_unexpected(std::string("--auth none contradicts --users / --jwks"));
+    }
+    return std::shared_ptr<session::ServerAuthenticator>{};
+  }
+  auth::ServerAuthenticationConfig config;
+  if (!arguments.auth.empty()) {
+    std::stringstream list(arguments.auth);
+    for (std::string item; std::getline(list, item, ',');) {
+      const auto mechanism = auth::mechanism_named(item);
+      if (!mechanism) return make_unexpected("--auth: unknown mechanism '" + item + "'");
+      config.mechanisms.push_back(*mechanism);
+    }
+  }
+  config.users_file = arguments.users_file;
+  config.jwks_file = arguments.jwks_file;
+  config.issuer = arguments.issuer;
+  config.audience = arguments.audience;
+  config.required_scope = arguments.required_scope;
+  // Fake verifiers for unknown users must not change at a restart (a prober could notice): key
+  // them from the persistent stateless-reset key.
+  const auto derived = crypto::hkdf_sha256({}, static_key, "tether v1 fake scram verifier secret");
+  config.fake_verifier_secret.assign(derived.begin(), derived.end());
+  return auth::make_server_authenticator(config);
+}
+
 int run_server(const std::string& listen, const std::string& certificate, const std::string& key,
-               const TargetArguments& targets, const std::string& auth, bool plain,
+               const TargetArguments& targets, const ServerAuthArguments& auth, bool plain,
                std::string reset_key_file, const LivenessOptions& liveness,
                const std::string& control_socket, const ServerLimitArguments& limits) {
-  if (auth != "none") {
-    spdlog::error("only --auth none exists until authentication lands; pass it explicitly");
-    return tunnel::kExitUsage;
-  }
   auto listen_address = tunnel::split_host_port(listen);
   if (!listen_address) {
     spdlog::error("--listen: {}", listen_address.error());
@@ -301,6 +359,16 @@ int run_server(const std::string& listen, const std::string& certificate, const 
     return tunnel::kExitUsage;
   }
   options.static_key = *static_key;
+  auto authenticator = server_authenticator(auth, *static_key);
+  if (!authenticator) {
+    spdlog::error("{}", authenticator.error());
+    return tunnel::kExitUsage;
+  }
+  if (*authenticator == nullptr) {
+    spdlog::warn(
+        "--auth none: clients are not authenticated; anyone who reaches this port gets a "
+        "session (development only)");
+  }
   options.session = session_config(liveness);
   options.limits = limits.sessions;
   options.limits.max_buffered_bytes = limits.max_buffered_mib << 20;
@@ -310,6 +378,7 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   asio::io_context io;
   tunnel::ServerTunnel tunnel(io, std::move(*tunnel_options));
   transport::ServerRuntime runtime(io, options, tunnel);
+  runtime.endpoint().set_authenticator(*authenticator);
   tunnel.attach(runtime);
   if (auto started = runtime.start(); !started) {
     spdlog::error("{}", started.error());
@@ -352,10 +421,32 @@ struct ClientArguments {
   std::string bind_address;
   std::string bind_interface;
   bool ignore_network_changes = false;
+  // Credentials (see auth/credentials.hpp).
+  std::string user;
+  std::string password_file;
+  std::string token_file;
+  std::string token_command;
+  std::string auth_mechanism;
+  bool stdio = false;  // `tether stdio`: standard input is the stream, never a prompt
 };
 
 void add_client_options(CLI::App& command, ClientArguments& arguments) {
   command.add_option("--server", arguments.server, "Server HOST:PORT")->required();
+  command.add_option("--user", arguments.user,
+                     "Authenticate as this user (SCRAM-SHA-256-PLUS over TLS); the password "
+                     "comes from --password-file, TETHER_PASSWORD or a prompt");
+  command.add_option("--password-file", arguments.password_file,
+                     "File whose first line is the password (must not be group- or "
+                     "world-readable)");
+  command.add_option("--token-file", arguments.token_file,
+                     "Authenticate with the bearer token (JWT) in this file, read again for every "
+                     "new session (OAUTHBEARER)");
+  command.add_option("--token-command", arguments.token_command,
+                     "Authenticate with the token this command prints (run for every new "
+                     "session)");
+  command.add_option("--auth-mechanism", arguments.auth_mechanism,
+                     "Use only this mechanism (SCRAM-SHA-256-PLUS, SCRAM-SHA-256, PLAIN, "
+                     "OAUTHBEARER)");
   command.add_option("--ca", arguments.ca,
                      "Trust the server if its certificate chains to this CA file");
   command.add_option("--fingerprint", arguments.fingerprint,
@@ -376,6 +467,54 @@ void add_client_options(CLI::App& command, ClientArguments& arguments) {
 }
 
 // Builds the client's transport options: where the server is and how it is trusted.
+// The password for --user: --password-file, else TETHER_PASSWORD, else a no-echo prompt when
+// standard input is a terminal (never for `tether stdio`, whose standard input is the stream).
+Expected<std::string, std::string> client_password(const ClientArguments& arguments, bool stdio) {
+  if (!arguments.password_file.empty()) {
+    transport::TrustedFileOptions trusted;
+    trusted.secret = true;
+    auto contents = transport::read_trusted_file(arguments.password_file, trusted);
+    if (!contents) return make_unexpected(contents.error());
+    if (!*contents)
+      return make_unexpected("--password-file: " + arguments.password_file + " does not exist");
+    std::string password = contents->value().substr(0, contents->value().find('\n'));
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.empty()) return make_unexpected("--password-file: the first line is empty");
+    return password;
+  }
+  if (const char* from_environment = std::getenv("TETHER_PASSWORD");
+      from_environment != nullptr && *from_environment != '\0') {
+    return std::string(from_environment);
+  }
+  if (!stdio && ::isatty(STDIN_FILENO) != 0) {
+    auto typed = tether::app::prompt_without_echo("password for " + arguments.user + ": ");
+    if (typed && !typed->empty()) return *typed;
+  }
+  return make_unexpected(std::string(
+      "--user needs a password: --password-file FILE, TETHER_PASSWORD, or a terminal to ask on"));
+}
+
+Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> client_authenticator(
+    const ClientArguments& arguments) {
+  auth::ClientCredentialConfig config;
+  if (!arguments.auth_mechanism.empty()) {
+    config.mechanism = auth::mechanism_named(arguments.auth_mechanism);
+    if (!config.mechanism) {
+      return make_unexpected("--auth-mechanism: unknown mechanism '" + arguments.auth_mechanism +
+                             "'");
+    }
+  }
+  config.user = arguments.user;
+  if (!arguments.user.empty()) {
+    auto password = client_password(arguments, arguments.stdio);
+    if (!password) return make_unexpected(password.error());
+    config.password = std::move(*password);
+  }
+  config.token_file = arguments.token_file;
+  config.token_command = arguments.token_command;
+  return auth::make_client_authenticator(config);
+}
+
 Expected<transport::ClientOptions, std::string> client_options(ClientArguments arguments) {
   if (!arguments.ca.empty() && !arguments.fingerprint.empty())
     return make_unexpected(std::string("pass either --ca or --fingerprint, not both"));
@@ -394,6 +533,9 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
     if (error)
       return make_unexpected("--bind: '" + arguments.bind_address + "' is not an IP address");
   }
+  auto authenticator = client_authenticator(arguments);
+  if (!authenticator) return make_unexpected(authenticator.error());
+  options.session.authenticator = *authenticator;
   if (arguments.plain) return options;
   if (arguments.known_servers.empty())
     arguments.known_servers = transport::default_known_servers_path().string();
@@ -489,7 +631,7 @@ int main(int argc, char** argv) {
   std::string certificate;
   std::string key;
   TargetArguments targets;
-  std::string auth;
+  ServerAuthArguments server_auth;
   bool server_plain = false;
   std::string reset_key_file;
   LivenessOptions server_liveness;
@@ -514,10 +656,7 @@ int main(int argc, char** argv) {
                    "concurrent connects, resolving, connecting) before the client is told it is "
                    "unreachable")
       ->capture_default_str();
-  server
-      ->add_option("--auth", auth,
-                   "Client authentication; only 'none' exists until authentication lands")
-      ->required();
+  add_server_auth_options(*server, server_auth);
   server->add_flag("--plain-insecure", server_plain, "No TLS (tests only)");
   server->add_option("--reset-key", reset_key_file,
                      "File holding the stateless-reset key (default: beside --key)");
@@ -600,7 +739,7 @@ int main(int argc, char** argv) {
           "tether server needs --cert and --key (make them with `tether keygen --out DIR`)");
       return tunnel::kExitUsage;
     }
-    return run_server(listen, certificate, key, targets, auth, server_plain, reset_key_file,
+    return run_server(listen, certificate, key, targets, server_auth, server_plain, reset_key_file,
                       server_liveness, server_control_socket, server_limits);
   }
   tunnel::ClientTunnelOptions tunnel_options;
@@ -612,6 +751,7 @@ int main(int argc, char** argv) {
     }
     tunnel_options.stdio_target =
         tunnel::StreamRequest{tunnel::RequestKind::kConnect, target->first, target->second};
+    stdio_arguments.stdio = true;
     return run_client(stdio_arguments, std::move(tunnel_options));
   }
   const std::pair<tunnel::Forward::Kind, const std::vector<std::string>*> specs[] = {

@@ -19,6 +19,23 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr std::size_t kMaximumPasswordLength = 1024;
 
+std::optional<std::string> read_password(const std::string& name) {
+  if (::isatty(STDIN_FILENO) == 0) return read_line(STDIN_FILENO);
+  auto first = prompt_without_echo("New password for " + name + ": ");
+  if (!first) return std::nullopt;
+  auto second = prompt_without_echo("Retype it: ");
+  if (!second || *first != *second) {
+    std::cerr << "tether passwd: the passwords differ\n";
+    OPENSSL_cleanse(first->data(), first->size());
+    if (second) OPENSSL_cleanse(second->data(), second->size());
+    return std::nullopt;
+  }
+  OPENSSL_cleanse(second->data(), second->size());
+  return first;
+}
+
+}  // namespace
+
 // One line from `descriptor` without its newline; nullopt at end of input, when too long, or on
 // error.
 std::optional<std::string> read_line(int descriptor) {
@@ -57,23 +74,6 @@ std::optional<std::string> prompt_without_echo(const std::string& prompt) {
   if (have_terminal) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
   return line;
 }
-
-std::optional<std::string> read_password(const std::string& name) {
-  if (::isatty(STDIN_FILENO) == 0) return read_line(STDIN_FILENO);
-  auto first = prompt_without_echo("New password for " + name + ": ");
-  if (!first) return std::nullopt;
-  auto second = prompt_without_echo("Retype it: ");
-  if (!second || *first != *second) {
-    std::cerr << "tether passwd: the passwords differ\n";
-    OPENSSL_cleanse(first->data(), first->size());
-    if (second) OPENSSL_cleanse(second->data(), second->size());
-    return std::nullopt;
-  }
-  OPENSSL_cleanse(second->data(), second->size());
-  return first;
-}
-
-}  // namespace
 
 CLI::App* add_passwd_command(CLI::App& app, PasswdOptions& options) {
   auto* command = app.add_subcommand(

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace tether::app {
@@ -26,5 +27,12 @@ CLI::App* add_passwd_command(CLI::App& app, PasswdOptions& options);
 // group- or world-readable file is refused), created with mode 0600 when missing, and rewritten
 // atomically keeping its mode. Returns the exit code: 0 done, 1 refused or failed, 2 usage.
 int run_passwd(const PasswdOptions& options);
+
+// One line (at most 1 KiB) from `descriptor` without its newline; nullopt at end of input, when
+// too long, or on error.
+std::optional<std::string> read_line(int descriptor);
+// Prompts on standard error and reads one line of standard input with echo off (when it is a
+// terminal): for passwords.
+std::optional<std::string> prompt_without_echo(const std::string& prompt);
 
 }  // namespace tether::app

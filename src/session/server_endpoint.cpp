@@ -203,6 +203,7 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
         return;
       }
       wire::encode_frame(wire::AuthChallenge{std::move(step.output)}, pending.outgoing);
+      ready_connections_.insert(connection);  // the runtime flushes only connections listed ready
       return;
     case AuthenticationStep::Status::kFailed: {
       ++stats_.authentication_failures;
@@ -210,8 +211,12 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
       user_throttle_.record_failure(pending.claimed_identity, now);
       pending.authentication.reset();
       const bool transient = step.failure == AuthenticationFailure::kUnavailable;
-      std::string message = pending.hello ? pending.hello->mechanism + ": " : std::string{};
-      message += step.message.empty() ? std::string(to_string(step.failure)) : step.message;
+      // The message names the mechanism (the mechanisms usually do so themselves).
+      std::string message =
+          step.message.empty() ? std::string(to_string(step.failure)) : std::move(step.message);
+      if (pending.hello && !message.starts_with(pending.hello->mechanism)) {
+        message = pending.hello->mechanism + ": " + message;
+      }
       refuse(connection, pending, reason_for(step.failure), transient, std::move(message));
       return;
     }

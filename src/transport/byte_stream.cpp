@@ -23,6 +23,14 @@
 #include "transport/tls.hpp"
 
 namespace tether::transport {
+
+session::ConnectionSecurity ByteStream::security() const {
+  session::ConnectionSecurity security;
+  const KeyingMaterial& keying = keying_material();
+  security.keying_material.assign(keying.begin(), keying.end());
+  return security;
+}
+
 namespace {
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -258,11 +266,18 @@ class TlsStream final : public ByteStream {
   }
 
   const KeyingMaterial& keying_material() const override { return keying_; }
+  session::ConnectionSecurity security() const override {
+    session::ConnectionSecurity security = ByteStream::security();
+    security.channel_binding.assign(channel_binding_.begin(), channel_binding_.end());
+    security.confidential = true;
+    return security;
+  }
   asio::ip::tcp::socket& socket() override { return socket_; }
   std::size_t held_bytes() const override {
     return input_size_ + output_.capacity() + in_flight_.capacity();
   }
   KeyingMaterial keying_{};
+  KeyingMaterial channel_binding_{};
 
  private:
   // Decrypts into `buffer` every record OpenSSL can complete from the ciphertext at hand, until the
@@ -534,6 +549,7 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_tls(
         TransportError{TransportErrorKind::kHandshake, "TLS handshake failed: " + error.message()});
   }
   tls->keying_ = export_keying_material(tls->ssl());
+  tls->channel_binding_ = export_channel_binding(tls->ssl());
   co_return std::unique_ptr<ByteStream>(std::move(tls));
 }
 

@@ -16,6 +16,7 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+#include "session/authenticator.hpp"
 #include "tether/expected.hpp"
 #include "transport/transport_error.hpp"
 
@@ -49,6 +50,9 @@ class ByteStream {
   // not yet sent, and their spare capacity), not counting OpenSSL's own. Zero while idle.
   [[nodiscard]] virtual std::size_t held_bytes() const = 0;
   [[nodiscard]] virtual const KeyingMaterial& keying_material() const = 0;
+  // What authentication may use of this connection: the keying material, and for TLS the
+  // RFC 9266 channel binding and confidentiality (see session::ConnectionSecurity).
+  [[nodiscard]] virtual session::ConnectionSecurity security() const;
   virtual asio::ip::tcp::socket& socket() = 0;
 };
 

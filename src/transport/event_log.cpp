@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "transport/log_safety.hpp"
 #include "wire/frame.hpp"
 
 namespace tether::transport {
@@ -131,6 +132,7 @@ std::optional<nlohmann::ordered_json> lifecycle_json(std::string_view side,
     object["by_peer"] = closed->by_peer;
     object["transient"] = closed->transient;
     object["unacknowledged_bytes"] = closed->unacknowledged_bytes;
+    if (!closed->message.empty()) object["message"] = escape_for_log(closed->message);
   } else {
     return std::nullopt;
   }

@@ -80,9 +80,13 @@ bool log_lifecycle(const char* side, const session::SessionId& id, const session
                  std::chrono::duration_cast<std::chrono::milliseconds>(resumed->downtime).count(),
                  resumed->bytes_replayed);
   } else if (const auto* closed = std::get_if<events::Closed>(&event)) {
-    spdlog::info("{} session {} closed {}: {}{}, {} bytes never acknowledged", side, name,
-                 closed->by_peer ? "by peer" : "locally", wire::to_string(closed->reason),
-                 closed->transient ? " (transient)" : "", closed->unacknowledged_bytes);
+    const bool refused = closed->reason == wire::Reason::kAuthFailed ||
+                         closed->reason == wire::Reason::kCredentialsExpired;
+    spdlog::log(refused ? spdlog::level::err : spdlog::level::info,
+                "{} session {} closed {}: {}{}{}{}, {} bytes never acknowledged", side, name,
+                closed->by_peer ? "by peer" : "locally", wire::to_string(closed->reason),
+                closed->transient ? " (transient)" : "", closed->message.empty() ? "" : ": ",
+                escape_for_log(closed->message), closed->unacknowledged_bytes);
   } else {
     return false;
   }
@@ -462,7 +466,7 @@ asio::awaitable<void> ClientRuntime::connect() {
     co_return;
   }
   const session::PathId id = next_path_++;
-  const KeyingMaterial keying = stream->keying_material();
+  const session::ConnectionSecurity security = stream->security();
   std::error_code ignored;
   const auto local = stream->socket().local_endpoint(ignored);
   const auto remote = stream->socket().remote_endpoint(ignored);
@@ -471,7 +475,7 @@ asio::awaitable<void> ClientRuntime::connect() {
     driver->second->local = local;
     driver->second->remote = remote;
   }
-  session_->add_path(id, keying, now());
+  session_->add_path(id, security, now());
   spdlog::debug("client connection {} to {}:{} up", id, options_.host, options_.port);
   process();
 }
@@ -583,6 +587,13 @@ bool ServerRuntime::drain_events() {
     }
     log_lifecycle("server", tagged->session, tagged->event);
     const session::ServerEndpoint& core = endpoint_;
+    if (std::holds_alternative<session::events::Established>(tagged->event)) {
+      const session::Session* session = core.find(tagged->session);
+      if (session != nullptr && !session->peer().mechanism.empty()) {
+        spdlog::info("server session {} authenticated {} with {}", short_id(tagged->session),
+                     escape_for_log(session->peer().principal), session->peer().mechanism);
+      }
+    }
     if (negotiates_heartbeat(tagged->event)) {
       if (const session::Session* session = core.find(tagged->session))
         apply_negotiated_user_timeout(core.connections_of(tagged->session), session->heartbeat());
@@ -640,10 +651,10 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
     co_return;
   }
   const session::PathId id = next_path_++;
-  const KeyingMaterial keying = (*opened)->keying_material();
+  session::ConnectionSecurity security = (*opened)->security();
   admitted_.emplace(id, source);
   attach(id, std::move(*opened));
-  endpoint_.accept(id, keying, now(), source);
+  endpoint_.accept(id, std::move(security), now(), source);
   spdlog::debug("server connection {} from {}:{}", id, remote.address().to_string(), remote.port());
   process();
 }

@@ -539,6 +539,17 @@ std::array<std::byte, 32> export_keying_material(SSL* ssl) {
   return material;
 }
 
+std::array<std::byte, 32> export_channel_binding(SSL* ssl) {
+  static constexpr std::string_view kLabel = "EXPORTER-Channel-Binding";
+  std::array<std::byte, 32> binding{};
+  if (SSL_export_keying_material(ssl, reinterpret_cast<unsigned char*>(binding.data()),
+                                 binding.size(), kLabel.data(), kLabel.size(), nullptr, 0,
+                                 0) != 1) {
+    std::abort();  // no completed handshake: a programmer error
+  }
+  return binding;
+}
+
 // ---- Files
 // ------------------------------------------------------------------------------------------
 

@@ -115,6 +115,9 @@ void prepare_client_connection(SSL* ssl);
 // connection get the same value; different connections get different values. Precondition: the
 // handshake of `ssl` completed (calling it earlier is a programmer error and aborts).
 [[nodiscard]] std::array<std::byte, 32> export_keying_material(SSL* ssl);
+// The RFC 9266 tls-exporter channel binding: 32 bytes with the label "EXPORTER-Channel-Binding"
+// and no context, for SCRAM-SHA-256-PLUS.
+[[nodiscard]] std::array<std::byte, 32> export_channel_binding(SSL* ssl);
 
 // ---- Files
 // ------------------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ ClientOutcome client_outcome(const session::events::Closed& closed, const Outcom
     case Reason::kReconnectExhausted:
       if (!closed.by_peer) return {false, kExitUnreachable};
       break;
+    case Reason::kAuthFailed:
+    case Reason::kCredentialsExpired:
+      if (!closed.transient) return {false, kExitAuthFailed};
+      break;
     default:
       break;
   }

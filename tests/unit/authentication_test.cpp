@@ -406,6 +406,21 @@ TEST(Authentication, PendingHandshakesAreCappedAndTimedOut) {
   EXPECT_EQ(loop.server.stats().authentication_failures, cap);
 }
 
+TEST(Authentication, AChallengeMakesItsConnectionReadyToFlush) {
+  // The runtime flushes only the connections take_ready_connections() names: a challenge to a
+  // connection that holds no session yet must be among them, or the exchange stalls.
+  SplitMix64 random(12);
+  Loopback loop;
+  loop.server.set_authenticator(std::make_shared<TestServerAuthenticator>());
+  const Bytes keying = random_bytes(random, 32);
+  std::vector<PathId> ready;
+  loop.server.take_ready_connections(ready);
+  loop.server.accept(5, keying, loop.now, "192.0.2.1");
+  loop.server.receive(5, hello_with("TWO-ROUND", "alice"), loop.now);
+  loop.server.take_ready_connections(ready);
+  EXPECT_EQ(ready, std::vector<PathId>{5});
+}
+
 TEST(Authentication, AnythingButAnAnswerMidExchangeIsAProtocolError) {
   SplitMix64 random(10);
   Loopback loop;

@@ -73,26 +73,34 @@ missing_heartbeats=${MISSING_HEARTBEATS:-2}
 # shellcheck disable=SC2034  # used by the tests that source this file
 budget_ms=$((heartbeat_ms * (missing_heartbeats + 1)))
 
-start_tunnel() {  # start_tunnel TARGET_PORT: TLS server + client -L; sets server_port local_port
-  local target_port=$1 fingerprint
+start_tunnel() {  # start_tunnel TARGET_PORT: TLS server + client -L, authenticated with SCRAM-SHA-256-PLUS
+  local target_port=$1 fingerprint password
   server_port=$(free_port)
   local_port=$(free_port)
   # shellcheck disable=SC2154  # $tether is set by the test that sources this file
   fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
   [[ $fingerprint == sha256:* ]] || fail "tether keygen printed no fingerprint"
+  # One user, made with `tether passwd`; the client proves the password (never stored on the server).
+  password=$(head -c 18 /dev/urandom | base64)
+  mkdir -p -m 700 "$work/users"
+  printf '%s\n' "$password" | "$tether" passwd --users "$work/users/users" demo 2>"$work/passwd.log" ||
+    fail "tether passwd failed: $(cat "$work/passwd.log")"
   spawn "$tether" server --listen 127.0.0.1:"$server_port" --cert "$work/identity/certificate.pem" \
-    --key "$work/identity/key.pem" --allow 127.0.0.1:"$target_port" --auth none \
+    --key "$work/identity/key.pem" --allow 127.0.0.1:"$target_port" --users "$work/users/users" \
     --heartbeat-interval "$heartbeat_ms" --missing-heartbeats "$missing_heartbeats" \
     >"$work/server.log" 2>&1
   server_pid=$spawned
   wait_port "$server_port" 10 || fail "tether server did not listen on $server_port"
-  spawn "$tether" client --server 127.0.0.1:"$server_port" --fingerprint "$fingerprint" \
-    --known-servers "$work/known_servers" -L "$local_port:127.0.0.1:$target_port" \
+  TETHER_PASSWORD=$password spawn "$tether" client --server 127.0.0.1:"$server_port" \
+    --fingerprint "$fingerprint" --known-servers "$work/known_servers" --user demo \
+    -L "$local_port:127.0.0.1:$target_port" \
     --heartbeat-interval "$heartbeat_ms" --missing-heartbeats "$missing_heartbeats" \
     >"$work/client.log" 2>&1
   client_pid=$spawned
   wait_log "$work/client.log" "established" 10 || fail "tether client did not establish its session"
   wait_port "$local_port" 10 || fail "tether client did not listen on $local_port"
+  grep -q "authenticated demo with SCRAM-SHA-256-PLUS" "$work/server.log" ||
+    fail "the server did not authenticate the client with SCRAM-SHA-256-PLUS"
 }
 
 # ---- fault injectors: they touch only TCP connections to or from the tether server's port.

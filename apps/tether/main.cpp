@@ -184,6 +184,9 @@ int run_keygen(const std::string& directory, bool force) {
 struct TargetArguments {
   std::vector<std::string> allow;
   std::vector<std::string> allow_listen;
+  std::vector<std::string> grants;
+  std::vector<std::string> listen_grants;
+  std::vector<std::string> groups;
   double connect_timeout_s = 10;
 };
 
@@ -198,6 +201,17 @@ Expected<tunnel::ServerTunnelOptions, std::string> server_tunnel_options(
   for (const auto& pattern : arguments.allow_listen) {
     if (auto added = options.allow_listen.add(pattern); !added)
       return make_unexpected("--allow-listen: " + added.error());
+  }
+  for (const auto& group : arguments.groups) {
+    if (auto added = options.grants.add_group(group); !added) return make_unexpected(added.error());
+  }
+  for (const auto& grant : arguments.grants) {
+    if (auto added = options.grants.add_connect(grant); !added)
+      return make_unexpected(added.error());
+  }
+  for (const auto& grant : arguments.listen_grants) {
+    if (auto added = options.grants.add_listen(grant); !added)
+      return make_unexpected(added.error());
   }
   // At least 0.1 s; at most a day (beyond that the kernel's own SYN retries end it anyway).
   if (!(arguments.connect_timeout_s >= 0.1 && arguments.connect_timeout_s <= 86400)) {
@@ -650,6 +664,16 @@ int main(int argc, char** argv) {
                      "Address a client's -R may make the server listen on, repeat as needed: "
                      "ADDRESS[/PREFIX]:PORTS (127.0.0.1:8080, [::1]:9000-9099); ports below 1024, "
                      "port 0 and 0.0.0.0/:: only when named exactly; default none (-R refused)");
+  server->add_option(
+      "--grant", targets.grants,
+      "WHO=PATTERN: what a principal may reach (WHO a user name or @GROUP; PATTERN "
+      "as for --allow, which stays the ceiling); repeat as needed. Once any grant is "
+      "given, a principal reaches only what its grants (and its token's "
+      "tether:connect:PATTERN scopes) name");
+  server->add_option("--grant-listen", targets.listen_grants,
+                     "WHO=PATTERN: where a principal's -R may listen (as for --allow-listen, the "
+                     "ceiling; tokens: tether:listen:PATTERN scopes)");
+  server->add_option("--group", targets.groups, "GROUP=USER,USER...: a group for --grant @GROUP");
   server
       ->add_option("--connect-timeout", targets.connect_timeout_s,
                    "Seconds a target connect may take (waiting its turn among the session's 16 "

@@ -975,11 +975,21 @@ session::Session* ServerTunnel::find_open(const session::SessionId& id) const {
   return session != nullptr && session->phase() == session::Phase::kOpen ? session : nullptr;
 }
 
-void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
+void ServerTunnel::on_event(const session::SessionId& id, session::Session* session,
                             const session::Event& event) {
   auto& bridges = bridges_[id];
   if (dispatch_stream_event(bridges, event)) return;
   const std::string name = "session " + transport::short_id(id);
+  if (std::holds_alternative<events::Established>(event) && session != nullptr) {
+    std::vector<std::string> ignored;
+    if (auto grant = options_.grants.for_peer(session->peer(), &ignored)) {
+      for (const std::string& scope : ignored) {
+        spdlog::warn("{}: ignoring the malformed scope {}", name, transport::escape_for_log(scope));
+      }
+      grants_[id] = SessionGrant{session->peer().principal, std::move(*grant)};
+    }
+  }
+  if (std::holds_alternative<events::Closed>(event)) grants_.erase(id);
   if (const auto* opened = std::get_if<events::StreamOpened>(&event)) {
     auto lookup = [this, id]() { return find_open(id); };
     auto bridge = std::make_shared<StreamBridge>(io_, *runtime_, lookup, opened->stream,
@@ -1012,6 +1022,25 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session*,
   }
 }
 
+std::optional<std::string> ServerTunnel::grant_refusal(const session::SessionId& id,
+                                                       const StreamRequest& request,
+                                                       bool listen) const {
+  if (!options_.grants.enforced()) return std::nullopt;
+  auto found = grants_.find(id);
+  const std::string who = found == grants_.end() || found->second.principal.empty()
+                              ? std::string("this session (not authenticated)")
+                              : transport::escape_for_log(found->second.principal);
+  const std::string refusal = target_text(request) + " is not granted to " + who;
+  if (found == grants_.end()) return refusal;
+  const PrincipalGrant& grant = found->second.grant;
+  if (listen) {
+    if (!grant.any_listen || !grant.listen.check(request.host, request.port)) return refusal;
+    return std::nullopt;
+  }
+  if (!grant.any_connect || !grant.connect.may_allow(request.host, request.port)) return refusal;
+  return std::nullopt;
+}
+
 Expected<ConnectPlan, Reply> ServerTunnel::connect_plan(const session::SessionId& id,
                                                         const std::string& name,
                                                         const StreamRequest& request) {
@@ -1022,10 +1051,14 @@ Expected<ConnectPlan, Reply> ServerTunnel::connect_plan(const session::SessionId
                            target_text(request), possible.error());
     return make_unexpected(Reply{ReplyStatus::kNotAllowed, possible.error()});
   }
+  if (auto refusal = grant_refusal(id, request, false)) {
+    transport::log_limited(spdlog::level::warn, "refused target", "{}: refused {}", name, *refusal);
+    return make_unexpected(Reply{ReplyStatus::kNotAllowed, *refusal});
+  }
   auto& slots = connect_slots_[id];
   if (slots == nullptr) slots = std::make_shared<ConnectSlots>(options_.max_pending_connects);
   ConnectPlan plan{request, {}, options_.connect_timeout, slots};
-  plan.filter = [this, name, request](std::span<const asio::ip::address> resolved)
+  plan.filter = [this, id, name, request](std::span<const asio::ip::address> resolved)
       -> Expected<std::vector<asio::ip::address>, Reply> {
     // The server's own addresses are read at each connect: they change (DHCP, new interfaces).
     const std::vector<asio::ip::address> own = host_addresses();
@@ -1034,6 +1067,18 @@ Expected<ConnectPlan, Reply> ServerTunnel::connect_plan(const session::SessionId
       transport::log_limited(spdlog::level::warn, "refused target", "{}: refused {}: {}", name,
                              target_text(request), allowed.error());
       return make_unexpected(Reply{ReplyStatus::kNotAllowed, allowed.error()});
+    }
+    // Under grants, the principal's own patterns must allow the same addresses too.
+    if (auto found = grants_.find(id); options_.grants.enforced() && found != grants_.end()) {
+      auto granted = found->second.grant.connect.check(request.host, request.port, *allowed, own);
+      if (!granted) {
+        const std::string refusal = target_text(request) + " is not granted to " +
+                                    transport::escape_for_log(found->second.principal);
+        transport::log_limited(spdlog::level::warn, "refused target", "{}: refused {}", name,
+                               refusal);
+        return make_unexpected(Reply{ReplyStatus::kNotAllowed, refusal});
+      }
+      return std::move(*granted);
     }
     return std::move(*allowed);
   };
@@ -1050,6 +1095,11 @@ Reply ServerTunnel::open_listener(const session::SessionId& id, const StreamRequ
                            "{}: refused -R listener on {}: {}", name, target_text(request),
                            address.error());
     return Reply{ReplyStatus::kNotAllowed, address.error()};
+  }
+  if (auto refusal = grant_refusal(id, request, true)) {
+    transport::log_limited(spdlog::level::warn, "refused target", "{}: refused -R listener: {}",
+                           name, *refusal);
+    return Reply{ReplyStatus::kNotAllowed, *refusal};
   }
   auto acceptor = listen_on(io_, address->to_string(), request.port);
   if (!acceptor) {

@@ -19,6 +19,7 @@
 #include "transport/runtime.hpp"
 #include "tunnel/allow_list.hpp"
 #include "tunnel/connect_slots.hpp"
+#include "tunnel/grants.hpp"
 #include "tunnel/local_connection.hpp"
 #include "tunnel/outcome.hpp"
 #include "tunnel/release_after_load.hpp"
@@ -218,6 +219,7 @@ class ClientTunnel final : public transport::SessionObserver {
 struct ServerTunnelOptions {
   ConnectAllowList allow;        // --allow: targets streams may reach
   ListenAllowList allow_listen;  // --allow-listen: where -R listeners may bind
+  Grants grants;                 // --grant, --grant-listen, --group: per principal, under the two
   std::chrono::milliseconds connect_timeout = kDefaultConnectTimeout;
   std::size_t max_pending_connects = kDefaultMaxPendingConnects;  // per session
 };
@@ -249,6 +251,16 @@ class ServerTunnel final : public transport::SessionObserver {
   ServerTunnelOptions options_;
   transport::ServerRuntime* runtime_ = nullptr;
   std::map<session::SessionId, std::shared_ptr<ConnectSlots>> connect_slots_;
+  // What each session's principal may use, while grants are enforced (set at Established).
+  struct SessionGrant {
+    std::string principal;
+    PrincipalGrant grant;
+  };
+  std::map<session::SessionId, SessionGrant> grants_;
+  // The refusal when the session's principal is not granted `request` (checked by `allows`).
+  [[nodiscard]] std::optional<std::string> grant_refusal(const session::SessionId& id,
+                                                         const StreamRequest& request,
+                                                         bool listen) const;
   std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<StreamBridge>>> bridges_;
   std::map<session::SessionId, std::map<session::StreamId, std::shared_ptr<RemoteListener>>>
       listeners_;

@@ -140,4 +140,23 @@ else
   echo "note: ss -K unavailable here; the resume case is covered by the unit tests"
 fi
 kill "$alice_pid"
+
+# 7. Grants: on a server with --grant, alice reaches the target and bob (no grant) is refused with a
+#    message naming him (and no one else's grants).
+granted_port=$(free_port)
+spawn "$tether" --log-format json server --listen 127.0.0.1:$granted_port \
+  --cert "$work/identity/certificate.pem" --key "$work/identity/key.pem" \
+  --reset-key "$work/granted-reset.key" --allow 127.0.0.1:$target_port --users "$users" \
+  --group "dba=alice" --grant "@dba=127.0.0.1:$target_port" >"$work/granted-server.log" 2>&1
+wait_for 10 listening $granted_port || fail "the server with grants did not listen"
+TETHER_PASSWORD='correct horse' client "$work/granted-alice.log" $granted_port --user alice
+wait_for 10 has_event "$work/granted-alice.log" '.event == "established"' || fail "alice (granted) did not establish"
+[[ $(echo_through granted) == granted ]] || fail "alice's granted target was refused"
+TETHER_PASSWORD='battery staple' client "$work/granted-bob.log" $granted_port --user bob
+wait_for 10 has_event "$work/granted-bob.log" '.event == "established"' || fail "bob did not establish"
+[[ -z $(echo_through refused 2>/dev/null || true) ]] || fail "bob reached a target he was not granted"
+wait_for 5 grep -q "is not granted to bob" "$work/granted-bob.log" ||
+  fail "bob's refusal does not name him ($(tail -n 3 "$work/granted-bob.log"))"
+grep -q "alice" "$work/granted-bob.log" && fail "bob's refusal names another principal"
+echo "ok: grants: alice (@dba) reaches the target, bob is refused by name"
 echo "PASS"

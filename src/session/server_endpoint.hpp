@@ -90,6 +90,7 @@ class ServerEndpoint {
   void set_authenticator(std::shared_ptr<ServerAuthenticator> authenticator) {
     authenticator_ = std::move(authenticator);
   }
+  [[nodiscard]] bool authenticates() const { return authenticator_ != nullptr; }
   void receive(PathId connection, std::span<const std::byte> bytes, Time now);
   void on_connection_closed(PathId connection, Time now);
   std::size_t take_outgoing(PathId connection, std::vector<std::byte>& out, std::size_t max_bytes,

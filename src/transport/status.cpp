@@ -124,6 +124,11 @@ nlohmann::json describe_session(const session::Session& session, session::Time n
   nlohmann::json out;
   out["id"] = hex(session.id());
   out["state"] = state_name(session);
+  // Who the session belongs to (a peer string: JSON escapes it; the text view escapes it again).
+  if (!session.peer().mechanism.empty()) {
+    out["principal"] = session.peer().principal;
+    out["mechanism"] = session.peer().mechanism;
+  }
   out["rtt_ms"] = stats.smoothed_rtt ? nlohmann::json(milliseconds(*stats.smoothed_rtt))
                                      : nlohmann::json(nullptr);
   out["rtt_variation_ms"] = milliseconds(stats.rtt_variation);
@@ -188,6 +193,13 @@ nlohmann::json server_status(ServerRuntime& runtime, session::Time now) {
       {"max_pending_connections", runtime.admission().limits().total},
       {"max_pending_per_source", runtime.admission().limits().per_source},
       {"connections_refused", runtime.connections_refused()},
+  };
+  out["authentication"] = {
+      {"required", core.authenticates()},
+      {"succeeded", stats.authentications_succeeded},
+      {"failed", stats.authentication_failures},
+      {"throttled", stats.authentications_throttled},
+      {"pending_refused", stats.pending_connections_refused},
   };
   out["sessions"] = nlohmann::json::array();
   // Read through the const endpoint: a status request does not make the server re-read sessions.
@@ -284,7 +296,9 @@ asio::awaitable<void> ControlSocket::answer(asio::local::stream_protocol::socket
   } else {
     reply["error"] = "unknown request '" + request.substr(0, 64) + "'; known: status";
   }
-  const std::string text = reply.dump() + "\n";
+  // Peer strings (principals) need not be UTF-8: replaced, never a throw.
+  const std::string text =
+      reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   auto [error, written] = co_await asio::async_write(socket, asio::buffer(text), kTuple);
   (void)error;
   (void)written;

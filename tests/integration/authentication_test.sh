@@ -47,7 +47,8 @@ spawn socat TCP-LISTEN:$target_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat
 spawn "$tether" --log-format json server --listen 127.0.0.1:$server_port \
   --cert "$work/identity/certificate.pem" --key "$work/identity/key.pem" \
   --allow 127.0.0.1:$target_port --users "$users" --jwks "$work/secrets/jwks.json" \
-  --audience tether-test --issuer test-issuer --heartbeat-interval 500 >"$work/server.log" 2>&1
+  --audience tether-test --issuer test-issuer --heartbeat-interval 500 \
+  --control-socket "$work/server.sock" >"$work/server.log" 2>&1
 spawn "$tether" server --listen 127.0.0.1:$open_port --cert "$work/identity/certificate.pem" \
   --key "$work/identity/key.pem" --reset-key "$work/open-reset.key" \
   --allow 127.0.0.1:$target_port --auth none >"$work/open-server.log" 2>&1
@@ -82,7 +83,11 @@ wait_for 10 has_event "$work/alice.log" '.event == "established"' || fail "alice
 [[ $(echo_through hello) == hello ]] || fail "echo through alice's session failed"
 wait_for 5 grep -q "authenticated alice with SCRAM-SHA-256-PLUS" "$work/server.log" ||
   fail "the server did not log alice's principal and mechanism"
-echo "ok: SCRAM-SHA-256-PLUS end to end, principal logged"
+status=$("$tether" status --json --socket "$work/server.sock")
+[[ $(jq -r '.sessions[0].principal + " " + .sessions[0].mechanism' <<<"$status") == "alice SCRAM-SHA-256-PLUS" ]] ||
+  fail "tether status does not show alice's principal: $status"
+[[ $(jq -r .authentication.required <<<"$status") == true ]] || fail "status: authentication not required"
+echo "ok: SCRAM-SHA-256-PLUS end to end, principal logged and in tether status"
 
 # 2. Wrong password: exit 9, the message names the mechanism; nothing about the secret.
 TETHER_PASSWORD='wrong' client "$work/wrong.log" $server_port --user alice
@@ -97,7 +102,9 @@ wrong_message=$(events "$work/wrong.log" '.event == "closed"' | jq -r .message)
 unknown_message=$(events "$work/unknown.log" '.event == "closed"' | jq -r .message)
 [[ $wrong_message == "$unknown_message" ]] ||
   fail "unknown user answered differently: '$unknown_message' vs '$wrong_message'"
-echo "ok: wrong password and unknown user: exit 9, same message ($wrong_message)"
+failed=$("$tether" status --json --socket "$work/server.sock" | jq -r .authentication.failed)
+((failed >= 2)) || fail "status counts $failed failed authentications, expected at least 2"
+echo "ok: wrong password and unknown user: exit 9, same message ($wrong_message), counted"
 
 # 3. No credential against a server that requires one: exit 9, the offered mechanisms listed.
 client "$work/anonymous.log" $server_port

@@ -205,7 +205,7 @@ pids+=("$driver_pid")
 peak_server=$idle_server peak_client=$idle_client
 max() { awk -v a="$1" -v b="$2" 'BEGIN {print (a > b ? a : b)}'; }
 until [[ -e $work/control.loaded ]]; do
-  kill -0 "$driver_pid" 2>/dev/null || { echo "the driver failed:" >&2; tail -20 "$work/driver.log" "$work/client.log" >&2; exit 1; }
+  kill -0 "$driver_pid" 2>/dev/null || { echo "the driver failed:" >&2; tail -n 20 "$work/driver.log" "$work/client.log" >&2; exit 1; }
   peak_server=$(max "$peak_server" "$(rss_mib "$server_pid")")
   peak_client=$(max "$peak_client" "$(rss_mib "$client_pid")")
   sleep 0.1

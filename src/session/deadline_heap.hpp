@@ -15,22 +15,26 @@ namespace tether::session {
 
 // `Key` needs operator< (ties between equal deadlines go to the smaller key, so that the order of
 // due keys depends only on the calls made) and a hash.
+//
+// Each key has a slot (found by hash once per call); the heap's nodes carry the slot, and a node
+// that moves writes its new position into its slot's entry of a plain vector, so sifting costs no
+// hash lookups (a deadline moved one heartbeat later sifts down the whole height of the heap).
 template <typename Key, typename Hash = std::hash<Key>>
 class DeadlineHeap {
  public:
   [[nodiscard]] bool empty() const { return nodes_.empty(); }
   [[nodiscard]] std::size_t size() const { return nodes_.size(); }
-  [[nodiscard]] bool contains(const Key& key) const { return positions_.contains(key); }
+  [[nodiscard]] bool contains(const Key& key) const { return slots_.contains(key); }
   [[nodiscard]] std::optional<Time> deadline(const Key& key) const {
-    auto it = positions_.find(key);
-    if (it == positions_.end()) return std::nullopt;
-    return nodes_[it->second].first;
+    auto it = slots_.find(key);
+    if (it == slots_.end()) return std::nullopt;
+    return nodes_[positions_[it->second]].deadline;
   }
 
   // The earliest deadline; nullopt when empty.
   [[nodiscard]] std::optional<Time> earliest() const {
     if (nodes_.empty()) return std::nullopt;
-    return nodes_.front().first;
+    return nodes_.front().deadline;
   }
 
   // Sets (or moves) the deadline of `key`; nullopt removes it.
@@ -39,15 +43,23 @@ class DeadlineHeap {
       erase(key);
       return;
     }
-    auto [it, inserted] = positions_.try_emplace(key, nodes_.size());
+    auto [it, inserted] =
+        slots_.try_emplace(key, free_slots_.empty() ? positions_.size() : free_slots_.back());
     if (inserted) {
-      nodes_.emplace_back(*deadline, key);
-      sift_up(it->second);
+      const std::size_t slot = it->second;
+      if (slot == positions_.size()) {
+        positions_.push_back(nodes_.size());
+      } else {
+        free_slots_.pop_back();
+        positions_[slot] = nodes_.size();
+      }
+      nodes_.push_back(Node{*deadline, key, slot});
+      sift_up(nodes_.size() - 1);
       return;
     }
-    const std::size_t position = it->second;
-    const Time before = nodes_[position].first;
-    nodes_[position].first = *deadline;
+    const std::size_t position = positions_[it->second];
+    const Time before = nodes_[position].deadline;
+    nodes_[position].deadline = *deadline;
     if (*deadline < before) {
       sift_up(position);
     } else {
@@ -57,14 +69,16 @@ class DeadlineHeap {
 
   // Removes `key` if present.
   void erase(const Key& key) {
-    auto it = positions_.find(key);
-    if (it == positions_.end()) return;
-    const std::size_t position = it->second;
-    positions_.erase(it);
+    auto it = slots_.find(key);
+    if (it == slots_.end()) return;
+    const std::size_t slot = it->second;
+    const std::size_t position = positions_[slot];
+    slots_.erase(it);
+    free_slots_.push_back(slot);
     const std::size_t last = nodes_.size() - 1;
     if (position != last) {
       nodes_[position] = std::move(nodes_[last]);
-      positions_[nodes_[position].second] = position;
+      positions_[nodes_[position].slot] = position;
       nodes_.pop_back();
       // The moved node may belong above or below its new place.
       sift_down(sift_up(position));
@@ -76,8 +90,8 @@ class DeadlineHeap {
   // Removes every key whose deadline is at or before `now` and returns them, earliest first.
   std::vector<Key> take_due(Time now) {
     std::vector<Key> due;
-    while (!nodes_.empty() && nodes_.front().first <= now) {
-      due.push_back(nodes_.front().second);
+    while (!nodes_.empty() && nodes_.front().deadline <= now) {
+      due.push_back(nodes_.front().key);
       erase(due.back());
     }
     return due;
@@ -85,19 +99,25 @@ class DeadlineHeap {
 
   void clear() {
     nodes_.clear();
+    slots_.clear();
     positions_.clear();
+    free_slots_.clear();
   }
 
  private:
-  using Node = std::pair<Time, Key>;
+  struct Node {
+    Time deadline;
+    Key key;
+    std::size_t slot;
+  };
 
   [[nodiscard]] static bool before(const Node& left, const Node& right) {
-    if (left.first != right.first) return left.first < right.first;
-    return left.second < right.second;
+    if (left.deadline != right.deadline) return left.deadline < right.deadline;
+    return left.key < right.key;
   }
 
   void place(std::size_t position, Node node) {
-    positions_[node.second] = position;
+    positions_[node.slot] = position;
     nodes_[position] = std::move(node);
   }
 
@@ -129,7 +149,9 @@ class DeadlineHeap {
   }
 
   std::vector<Node> nodes_;
-  std::unordered_map<Key, std::size_t, Hash> positions_;
+  std::unordered_map<Key, std::size_t, Hash> slots_;  // key -> its slot
+  std::vector<std::size_t> positions_;                // slot -> its node's position in nodes_
+  std::vector<std::size_t> free_slots_;               // slots of erased keys, for reuse
 };
 
 }  // namespace tether::session

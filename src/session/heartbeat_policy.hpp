@@ -26,6 +26,14 @@ struct HeartbeatParameters {
   }
   // The budget with the largest slack: the latest a silent path turns suspect, whatever the RTT.
   [[nodiscard]] HeartbeatDuration worst_case_budget() const { return budget(interval); }
+  // How long a path may stay silent before its `count`-th heartbeat (1 .. missing_allowed) counts
+  // as missed: `count` intervals plus the same slack for one in flight, so that a peer's heartbeat
+  // sent one interval after the last one is not counted missed before it can arrive (and a
+  // heartbeat on time costs no timer firing). The last miss falls at the budget.
+  [[nodiscard]] HeartbeatDuration missed_after(std::uint64_t count,
+                                               HeartbeatDuration retransmission_timeout) const {
+    return interval * static_cast<std::int64_t>(count) + std::min(retransmission_timeout, interval);
+  }
 
   friend bool operator==(const HeartbeatParameters&, const HeartbeatParameters&) = default;
 };

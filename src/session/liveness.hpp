@@ -28,7 +28,8 @@ class HeartbeatSchedule {
 };
 
 // LivenessDetector counts heartbeat intervals that pass with no inbound byte at all (any byte is
-// proof of life) and declares the path suspect once the budget is spent.
+// proof of life), each once its slack has passed too (HeartbeatParameters::missed_after), and
+// declares the path suspect once the budget is spent.
 class LivenessDetector {
  public:
   enum class Verdict : std::uint8_t { kAlive, kMissedHeartbeat, kSuspect };
@@ -46,7 +47,7 @@ class LivenessDetector {
 
   [[nodiscard]] Time deadline(Duration retransmission_timeout) const {
     if (missed_ < parameters_.missing_allowed) {
-      return last_inbound_ + parameters_.interval * static_cast<std::int64_t>(missed_ + 1);
+      return last_inbound_ + parameters_.missed_after(missed_ + 1, retransmission_timeout);
     }
     return last_inbound_ + parameters_.budget(retransmission_timeout);
   }

@@ -7,17 +7,11 @@
 #include <cassert>
 
 #include "crypto/primitives.hpp"
+#include "session/overloaded.hpp"
 #include "wire/codec.hpp"
 
 namespace tether::session {
 namespace {
-
-template <typename... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <typename... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::uint64_t to_milliseconds(Duration duration) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<milliseconds>(duration).count());

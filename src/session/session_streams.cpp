@@ -4,17 +4,11 @@
 #include <algorithm>
 #include <cassert>
 
+#include "session/overloaded.hpp"
 #include "session/session.hpp"
 
 namespace tether::session {
 namespace {
-
-template <typename... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <typename... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 constexpr auto kLackOfResources = static_cast<std::uint64_t>(Reason::kLackOfResources);
 

@@ -120,52 +120,74 @@ TEST(LivenessDetector, CountsOneMissPerSilentIntervalThenSuspects) {
   const Duration rto = milliseconds(200);
   LivenessDetector detector(parameters, t0);
   EXPECT_EQ(detector.last_inbound(), t0);
-  EXPECT_EQ(detector.deadline(rto), t0 + seconds(1));
-  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(999), rto), LivenessDetector::Verdict::kAlive);
+  // A heartbeat is missed one interval plus the slack (min(RTO, interval)) after the last inbound.
+  EXPECT_EQ(detector.deadline(rto), t0 + milliseconds(1200));
+  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(1199), rto), LivenessDetector::Verdict::kAlive);
   EXPECT_EQ(detector.missed(), 0u);
 
-  EXPECT_EQ(detector.on_timeout(t0 + seconds(1), rto), LivenessDetector::Verdict::kMissedHeartbeat);
+  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(1200), rto),
+            LivenessDetector::Verdict::kMissedHeartbeat);
   EXPECT_EQ(detector.missed(), 1u);
-  EXPECT_EQ(detector.deadline(rto), t0 + seconds(2));
+  EXPECT_EQ(detector.deadline(rto), t0 + milliseconds(2200));
   // Calling again within the same interval is not another miss.
-  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(1500), rto), LivenessDetector::Verdict::kAlive);
+  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(1700), rto), LivenessDetector::Verdict::kAlive);
   EXPECT_EQ(detector.missed(), 1u);
 
-  EXPECT_EQ(detector.on_timeout(t0 + seconds(2), rto), LivenessDetector::Verdict::kMissedHeartbeat);
-  EXPECT_EQ(detector.on_timeout(t0 + seconds(3), rto), LivenessDetector::Verdict::kMissedHeartbeat);
-  EXPECT_EQ(detector.missed(), 3u);
-  // All misses spent: the deadline is the budget, 3 s + min(RTO, interval).
+  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(2200), rto),
+            LivenessDetector::Verdict::kMissedHeartbeat);
+  EXPECT_EQ(detector.missed(), 2u);
+  // The last miss falls at the budget, 3 s + min(RTO, interval), where the path turns suspect.
   EXPECT_EQ(detector.deadline(rto), t0 + milliseconds(3200));
   EXPECT_EQ(detector.on_timeout(t0 + milliseconds(3199), rto), LivenessDetector::Verdict::kAlive);
+  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(3200), rto),
+            LivenessDetector::Verdict::kMissedHeartbeat);
+  EXPECT_EQ(detector.missed(), 3u);
+  EXPECT_EQ(detector.deadline(rto), t0 + milliseconds(3200));
   EXPECT_EQ(detector.on_timeout(t0 + milliseconds(3200), rto), LivenessDetector::Verdict::kSuspect);
   EXPECT_EQ(detector.missed(), 3u);
+}
+
+TEST(LivenessDetector, AHeartbeatOnTimeIsNeverCountedMissed) {
+  // The peer's heartbeat sent one interval after the last one arrives within the slack: no miss
+  // is counted first (and the deadline moves on before it fires).
+  const HeartbeatParameters parameters{seconds(30), 3};
+  const Duration rto = seconds(1);
+  LivenessDetector detector(parameters, t0);
+  for (int beat = 1; beat <= 5; ++beat) {
+    const Time arrival = t0 + seconds(30) * beat + milliseconds(5);
+    EXPECT_LT(arrival, detector.deadline(rto));
+    EXPECT_EQ(detector.on_timeout(arrival, rto), LivenessDetector::Verdict::kAlive);
+    detector.on_inbound(arrival);
+  }
+  EXPECT_EQ(detector.missed(), 0u);
 }
 
 TEST(LivenessDetector, InboundResetsTheCount) {
   const HeartbeatParameters parameters{seconds(1), 2};
   LivenessDetector detector(parameters, t0);
-  EXPECT_EQ(detector.on_timeout(t0 + seconds(1), seconds(1)),
-            LivenessDetector::Verdict::kMissedHeartbeat);
   EXPECT_EQ(detector.on_timeout(t0 + seconds(2), seconds(1)),
             LivenessDetector::Verdict::kMissedHeartbeat);
-  EXPECT_EQ(detector.missed(), 2u);
+  EXPECT_EQ(detector.missed(), 1u);
   detector.on_inbound(t0 + milliseconds(2500));
   EXPECT_EQ(detector.missed(), 0u);
   EXPECT_EQ(detector.last_inbound(), t0 + milliseconds(2500));
-  EXPECT_EQ(detector.deadline(seconds(1)), t0 + milliseconds(3500));
-  EXPECT_EQ(detector.on_timeout(t0 + seconds(3), seconds(1)), LivenessDetector::Verdict::kAlive);
-  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(3500), seconds(1)),
+  EXPECT_EQ(detector.deadline(seconds(1)), t0 + milliseconds(4500));
+  EXPECT_EQ(detector.on_timeout(t0 + seconds(4), seconds(1)), LivenessDetector::Verdict::kAlive);
+  EXPECT_EQ(detector.on_timeout(t0 + milliseconds(4500), seconds(1)),
             LivenessDetector::Verdict::kMissedHeartbeat);
 }
 
 TEST(LivenessDetector, SuspectDeadlineUsesCurrentRetransmissionTimeout) {
   const HeartbeatParameters parameters{seconds(10), 1};
   LivenessDetector detector(parameters, t0);
-  EXPECT_EQ(detector.on_timeout(t0 + seconds(10), seconds(4)),
-            LivenessDetector::Verdict::kMissedHeartbeat);
+  // One miss allowed: it and the suspicion both fall at the budget, 10 s + min(RTO, interval).
   EXPECT_EQ(detector.deadline(seconds(4)), t0 + seconds(14));
   EXPECT_EQ(detector.deadline(seconds(30)), t0 + seconds(20));  // slack capped at one interval
   EXPECT_EQ(detector.on_timeout(t0 + seconds(13), seconds(4)), LivenessDetector::Verdict::kAlive);
+  EXPECT_EQ(detector.on_timeout(t0 + seconds(14), seconds(4)),
+            LivenessDetector::Verdict::kMissedHeartbeat);
+  EXPECT_EQ(detector.deadline(seconds(4)), t0 + seconds(14));
+  EXPECT_EQ(detector.deadline(seconds(2)), t0 + seconds(12));  // the RTO at the time counts
   EXPECT_EQ(detector.on_timeout(t0 + seconds(14), seconds(4)), LivenessDetector::Verdict::kSuspect);
 }
 

@@ -15,12 +15,14 @@ const Duration kRto = milliseconds(200);
 TEST(PathLiveness, MissesThenSuspectThenDead) {
   PathLiveness liveness(kHeartbeat, t0);
   std::uint64_t missed = 0;
-  EXPECT_EQ(liveness.silence_deadline(kRto), t0 + seconds(1));
+  // A miss counts one interval plus the slack, min(RTO, interval), after the last inbound byte.
+  EXPECT_EQ(liveness.silence_deadline(kRto), t0 + seconds(1) + kRto);
   EXPECT_FALSE(liveness.check_silence(t0 + seconds(3), kRto, missed));
-  EXPECT_EQ(missed, 3u);
+  EXPECT_EQ(missed, 2u);
   const Duration budget = kHeartbeat.budget(kRto);
   EXPECT_EQ(liveness.silence_deadline(kRto), t0 + budget);
   EXPECT_TRUE(liveness.check_silence(t0 + budget, kRto, missed));
+  EXPECT_EQ(missed, 3u);  // the last miss falls at the budget
   EXPECT_TRUE(liveness.suspect());
   EXPECT_FALSE(liveness.silence_deadline(kRto));
   EXPECT_EQ(liveness.dead_deadline(budget), t0 + heartbeat_policy::dead_after(budget));
@@ -34,7 +36,7 @@ TEST(PathLiveness, AnyInboundByteRestoresTrust) {
   liveness.on_inbound(t0 + seconds(2));
   EXPECT_FALSE(liveness.suspect());
   EXPECT_FALSE(liveness.dead_deadline(seconds(1)));
-  EXPECT_EQ(liveness.silence_deadline(kRto), t0 + seconds(3));
+  EXPECT_EQ(liveness.silence_deadline(kRto), t0 + seconds(3) + kRto);
 }
 
 TEST(PathLiveness, PingsAreSequencedAndTheFirstOutstandingIsTimed) {
@@ -59,7 +61,7 @@ TEST(PathSet, DeadlinesAreTheEarliestOverLiveConnections) {
   const auto deadlines = paths.deadlines(kRto, kHeartbeat.budget(kRto));
   EXPECT_EQ(deadlines.handshake, t0 + seconds(10));
   EXPECT_EQ(deadlines.heartbeat, t0 + seconds(1));  // only active paths heartbeat
-  EXPECT_EQ(deadlines.silence, t0 + seconds(1));
+  EXPECT_EQ(deadlines.silence, t0 + seconds(1) + kRto);
   EXPECT_FALSE(deadlines.dead);
   EXPECT_TRUE(paths.handshaking());
   first.liveness.mark_suspect();

@@ -1,13 +1,16 @@
-// StreamBridge's memory: a stream that has not sent its header costs no buffer, and a target that
-// never reads makes the bridge hold no more than what one write could not take. The bridges run on
-// a real io_context against the server side of an in-memory session pair (Loopback).
+// StreamBridge: its memory (a stream that has not sent its header costs no buffer, and a target
+// that never reads makes the bridge hold no more than what one write could not take), and the order
+// of a reply and the target's data. The bridges run on a real io_context against the server side
+// of an in-memory session pair (Loopback).
 #include <gtest/gtest.h>
 
 #include <malloc.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <string>
 
 #include <asio.hpp>
 
@@ -34,9 +37,12 @@ class LoopbackRuntime final : public transport::RuntimeBase {
   LoopbackRuntime(asio::io_context& io, NoObserver& observer, Loopback& loopback)
       : RuntimeBase(io, observer), loopback_(loopback) {}
   void pump() {
+    if (holding) return;
     loopback_.now = session::Clock::now();
     loopback_.pump();
   }
+  // While set, nothing moves between the two sessions (no data, no acknowledgements).
+  bool holding = false;
 
  private:
   void core_receive(session::PathId, std::span<const std::byte>) override {}
@@ -75,10 +81,11 @@ class StreamBridgeTest : public ::testing::Test {
       auto bridge = std::make_shared<tunnel::StreamBridge>(
           io_, runtime_, [this] { return loopback_.server_session(); }, opened->stream, "test");
       bridges_[opened->stream] = bridge;
-      bridge->start_acceptor(
-          [](const tunnel::StreamRequest& request) -> Expected<tunnel::ConnectPlan, tunnel::Reply> {
-            return tunnel::ConnectPlan{request, {}, tunnel::kDefaultConnectTimeout, {}};
-          });
+      bridge->start_acceptor([this](const tunnel::StreamRequest& request)
+                                 -> Expected<tunnel::ConnectPlan, tunnel::Reply> {
+        if (before_connect_) before_connect_();
+        return tunnel::ConnectPlan{request, {}, tunnel::kDefaultConnectTimeout, {}};
+      });
     } else if (const auto* readable = std::get_if<events::StreamReadable>(&event)) {
       if (auto it = bridges_.find(readable->stream); it != bridges_.end())
         it->second->on_readable();
@@ -105,6 +112,8 @@ class StreamBridgeTest : public ::testing::Test {
   Loopback loopback_;
   LoopbackRuntime runtime_;
   std::map<session::StreamId, std::shared_ptr<tunnel::StreamBridge>> bridges_;
+  // Called when a bridge has its header, before it connects to the target.
+  std::function<void()> before_connect_;
 };
 
 TEST_F(StreamBridgeTest, StreamsWithoutHeaderHoldNoBuffer) {
@@ -190,6 +199,81 @@ TEST_F(NeverReadingTarget, BridgeHoldsAtMostWhatOneWriteLeft) {
     // bridge, and the bridge took from the session only what the socket had room for.
     EXPECT_LE(bridge->held_bytes(), 16u << 10) << "stream " << id;
   }
+}
+
+session::SessionConfig small_send_window() {
+  auto config = test::test_config();
+  config.max_unacknowledged_bytes = 64u << 10;
+  return config;
+}
+
+class ReplyUnderSendBounds : public StreamBridgeTest {
+ protected:
+  ReplyUnderSendBounds() : StreamBridgeTest(small_send_window()) {}
+};
+
+// The session takes only part of the bridge's reply (WouldBlock under its send bounds) while the
+// target has already sent data: the rest of the reply still reaches the client first, whole, and
+// the target's data after it (before, the rest was dropped and the client read a broken reply).
+TEST_F(ReplyUnderSendBounds, TheTargetsDataNeverOvertakesAPartlyTakenReply) {
+  const std::string greeting = "the target speaks first";
+  asio::ip::tcp::acceptor target(io_, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket accepted(io_);
+  bool greeted = false;
+  target.async_accept(accepted, [&](std::error_code error) {
+    if (error) return;
+    asio::async_write(accepted, asio::buffer(greeting),
+                      [&](std::error_code failure, std::size_t) { greeted = !failure; });
+  });
+
+  // A stream that takes the session's send window up to two bytes, which nobody acknowledges
+  // while the pair is held: a 3-byte reply then fits only in part.
+  auto filler = loopback_.client.open_stream(0, loopback_.now);
+  ASSERT_TRUE(filler);
+  auto stream = loopback_.client.open_stream(0, loopback_.now);
+  ASSERT_TRUE(stream);
+  const std::size_t window = small_send_window().max_unacknowledged_bytes;
+  before_connect_ = [&] {
+    session::Session* server = loopback_.server_session();
+    ASSERT_NE(server, nullptr);
+    const std::vector<std::byte> fill(window - 2, std::byte{'f'});
+    ASSERT_EQ(*server->write(*filler, fill, loopback_.now), fill.size());
+    runtime_.holding = true;
+  };
+  const auto header = tunnel::encode(tunnel::StreamRequest{
+      tunnel::RequestKind::kConnect, "127.0.0.1", target.local_endpoint().port()});
+  ASSERT_EQ(*loopback_.client.write(*stream, header, loopback_.now), header.size());
+  run_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(runtime_.holding) << "the bridge never got its header";
+  // Held: the bridge connects, sends its reply (partly taken) and reads the target's data.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  while (std::chrono::steady_clock::now() < until) {
+    io_.run_for(std::chrono::milliseconds(5));
+    io_.restart();
+  }
+  ASSERT_TRUE(greeted);
+  runtime_.holding = false;
+
+  // Released: acknowledgements make room; the client drains both streams.
+  std::vector<std::byte> received;
+  std::vector<std::byte> scratch(64u << 10);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < give_up && received.size() < 3 + greeting.size()) {
+    run_for(std::chrono::milliseconds(5));
+    (void)loopback_.client.read(*filler, scratch, loopback_.now);
+    auto result = loopback_.client.read(*stream, scratch, loopback_.now);
+    ASSERT_TRUE(result);
+    received.insert(received.end(), scratch.begin(),
+                    scratch.begin() + static_cast<std::ptrdiff_t>(result->bytes));
+  }
+  std::size_t consumed = 0;
+  auto reply = tunnel::parse_reply(received, consumed);
+  ASSERT_TRUE(reply) << reply.error();
+  ASSERT_TRUE(reply->has_value()) << received.size() << " bytes received, no whole reply";
+  EXPECT_EQ((*reply)->status, tunnel::ReplyStatus::kConnected);
+  const std::string after(reinterpret_cast<const char*>(received.data()) + consumed,
+                          received.size() - consumed);
+  EXPECT_EQ(after, greeting);
 }
 
 }  // namespace

@@ -80,6 +80,8 @@ class CombinedClientAuthenticator final : public session::ClientAuthenticator {
   [[nodiscard]] std::unique_ptr<session::ClientAuthentication> start(
       const session::ConnectionSecurity& security) override {
     if (tokens_ && (!mechanism_ || *mechanism_ == Mechanism::kOAuthBearer)) {
+      // A bearer token is a replayable secret: it goes only over TLS to an authenticated server.
+      if (!security.confidential) return nullptr;
       return std::make_unique<OAuthBearerClient>(tokens_, authzid_);
     }
     if (mechanism_) return start_sasl_client(*mechanism_, sasl_, security);
@@ -101,9 +103,9 @@ Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> make_server
   const bool users = !config.users_file.empty();
   const bool tokens = !config.jwks_file.empty();
   if (order.empty()) {
-    if (users) {
-      order = {Mechanism::kScramSha256Plus, Mechanism::kScramSha256, Mechanism::kPlain};
-    }
+    // PLAIN is offered only when --auth lists it: it makes the server run PBKDF2 for every attempt
+    // (milliseconds of the event loop each, at the users' iteration count).
+    if (users) order = {Mechanism::kScramSha256Plus, Mechanism::kScramSha256};
     if (tokens) order.push_back(Mechanism::kOAuthBearer);
     if (config.client_certificates) order.push_back(Mechanism::kExternal);
   }

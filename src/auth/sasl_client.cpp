@@ -2,9 +2,11 @@
 
 #include <openssl/crypto.h>
 
+#include <optional>
 #include <vector>
 
 #include "auth/gsasl_support.hpp"
+#include "auth/user_store.hpp"
 
 namespace tether::auth {
 
@@ -106,6 +108,13 @@ class ClientExchange final : public session::ClientAuthentication, public detail
         return fail(AuthenticationFailure::kMalformed,
                     "the server's nonce does not extend the client's nonce");
       }
+      // A server (or anyone on a --plain-insecure path) must not make us derive for hours: the
+      // iteration count is bounded as the users file bounds it.
+      if (const auto count = iterations_of_server_first(server_first);
+          !count || *count < kMinimumScramIterations || *count > kMaximumScramIterations) {
+        return fail(AuthenticationFailure::kMalformed,
+                    "the server's iteration count is missing or outside 4096..10000000");
+      }
       auto result = run_step(challenge);
       if (result.status != GSASL_NEEDS_MORE) return fail_status(result.status);
       stage_ = Stage::kAwaitFinal;
@@ -185,6 +194,21 @@ class ClientExchange final : public session::ClientAuthentication, public detail
 
   // The r= value of a client-first message (after its GS2 header; names and authzids cannot hold
   // a raw ',' in SCRAM, so the first ",r=" is the nonce's).
+  // The i= value of a server-first message (r=...,s=...,i=N), if it is a decimal number.
+  static std::optional<std::uint64_t> iterations_of_server_first(std::string_view message) {
+    const auto position = message.find(",i=");
+    if (position == std::string_view::npos) return std::nullopt;
+    std::string_view digits = message.substr(position + 3);
+    digits = digits.substr(0, digits.find(','));
+    if (digits.empty() || digits.size() > 10) return std::nullopt;
+    std::uint64_t value = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return value;
+  }
+
   static std::string nonce_of_client_first(std::string_view message) {
     const auto position = message.find(",r=");
     if (position == std::string_view::npos) return {};

@@ -224,16 +224,19 @@ class ServerExchange final : public session::ServerAuthentication, public detail
     const std::string authid = property(GSASL_AUTHID);
     UserLookup lookup;
     if (shared_->users && valid_user_name(authid)) lookup = shared_->users->lookup(authid);
+    // The fake verifier is made for every name, known or not, so that a known name costs the same
+    // work as an unknown one (a review measured 4-7 us against 9-17 us when it was made only for
+    // unknown names: a timing probe for user names).
+    std::uint32_t iterations = shared_->fake_iterations;
+    if (iterations == 0) {
+      iterations = shared_->users ? shared_->users->typical_iterations() : kDefaultScramIterations;
+    }
+    ScramVerifier fake = fake_verifier(shared_->secret, authid, iterations);
     if (lookup.kind == UserLookup::Kind::kFound) {
       verifier_ = std::move(lookup.verifier);
       user_accepted_ = true;
     } else {
-      std::uint32_t iterations = shared_->fake_iterations;
-      if (iterations == 0) {
-        iterations =
-            shared_->users ? shared_->users->typical_iterations() : kDefaultScramIterations;
-      }
-      verifier_ = fake_verifier(shared_->secret, authid, iterations);
+      verifier_ = std::move(fake);
       user_accepted_ = false;
     }
   }

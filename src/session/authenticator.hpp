@@ -69,7 +69,8 @@ struct AuthenticationStep {
   // was given and allowed, else the authentication identity).
   std::string principal;
   // kSucceeded: how long the credential stays valid from now, when it expires (a token's exp; a
-  // password has none). Zero means already expired: the core treats that as "expire now".
+  // password has none). The server ends the session when it passes (credentials-expired);
+  // zero means already expired, and the session ends at once ("expired at login" is "expire now").
   std::optional<Duration> credential_lifetime;
   // kSucceeded on the server: the scopes a token granted (OAUTHBEARER), for per-scope grants;
   // empty for the other mechanisms, whose grants follow the principal.

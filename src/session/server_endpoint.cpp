@@ -168,6 +168,9 @@ void ServerEndpoint::handle_hello(PathId connection, PendingConnection& pending,
                seconds_text(source_throttle_.retry_after(pending.source, now)));
     return;
   }
+  // The attempt counts from now, taken back only if it succeeds: attempts run in parallel and
+  // exchanges abandoned before their verdict count too.
+  source_throttle_.record_failure(pending.source, now);
   pending.authentication = authenticator_->start(hello.mechanism, pending.security);
   if (pending.authentication == nullptr) {
     ++stats_.authentication_failures;
@@ -183,16 +186,20 @@ void ServerEndpoint::handle_hello(PathId connection, PendingConnection& pending,
 
 void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnection& pending,
                                                AuthenticationStep step, Time now) {
-  if (!step.claimed_identity.empty()) pending.claimed_identity = step.claimed_identity;
-  if (step.status != AuthenticationStep::Status::kFailed && !pending.claimed_identity.empty() &&
-      user_throttle_.throttled(pending.claimed_identity, now)) {
-    // Refused whether or not the credential was right: a guesser learns nothing past the limit.
-    ++stats_.authentications_throttled;
-    const Duration wait = user_throttle_.retry_after(pending.claimed_identity, now);
-    pending.authentication.reset();
-    refuse(connection, pending, Reason::kAuthFailed, true,
-           "too many failed authentications for this user; retry in " + seconds_text(wait));
-    return;
+  if (pending.claimed_identity.empty() && !step.claimed_identity.empty()) {
+    // The first time the exchange names a user: a user past its limit is refused whatever the
+    // step says, so right and wrong credentials get the same answer; otherwise the attempt counts
+    // against the user from now on (taken back on success).
+    pending.claimed_identity = step.claimed_identity;
+    if (user_throttle_.throttled(pending.claimed_identity, now)) {
+      ++stats_.authentications_throttled;
+      const Duration wait = user_throttle_.retry_after(pending.claimed_identity, now);
+      pending.authentication.reset();
+      refuse(connection, pending, Reason::kAuthFailed, true,
+             "too many failed authentications for this user; retry in " + seconds_text(wait));
+      return;
+    }
+    user_throttle_.record_failure(pending.claimed_identity, now);
   }
   switch (step.status) {
     case AuthenticationStep::Status::kContinue:
@@ -206,9 +213,7 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
       ready_connections_.insert(connection);  // the runtime flushes only connections listed ready
       return;
     case AuthenticationStep::Status::kFailed: {
-      ++stats_.authentication_failures;
-      source_throttle_.record_failure(pending.source, now);
-      user_throttle_.record_failure(pending.claimed_identity, now);
+      ++stats_.authentication_failures;  // already counted in the throttles when it started
       pending.authentication.reset();
       const bool transient = step.failure == AuthenticationFailure::kUnavailable;
       // The message names the mechanism (the mechanisms usually do so themselves).
@@ -222,6 +227,8 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
     }
     case AuthenticationStep::Status::kSucceeded: {
       ++stats_.authentications_succeeded;
+      source_throttle_.refund(pending.source, now);
+      user_throttle_.refund(pending.claimed_identity, now);
       AuthenticatedPeer peer;
       peer.principal = std::move(step.principal);
       peer.mechanism = pending.hello->mechanism;

@@ -148,10 +148,12 @@ void Session::add_path(PathId path_id, const ConnectionSecurity& security, Time 
     authentication_.reset();
     if (config_.authenticator != nullptr) {
       authentication_ = config_.authenticator->start(security);
-      AuthenticationStep step = authentication_ == nullptr
-                                    ? AuthenticationStep::fail(AuthenticationFailure::kUnavailable,
-                                                               "no credential to authenticate with")
-                                    : authentication_->start();
+      AuthenticationStep step =
+          authentication_ == nullptr
+              ? AuthenticationStep::fail(AuthenticationFailure::kUnavailable,
+                                         "no credential usable on this connection (passwords and "
+                                         "tokens are sent only over TLS)")
+              : authentication_->start();
       if (step.status != AuthenticationStep::Status::kContinue) {
         // The credential cannot be used (an unreadable token file, a failing token command):
         // nothing is sent, and the session ends saying why.
@@ -532,6 +534,9 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
     return make_unexpected(Reason::kProtocolError);
   }
   if (resume.version != wire::kProtocolVersion) return make_unexpected(Reason::kProtocolError);
+  if (peer_.credential_expiry && now >= *peer_.credential_expiry) {
+    return make_unexpected(Reason::kCredentialsExpired);  // the expiry timer ends it next
+  }
   const auto base = resume_.match_client_proof(session_id_, keying_material, resume.proof);
   if (!base) {
     ++stats_.rejected_resume_attempts;

@@ -26,6 +26,10 @@ void Session::refresh_timers() {
   timers_.set(TimerSlot::kLinger, lifecycle_.linger_deadline());
   timers_.set(TimerSlot::kGiveUp, lifecycle_.give_up_deadline());
   timers_.set(TimerSlot::kReconnect, lifecycle_.reconnect_deadline());
+  // Server: a session does not outlive its credential (re-authentication, which would move this
+  // deadline, is the next issue's).
+  timers_.set(TimerSlot::kCredentialExpiry,
+              role_ == Role::kServer ? peer_.credential_expiry : std::nullopt);
 }
 
 void Session::refresh_acknowledgement_timer() {
@@ -102,9 +106,12 @@ void Session::on_timer(TimerSlot slot, Time now) {
       lifecycle_.set_attempt_in_flight(true);
       emit(events::PathWanted{});
       return;
-    case TimerSlot::kReauthenticate:
     case TimerSlot::kCredentialExpiry:
-      return;  // reserved for the authentication issue: never armed yet
+      // The credential expired: the session ends at once, on both sides (Abort).
+      fail_session(Reason::kCredentialsExpired, false, false, now, true);
+      return;
+    case TimerSlot::kReauthenticate:
+      return;  // reserved for re-authentication: never armed yet
   }
 }
 

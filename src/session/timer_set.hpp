@@ -24,8 +24,8 @@ enum class TimerSlot : std::uint8_t {
   kLinger,            // server: a suspended session is freed
   kGiveUp,            // client: the reconnect limit ran out
   kReconnect,         // client: the backoff before the next connection attempt ended
-  kReauthenticate,    // reserved: the authentication issue's re-authentication
-  kCredentialExpiry,  // reserved: the authentication issue's credential lifetime
+  kReauthenticate,    // reserved: re-authentication (the next issue)
+  kCredentialExpiry,  // server: the session's credential expires (the session ends)
 };
 inline constexpr std::size_t kTimerSlotCount =
     static_cast<std::size_t>(TimerSlot::kCredentialExpiry) + 1;

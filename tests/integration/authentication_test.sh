@@ -83,7 +83,7 @@ wait_for 10 has_event "$work/alice.log" '.event == "established"' || fail "alice
 [[ $(echo_through hello) == hello ]] || fail "echo through alice's session failed"
 wait_for 5 grep -q "authenticated alice with SCRAM-SHA-256-PLUS" "$work/server.log" ||
   fail "the server did not log alice's principal and mechanism"
-status=$("$tether" status --json --socket "$work/server.sock")
+status=$("$tether" status --json --socket "$work/server.sock" | jq '.[0]')
 [[ $(jq -r '.sessions[0].principal + " " + .sessions[0].mechanism' <<<"$status") == "alice SCRAM-SHA-256-PLUS" ]] ||
   fail "tether status does not show alice's principal: $status"
 [[ $(jq -r .authentication.required <<<"$status") == true ]] || fail "status: authentication not required"
@@ -102,7 +102,7 @@ wrong_message=$(events "$work/wrong.log" '.event == "closed"' | jq -r .message)
 unknown_message=$(events "$work/unknown.log" '.event == "closed"' | jq -r .message)
 [[ $wrong_message == "$unknown_message" ]] ||
   fail "unknown user answered differently: '$unknown_message' vs '$wrong_message'"
-failed=$("$tether" status --json --socket "$work/server.sock" | jq -r .authentication.failed)
+failed=$("$tether" status --json --socket "$work/server.sock" | jq -r '.[0].authentication.failed')
 ((failed >= 2)) || fail "status counts $failed failed authentications, expected at least 2"
 echo "ok: wrong password and unknown user: exit 9, same message ($wrong_message), counted"
 

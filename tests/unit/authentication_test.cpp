@@ -191,6 +191,35 @@ TEST(Authentication, TwoRoundExchangeEstablishesAnAuthenticatedSession) {
   EXPECT_EQ(read_all(*server_session, *stream, fixture.loop->now), to_bytes("hello"));
 }
 
+TEST(Authentication, ASessionEndsWhenItsCredentialExpires) {
+  Fixture fixture;
+  fixture.server_auth->counters.lifetime = seconds(5);
+  const auto id = fixture.loop->establish();
+  fixture.loop->advance(seconds(4));
+  EXPECT_EQ(fixture.loop->client.phase(), session::Phase::kOpen);
+  fixture.loop->advance(seconds(2));
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kCredentialsExpired);
+  EXPECT_TRUE(closed->by_peer);
+  const auto server_closed = events_of<session::events::Closed>(fixture.loop->server_events);
+  ASSERT_EQ(server_closed.size(), 1u);
+  EXPECT_EQ(server_closed[0].reason, wire::Reason::kCredentialsExpired);
+  EXPECT_EQ(fixture.loop->server.find(id), nullptr);
+}
+
+TEST(Authentication, ACredentialExpiredAtLoginEndsTheSessionAtOnce) {
+  // Kafka's KAFKA-13848: "expired at login" must mean "expire now", not "never expires".
+  Fixture fixture;
+  fixture.server_auth->counters.lifetime = Duration::zero();
+  fixture.loop->process_events();
+  fixture.loop->pump();
+  fixture.loop->advance(milliseconds(1));
+  const auto closed = fixture.client_closed();
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->reason, wire::Reason::kCredentialsExpired);
+}
+
 TEST(Authentication, OneRoundExchangeCostsNoRoundTripBeyondHelloAndWelcome) {
   Fixture fixture;
   fixture.client_auth->credential.mechanism = "ONE-ROUND";
@@ -379,8 +408,9 @@ TEST(Authentication, PendingHandshakesAreCappedAndTimedOut) {
   const std::size_t cap = loop.server.limits().max_pending_connections;
   const Bytes keying = random_bytes(random, 32);
   for (PathId id = 1000; id < 1000 + cap; ++id) {
-    loop.server.accept(id, keying, loop.now, "192.0.2.7");
-    loop.server.receive(id, hello_with("TWO-ROUND", "alice"), loop.now);
+    // Each from its own source and for its own user: the throttles are not what this tests.
+    loop.server.accept(id, keying, loop.now, "source-" + std::to_string(id));
+    loop.server.receive(id, hello_with("TWO-ROUND", "user-" + std::to_string(id)), loop.now);
   }
   EXPECT_EQ(loop.server.stats().pending_connections_refused, 0u);
   // One more is refused at once, without reading anything.
@@ -474,6 +504,66 @@ TEST(Authentication, ServerChallengeLargerThanTheBoundIsNotSent) {
   EXPECT_EQ(fixture.loop->frames_sent<wire::AuthChallenge>(false), 0u);
 }
 
+// A raw ONE-ROUND attempt on its own connection; returns the server's frames.
+struct RawServer {
+  SplitMix64 random{13};
+  Loopback loop;
+  std::shared_ptr<TestServerAuthenticator> auth = std::make_shared<TestServerAuthenticator>();
+  Bytes keying = random_bytes(random, 32);
+  PathId next = 100;
+  RawServer() { loop.server.set_authenticator(auth); }
+  std::vector<wire::Frame> attempt(const std::string& mechanism, const std::string& initial,
+                                   const std::string& source, bool close = true,
+                                   PathId* id_out = nullptr) {
+    const PathId id = next++;
+    loop.server.accept(id, keying, loop.now, source);
+    loop.server.receive(id, hello_with(mechanism, initial), loop.now);
+    Bytes reply;
+    loop.server.take_outgoing(id, reply, 1 << 20, loop.now);
+    if (close) loop.server.on_connection_closed(id, loop.now);
+    if (id_out != nullptr) *id_out = id;
+    return decode_all(reply);
+  }
+};
+
+TEST(Authentication, PastTheUserLimitRightAndWrongCredentialsGetTheSameAnswer) {
+  // A review found that past the per-user limit a wrong password got "failed" and the right one
+  // "throttled": the limit told a guesser which guess was right.
+  RawServer server;
+  for (int failure = 0; failure < 10; ++failure) {
+    server.attempt("ONE-ROUND", "bob:guess", "198.51.100." + std::to_string(failure));
+  }
+  const auto wrong = server.attempt("ONE-ROUND", "bob:guess", "203.0.113.1");
+  const auto right = server.attempt("ONE-ROUND", "bob:secret", "203.0.113.2");
+  ASSERT_EQ(wrong.size(), 1u);
+  ASSERT_EQ(right.size(), 1u);
+  EXPECT_EQ(std::get<wire::Refuse>(wrong[0]), std::get<wire::Refuse>(right[0]));
+  EXPECT_TRUE(std::get<wire::Refuse>(right[0]).transient);
+}
+
+TEST(Authentication, AttemptsCountWhenTheyStartSoParallelAndAbandonedOnesAreLimited) {
+  RawServer server;
+  // Six exchanges started in parallel from one address and never finished: the sixth is refused
+  // unheard (the limit is 5), though no verdict was ever reached.
+  std::vector<wire::Frame> last;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    last = server.attempt("TWO-ROUND", "user" + std::to_string(attempt), "192.0.2.50",
+                          /*close=*/false);
+  }
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_TRUE(std::get<wire::Refuse>(last[0]).transient);
+  EXPECT_NE(std::get<wire::Refuse>(last[0]).message.find("from this address"), std::string::npos);
+  EXPECT_EQ(server.auth->counters.exchanges, 5);
+}
+
+TEST(Authentication, SuccessfulAttemptsAreTakenBackAndNeverThrottle) {
+  RawServer server;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    const auto frames = server.attempt("ONE-ROUND", "alice:secret", "192.0.2.60");
+    ASSERT_TRUE(std::holds_alternative<wire::Welcome>(frames.at(0))) << "attempt " << attempt;
+  }
+}
+
 TEST(AuthenticationThrottle, CountsDecayAndKeysStayApart) {
   session::AuthenticationThrottle throttle({3, seconds(10)}, 42);
   const Time start = start_time();
@@ -486,14 +576,31 @@ TEST(AuthenticationThrottle, CountsDecayAndKeysStayApart) {
   EXPECT_GT(wait, Duration::zero());
   EXPECT_TRUE(throttle.throttled("a", start + wait / 2));
   EXPECT_FALSE(throttle.throttled("a", start + wait));
-  // Many distinct keys never make an unrelated key throttled on their own (two rows: a key is
-  // throttled only when both its counters are high).
-  for (int key = 0; key < 2000; ++key) throttle.record_failure("k" + std::to_string(key), start);
+  // A success takes its attempt back.
+  throttle.refund("a", start + wait);
+  EXPECT_LT(throttle.retry_after("a", start + wait), milliseconds(2));
+}
+
+TEST(AuthenticationThrottle, AFloodOfKeysNeverThrottlesAKeyItNeverSaw) {
+  // A review found that a count-min sketch filled by many keys just under the limit throttled 97%
+  // of fresh keys: the table now holds exact counts per key, and a flood evicts its own entries.
+  session::AuthenticationThrottle throttle({5, seconds(60)}, 7);
+  const Time start = start_time();
+  for (int key = 0; key < 40000; ++key) {
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      throttle.record_failure("flood" + std::to_string(key), start);
+    }
+  }
   int falsely_throttled = 0;
-  for (int key = 0; key < 200; ++key) {
+  for (int key = 0; key < 1000; ++key) {
     if (throttle.throttled("fresh" + std::to_string(key), start)) ++falsely_throttled;
   }
   EXPECT_EQ(falsely_throttled, 0);
+  // A key that really failed keeps its count through the flood (it is the largest in its slots).
+  session::AuthenticationThrottle second({5, seconds(60)}, 7);
+  for (int attempt = 0; attempt < 6; ++attempt) second.record_failure("guesser", start);
+  for (int key = 0; key < 40000; ++key) second.record_failure("k" + std::to_string(key), start);
+  EXPECT_TRUE(second.throttled("guesser", start));
 }
 
 }  // namespace

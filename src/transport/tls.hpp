@@ -1,6 +1,6 @@
 // TLS 1.3 for tether connections: server identities (a P-256 key and a self-signed certificate),
 // certificate fingerprints, and the Asio SSL contexts that verify a server by CA or by a pinned
-// fingerprint.
+// fingerprint, and a client by its certificate (mTLS).
 #pragma once
 
 #include <openssl/ssl.h>

@@ -279,12 +279,14 @@ struct ServerAuthArguments {
   std::string issuer;
   std::string audience;
   std::string required_scope;
+  std::string client_ca;        // mTLS: verify client certificates against this CA file
+  std::string client_identity;  // which certificate field names the client; empty: cn
 };
 
 void add_server_auth_options(CLI::App& command, ServerAuthArguments& arguments) {
   command.add_option("--auth", arguments.auth,
                      "Mechanisms offered, in order, comma-separated (SCRAM-SHA-256-PLUS, "
-                     "SCRAM-SHA-256, PLAIN, OAUTHBEARER); default: every mechanism whose "
+                     "SCRAM-SHA-256, PLAIN, OAUTHBEARER, EXTERNAL); default: every mechanism whose "
                      "configuration is given, SCRAM-SHA-256-PLUS first; 'none' for no "
                      "authentication (development only)");
   command.add_option("--users", arguments.users_file,
@@ -297,14 +299,24 @@ void add_server_auth_options(CLI::App& command, ServerAuthArguments& arguments) 
                      "This server's token audience (aud); required with --jwks");
   command.add_option("--required-scope", arguments.required_scope,
                      "A scope every token must grant");
+  command.add_option("--client-ca", arguments.client_ca,
+                     "Ask clients for a certificate and verify it against this CA file; a "
+                     "verified certificate authenticates its client with EXTERNAL");
+  command
+      .add_option("--client-identity", arguments.client_identity,
+                  "Which field of a client certificate is the principal: cn (the subject's "
+                  "common name, the default), san-dns or san-email (the first such "
+                  "subjectAltName)")
+      ->check(CLI::IsMember({"cn", "san-dns", "san-email"}));
 }
 
 // The server's authenticator from its arguments; nullptr for --auth none.
 Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> server_authenticator(
     const ServerAuthArguments& arguments, const session::Secret& static_key) {
   if (arguments.auth == "none") {
-    if (!arguments.users_file.empty() || !arguments.jwks_file.empty()) {
-      return make_unexpected(std::string("--auth none contradicts --users / --jwks"));
+    if (!arguments.users_file.empty() || !arguments.jwks_file.empty() ||
+        !arguments.client_ca.empty()) {
+      return make_unexpected(std::string("--auth none contradicts --users / --jwks / --client-ca"));
     }
     return std::shared_ptr<session::ServerAuthenticator>{};
   }
@@ -322,6 +334,7 @@ Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> server_auth
   config.issuer = arguments.issuer;
   config.audience = arguments.audience;
   config.required_scope = arguments.required_scope;
+  config.client_certificates = !arguments.client_ca.empty();
   // Fake verifiers for unknown users must not change at a restart (a prober could notice): key
   // them from the persistent stateless-reset key.
   const auto derived = crypto::hkdf_sha256({}, static_key, "tether v1 fake scram verifier secret");
@@ -353,8 +366,22 @@ int run_server(const std::string& listen, const std::string& certificate, const 
     spdlog::error("--listen: '{}' is not an IP address", listen_address->first);
     return tunnel::kExitUsage;
   }
+  if (!auth.client_identity.empty() && auth.client_ca.empty()) {
+    spdlog::error("--client-identity needs --client-ca FILE");
+    return tunnel::kExitUsage;
+  }
+  if (plain && !auth.client_ca.empty()) {
+    spdlog::error("--client-ca needs TLS: it contradicts --plain-insecure");
+    return tunnel::kExitUsage;
+  }
   if (!plain) {
-    auto context = transport::make_server_context(certificate, key);
+    std::optional<transport::ClientCertificateTrust> clients;
+    if (!auth.client_ca.empty()) {
+      clients = transport::ClientCertificateTrust{
+          auth.client_ca, transport::parse_client_identity_source(auth.client_identity)
+                              .value_or(transport::ClientIdentitySource::kCommonName)};
+    }
+    auto context = transport::make_server_context(certificate, key, clients);
     if (!context) {
       spdlog::error("{}", context.error());
       return tunnel::kExitUsage;
@@ -441,6 +468,8 @@ struct ClientArguments {
   std::string token_file;
   std::string token_command;
   std::string auth_mechanism;
+  std::string certificate;  // mTLS: --cert and --key
+  std::string key;
   bool stdio = false;  // `tether stdio`: standard input is the stream, never a prompt
 };
 
@@ -460,7 +489,13 @@ void add_client_options(CLI::App& command, ClientArguments& arguments) {
                      "session)");
   command.add_option("--auth-mechanism", arguments.auth_mechanism,
                      "Use only this mechanism (SCRAM-SHA-256-PLUS, SCRAM-SHA-256, PLAIN, "
-                     "OAUTHBEARER)");
+                     "OAUTHBEARER, EXTERNAL)");
+  command.add_option("--cert", arguments.certificate,
+                     "Client certificate (PEM) to present to a server that verifies them "
+                     "(--client-ca); authenticates with EXTERNAL unless another credential is "
+                     "given");
+  command.add_option("--key", arguments.key,
+                     "Private key of --cert (PEM; must not be group- or world-readable)");
   command.add_option("--ca", arguments.ca,
                      "Trust the server if its certificate chains to this CA file");
   command.add_option("--fingerprint", arguments.fingerprint,
@@ -526,6 +561,7 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> client_auth
   }
   config.token_file = arguments.token_file;
   config.token_command = arguments.token_command;
+  config.certificate = !arguments.certificate.empty();
   return auth::make_client_authenticator(config);
 }
 
@@ -547,6 +583,10 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
     if (error)
       return make_unexpected("--bind: '" + arguments.bind_address + "' is not an IP address");
   }
+  if (arguments.certificate.empty() != arguments.key.empty())
+    return make_unexpected(std::string("--cert and --key go together"));
+  if (arguments.plain && !arguments.certificate.empty())
+    return make_unexpected(std::string("--cert needs TLS: it contradicts --plain-insecure"));
   auto authenticator = client_authenticator(arguments);
   if (!authenticator) return make_unexpected(authenticator.error());
   options.session.authenticator = *authenticator;
@@ -580,7 +620,10 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
   if (!arguments.ca.empty()) trust.ca_file = arguments.ca;
   if (!fingerprint.empty() && arguments.ca.empty()) trust.fingerprint = fingerprint;
   trust.host = server_address->first;
-  auto context = transport::make_client_context(trust);
+  std::optional<transport::ClientCertificate> certificate;
+  if (!arguments.certificate.empty())
+    certificate = transport::ClientCertificate{arguments.certificate, arguments.key};
+  auto context = transport::make_client_context(trust, certificate);
   if (!context) return make_unexpected(context.error());
   options.tls = *context;
   return options;

@@ -270,6 +270,7 @@ class TlsStream final : public ByteStream {
     session::ConnectionSecurity security = ByteStream::security();
     security.channel_binding.assign(channel_binding_.begin(), channel_binding_.end());
     security.confidential = true;
+    security.peer_certificate_identity = peer_certificate_identity_;
     return security;
   }
   asio::ip::tcp::socket& socket() override { return socket_; }
@@ -278,6 +279,9 @@ class TlsStream final : public ByteStream {
   }
   KeyingMaterial keying_{};
   KeyingMaterial channel_binding_{};
+  // Server side: the verified client certificate's identity (client_certificate_identity), taken
+  // once after the handshake (no post-handshake authentication is enabled, so it cannot change).
+  std::string peer_certificate_identity_;
 
  private:
   // Decrypts into `buffer` every record OpenSSL can complete from the ciphertext at hand, until the
@@ -550,6 +554,8 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_tls(
   }
   tls->keying_ = export_keying_material(tls->ssl());
   tls->channel_binding_ = export_channel_binding(tls->ssl());
+  if (side == Side::kServer)
+    tls->peer_certificate_identity_ = client_certificate_identity(tls->ssl());
   co_return std::unique_ptr<ByteStream>(std::move(tls));
 }
 

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <mutex>
@@ -249,6 +250,176 @@ std::string without_brackets(std::string_view host) {
   return std::string(host);
 }
 
+// Loads a certificate chain and its private key into `handle` and checks that they belong
+// together; `whose` ("server", "client") names them in errors. OpenSSL opens the certificate by
+// name: only after the path was found safe from other users.
+Expected<void, std::string> use_certificate_and_key(SSL_CTX* handle, const fs::path& certificate,
+                                                    const fs::path& key, std::string_view whose) {
+  if (auto safe = check_path_safety(certificate); !safe) return failure(safe.error());
+  if (SSL_CTX_use_certificate_chain_file(handle, certificate.c_str()) != 1) {
+    return failure("cannot load the " + std::string(whose) + " certificate from " +
+                   certificate.string() + ": " + openssl_errors());
+  }
+  auto private_key = read_private_key(key);
+  if (!private_key) return make_unexpected(private_key.error());
+  X509* leaf = SSL_CTX_get0_certificate(handle);
+  if (leaf == nullptr || X509_check_private_key(leaf, private_key->get()) != 1) {
+    ERR_clear_error();
+    return failure("the private key in " + key.string() +
+                   " does not belong to the certificate in " + certificate.string() +
+                   " (use the key generated with that certificate)");
+  }
+  if (SSL_CTX_use_PrivateKey(handle, private_key->get()) != 1 ||
+      SSL_CTX_check_private_key(handle) != 1) {
+    return failure("cannot use the private key in " + key.string() + ": " + openssl_errors());
+  }
+  return {};
+}
+
+// ---- Client certificates (server side)
+
+// What a server context that verifies client certificates needs beyond OpenSSL's own settings.
+// Owned by the SSL_CTX (ex_data).
+struct ServerState {
+  ClientIdentitySource identity = ClientIdentitySource::kCommonName;
+};
+
+void free_server_state(void* /*parent*/, void* pointer, CRYPTO_EX_DATA* /*data*/, int /*index*/,
+                       long /*argument*/, void* /*argument_pointer*/) {
+  delete static_cast<ServerState*>(pointer);
+}
+
+int server_state_index() {
+  static const int index = [] {
+    const int allocated =
+        SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_server_state);
+    if (allocated < 0) std::abort();
+    return allocated;
+  }();
+  return index;
+}
+
+// Marks a server connection whose client certificate failed verification (a pointer to this
+// object; nothing to free). Kept besides SSL_get_verify_result, so that an identity needs both to
+// agree.
+constexpr char kVerificationFailed = 0;
+int verification_failed_index() {
+  static const int index = [] {
+    const int allocated = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    if (allocated < 0) std::abort();
+    return allocated;
+  }();
+  return index;
+}
+
+// The server's verify callback: records a failed check on the connection and lets the handshake
+// go on (see make_server_context). OpenSSL keeps the error for SSL_get_verify_result.
+int record_client_verification_failure(int preverified, X509_STORE_CTX* store) {
+  if (preverified != 1) {
+    auto* ssl =
+        static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    if (ssl != nullptr) {
+      SSL_set_ex_data(ssl, verification_failed_index(),
+                      const_cast<char*>(&kVerificationFailed));  // never written through
+    }
+  }
+  return 1;
+}
+
+// Printable ASCII without spaces: what a dNSName or an email address may hold here.
+bool is_clean_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char character) { return character > 0x20 && character < 0x7f; });
+}
+
+// Well-formed UTF-8 (shortest forms, no surrogates) without control characters (C0, DEL, C1).
+bool is_clean_utf8(std::string_view text) {
+  std::size_t index = 0;
+  while (index < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[index]);
+    std::size_t length = 0;
+    std::uint32_t code = 0;
+    if (lead < 0x80) {
+      length = 1;
+      code = lead;
+    } else if (lead >= 0xc2 && lead <= 0xdf) {
+      length = 2;
+      code = lead & 0x1fu;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      code = lead & 0x0fu;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      code = lead & 0x07u;
+    } else {
+      return false;
+    }
+    if (text.size() - index < length) return false;
+    for (std::size_t next = 1; next < length; ++next) {
+      const auto continuation = static_cast<unsigned char>(text[index + next]);
+      if ((continuation & 0xc0u) != 0x80u) return false;
+      code = (code << 6) | (continuation & 0x3fu);
+    }
+    static constexpr std::uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kSmallest[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
+      return false;
+    }
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return false;
+    index += length;
+  }
+  return true;
+}
+
+// The first subjectAltName entry of `type` (GEN_DNS, GEN_EMAIL), if clean; else empty.
+std::string subject_alternative_name(X509* certificate, int type) {
+  int critical = 0;
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(certificate, NID_subject_alt_name, &critical, nullptr));
+  ERR_clear_error();
+  if (names == nullptr) return {};  // none, malformed, or several extensions (ambiguous)
+  std::string identity;
+  for (int index = 0; index < sk_GENERAL_NAME_num(names); ++index) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, index);
+    if (name == nullptr || name->type != type) continue;
+    const ASN1_IA5STRING* text = type == GEN_DNS ? name->d.dNSName : name->d.rfc822Name;
+    if (text != nullptr && ASN1_STRING_length(text) > 0 &&
+        static_cast<std::size_t>(ASN1_STRING_length(text)) <= kMaxClientIdentityBytes) {
+      identity.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                      static_cast<std::size_t>(ASN1_STRING_length(text)));
+      if (!is_clean_ascii(identity)) identity.clear();
+    }
+    break;  // the first entry of the type decides
+  }
+  GENERAL_NAMES_free(names);
+  return identity;
+}
+
+// The subject's only commonName as UTF-8, if clean; else empty (none, several, or not clean).
+std::string common_name(X509* certificate) {
+  X509_NAME* subject = X509_get_subject_name(certificate);
+  if (subject == nullptr) return {};
+  const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index < 0 || X509_NAME_get_index_by_NID(subject, NID_commonName, index) >= 0) return {};
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+  // A UTF-8 character takes at most 4 bytes, a BMPString's or UniversalString's at least 2.
+  if (data == nullptr ||
+      static_cast<std::size_t>(ASN1_STRING_length(data)) > 4 * kMaxClientIdentityBytes) {
+    return {};
+  }
+  unsigned char* converted = nullptr;
+  const int length = ASN1_STRING_to_UTF8(&converted, data);
+  if (length < 0) {
+    ERR_clear_error();
+    return {};
+  }
+  std::string identity(reinterpret_cast<const char*>(converted), static_cast<std::size_t>(length));
+  OPENSSL_free(converted);
+  if (identity.empty() || identity.size() > kMaxClientIdentityBytes || !is_clean_utf8(identity)) {
+    return {};
+  }
+  return identity;
+}
+
 }  // namespace
 
 // ---- Identities and fingerprints
@@ -404,29 +575,14 @@ Expected<std::string, std::string> parse_fingerprint(std::string_view text) {
 // ---------------------------------------------------------------------------------------
 
 Expected<std::shared_ptr<asio::ssl::context>, std::string> make_server_context(
-    const fs::path& certificate, const fs::path& key) {
+    const fs::path& certificate, const fs::path& key,
+    const std::optional<ClientCertificateTrust>& clients) {
   auto context = new_tls13_context(TLS_server_method());
   if (!context) return context;
   SSL_CTX* handle = (*context)->native_handle();
 
-  // OpenSSL opens the certificate by name: only after the path was found safe from other users.
-  if (auto safe = check_path_safety(certificate); !safe) return failure(safe.error());
-  if (SSL_CTX_use_certificate_chain_file(handle, certificate.c_str()) != 1) {
-    return failure("cannot load the server certificate from " + certificate.string() + ": " +
-                   openssl_errors());
-  }
-  auto private_key = read_private_key(key);
-  if (!private_key) return make_unexpected(private_key.error());
-  X509* leaf = SSL_CTX_get0_certificate(handle);
-  if (leaf == nullptr || X509_check_private_key(leaf, private_key->get()) != 1) {
-    ERR_clear_error();
-    return failure("the private key in " + key.string() +
-                   " does not belong to the certificate in " + certificate.string() +
-                   " (use the key.pem generated with that certificate)");
-  }
-  if (SSL_CTX_use_PrivateKey(handle, private_key->get()) != 1 ||
-      SSL_CTX_check_private_key(handle) != 1) {
-    return failure("cannot use the private key in " + key.string() + ": " + openssl_errors());
+  if (auto loaded = use_certificate_and_key(handle, certificate, key, "server"); !loaded) {
+    return make_unexpected(loaded.error());
   }
 
   // TLS 1.3 resumption: stateless tickets (OpenSSL's default, stated here because the runtime
@@ -438,11 +594,36 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> make_server_context(
     return failure("cannot enable TLS session tickets: " + openssl_errors());
   }
   SSL_CTX_set_session_cache_mode(handle, SSL_SESS_CACHE_SERVER);
+
+  if (clients.has_value()) {
+    // Whoever can write the CA file decides which clients are trusted.
+    if (auto safe = check_path_safety(clients->ca_file); !safe) return failure(safe.error());
+    if (SSL_CTX_load_verify_file(handle, clients->ca_file.c_str()) != 1) {
+      return failure("cannot load client CA certificates from " + clients->ca_file.string() + ": " +
+                     openssl_errors());
+    }
+    // The CertificateRequest names the accepted CAs, so that a client can pick its certificate.
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(clients->ca_file.c_str());
+        names != nullptr) {
+      SSL_CTX_set_client_CA_list(handle, names);  // owned by the context from here on
+    }
+    ERR_clear_error();
+    auto state = std::make_unique<ServerState>();
+    state->identity = clients->identity;
+    if (SSL_CTX_set_ex_data(handle, server_state_index(), state.get()) != 1) {
+      return failure("cannot attach server state to the TLS context: " + openssl_errors());
+    }
+    state.release();  // the SSL_CTX frees it (free_server_state)
+    // OpenSSL verifies the chain against the store (its default purpose for a server's peer is
+    // the TLS client purpose); the callback lets the handshake go on whatever the verdict, which
+    // client_certificate_identity reads back.
+    SSL_CTX_set_verify(handle, SSL_VERIFY_PEER, &record_client_verification_failure);
+  }
   return context;
 }
 
 Expected<std::shared_ptr<asio::ssl::context>, std::string> make_client_context(
-    const ServerTrust& trust) {
+    const ServerTrust& trust, const std::optional<ClientCertificate>& certificate) {
   if (trust.ca_file.has_value() == trust.fingerprint.has_value()) {
     return failure(std::string("give exactly one way to trust the server, a CA file or a ") +
                    "certificate fingerprint (" +
@@ -493,6 +674,14 @@ Expected<std::shared_ptr<asio::ssl::context>, std::string> make_client_context(
     SSL_CTX_set_cert_verify_callback(handle, &verify_pinned_certificate, installed);
   }
 
+  if (certificate.has_value()) {
+    if (auto loaded =
+            use_certificate_and_key(handle, certificate->certificate, certificate->key, "client");
+        !loaded) {
+      return make_unexpected(loaded.error());
+    }
+  }
+
   SSL_CTX_set_session_cache_mode(handle, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(handle, &remember_session);
   return context;
@@ -527,6 +716,31 @@ std::optional<std::string> verification_failure(const SSL* ssl) {
     message += " (server " + state->host + ")";
   }
   return message;
+}
+
+std::optional<ClientIdentitySource> parse_client_identity_source(std::string_view text) {
+  if (text == "cn") return ClientIdentitySource::kCommonName;
+  if (text == "san-dns") return ClientIdentitySource::kSanDns;
+  if (text == "san-email") return ClientIdentitySource::kSanEmail;
+  return std::nullopt;
+}
+
+std::string client_certificate_identity(const SSL* ssl) {
+  const auto* state = static_cast<const ServerState*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), server_state_index()));
+  if (state == nullptr || SSL_is_server(ssl) != 1) return {};
+  if (SSL_get_ex_data(ssl, verification_failed_index()) != nullptr) return {};
+  X509* certificate = SSL_get0_peer_certificate(ssl);
+  if (certificate == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  switch (state->identity) {
+    case ClientIdentitySource::kCommonName:
+      return common_name(certificate);
+    case ClientIdentitySource::kSanDns:
+      return subject_alternative_name(certificate, GEN_DNS);
+    case ClientIdentitySource::kSanEmail:
+      return subject_alternative_name(certificate, GEN_EMAIL);
+  }
+  return {};
 }
 
 std::array<std::byte, 32> export_keying_material(SSL* ssl) {

@@ -1,6 +1,6 @@
 // TLS 1.3 for tether connections: server identities (a P-256 key and a self-signed certificate),
 // certificate fingerprints, and the Asio SSL contexts that verify a server by CA or by a pinned
-// fingerprint.
+// fingerprint, and a client by its certificate (mTLS).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -58,14 +59,43 @@ inline constexpr std::string_view kFingerprintPrefix = "sha256:";
 // ---- Contexts
 // ---------------------------------------------------------------------------------------
 
+// Which field of a verified client certificate names the client (mTLS, the EXTERNAL mechanism).
+enum class ClientIdentitySource : std::uint8_t {
+  kCommonName,  // the subject's commonName; a subject with no CN or with several CNs names no one
+  kSanDns,      // the first dNSName of the subjectAltName extension
+  kSanEmail,    // the first rfc822Name (email address) of the subjectAltName extension
+};
+// "cn", "san-dns" or "san-email" (the --client-identity values); nullopt for anything else.
+[[nodiscard]] std::optional<ClientIdentitySource> parse_client_identity_source(
+    std::string_view text);
+
+// Longest client identity taken from a certificate, in bytes; a longer one names no one.
+inline constexpr std::size_t kMaxClientIdentityBytes = 256;
+
+// How a server verifies client certificates.
+struct ClientCertificateTrust {
+  // The CA certificates (PEM) a client certificate must chain to; must pass check_path_safety.
+  std::filesystem::path ca_file;
+  ClientIdentitySource identity = ClientIdentitySource::kCommonName;
+};
+
 // A server context: TLS 1.3 only, the certificate chain and private key loaded from PEM files and
 // checked to belong together (encrypted keys are refused, never prompted for), stateless session
 // tickets on so that a reconnecting client resumes TLS cheaply. Ticket keys live in the context, so
 // tickets stay valid for as long as this context (this server process) does. Both files must pass
 // check_path_safety (file_safety.hpp: no other user can write them or a directory above them), and
 // the key must be readable by the user alone (mode 0600 or stricter).
+//
+// With `clients`, the server asks every client for a certificate and verifies the one it gets
+// against clients->ca_file (chain, validity dates, the TLS client purpose). The handshake fails
+// neither for a missing certificate nor for one that fails verification: such a client simply has
+// no certificate identity (client_certificate_identity), so that it can still use the other
+// mechanisms, and a client that asks for EXTERNAL is refused by the authentication exchange, with
+// a message it gets to see (a TLS alert would reach a TLS 1.3 client only after its handshake, as
+// a connection failure it would retry).
 [[nodiscard]] Expected<std::shared_ptr<asio::ssl::context>, std::string> make_server_context(
-    const std::filesystem::path& certificate, const std::filesystem::path& key);
+    const std::filesystem::path& certificate, const std::filesystem::path& key,
+    const std::optional<ClientCertificateTrust>& clients = std::nullopt);
 
 // How a client decides that it reached the right server.
 struct ServerTrust {
@@ -81,6 +111,13 @@ struct ServerTrust {
   std::string host;
 };
 
+// A certificate a client presents when the server asks for one (mTLS): a PEM chain, leaf first,
+// and its private key, with the same file checks as the server's (make_server_context).
+struct ClientCertificate {
+  std::filesystem::path certificate;
+  std::filesystem::path key;
+};
+
 // A client context: TLS 1.3 only; exactly one of trust.ca_file and trust.fingerprint must be set,
 // and trust.host must not be empty (else an error). With a fingerprint, a mismatch fails the
 // handshake and is recorded on the connection for fingerprint_mismatch(). Client session caching is
@@ -88,9 +125,9 @@ struct ServerTrust {
 // and offered by prepare_client_connection, so that a reconnect resumes TLS without a full
 // handshake. Use one context per server. Do not change the verify mode or verify callback of the
 // context or of its streams (asio's set_verify_mode/set_verify_callback): that would bypass the pin
-// or the CA check.
+// or the CA check. With `certificate`, it is presented to a server that asks for one.
 [[nodiscard]] Expected<std::shared_ptr<asio::ssl::context>, std::string> make_client_context(
-    const ServerTrust& trust);
+    const ServerTrust& trust, const std::optional<ClientCertificate>& certificate = std::nullopt);
 
 // Call on each new client connection's SSL (asio::ssl::stream::native_handle()) before its
 // handshake: sets SNI to the trusted host (unless it is an IP literal) and offers the context's
@@ -110,6 +147,14 @@ void prepare_client_connection(SSL* ssl);
 // fingerprint mismatch above, or OpenSSL's verification error such as "hostname mismatch" or
 // "self-signed certificate"), or nullopt if the certificate was not the problem.
 [[nodiscard]] std::optional<std::string> verification_failure(const SSL* ssl);
+
+// After a completed server handshake on `ssl`: the client's identity from its certificate, taken
+// as the context's ClientCertificateTrust says, or empty when the context verifies no client
+// certificates, the client presented none, its verification failed, or the chosen field is
+// missing, empty, longer than kMaxClientIdentityBytes or not clean text (a dNSName or email must
+// be printable ASCII without spaces; a CN is converted to UTF-8 and must hold no control
+// character). A resumed TLS session keeps the certificate and verdict of its first handshake.
+[[nodiscard]] std::string client_certificate_identity(const SSL* ssl);
 
 // 32 bytes from SSL_export_keying_material with kExporterLabel and no context. Both ends of one TLS
 // connection get the same value; different connections get different values. Precondition: the

@@ -22,6 +22,8 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <asio.hpp>
 #include <asio/ssl.hpp>
@@ -108,7 +110,8 @@ struct Connection {
   int server_version = 0;
   bool client_resumed = false;
   bool server_resumed = false;
-  char received = 0;  // the byte the server sent after the handshake
+  char received = 0;            // the byte the server sent after the handshake
+  std::string client_identity;  // client_certificate_identity() on the server
 };
 
 // One TCP connection over loopback with both TLS handshakes run synchronously, the server's in a
@@ -129,6 +132,7 @@ Connection connect(asio::ssl::context& server, asio::ssl::context& client, bool 
     result.server_material = export_keying_material(stream.native_handle());
     result.server_version = SSL_version(stream.native_handle());
     result.server_resumed = SSL_session_reused(stream.native_handle()) == 1;
+    result.client_identity = client_certificate_identity(stream.native_handle());
     const char byte = 'x';
     std::error_code ignored;
     asio::write(stream, asio::buffer(&byte, 1), ignored);
@@ -527,6 +531,254 @@ TEST(Handshake, Tls12ClientIsRefused) {
   const Connection connection = connect(*server, tls12);
   EXPECT_TRUE(connection.client_error);
   EXPECT_TRUE(connection.server_error);
+}
+
+// ---- Client certificates (mTLS)
+// ------------------------------------------------------------------------------------
+
+using KeyPointer = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+using CertificatePointer = std::unique_ptr<X509, decltype(&X509_free)>;
+
+// A key and its certificate, in memory and in PEM files (the key with mode 0600).
+struct Issued {
+  KeyPointer key{nullptr, &EVP_PKEY_free};
+  CertificatePointer certificate{nullptr, &X509_free};
+  fs::path certificate_file;
+  fs::path key_file;
+};
+
+// What a test certificate says.
+struct CertificateSpec {
+  std::vector<std::string> common_names;  // UTF-8, in order
+  std::string subject_alternative_names;  // OpenSSL's syntax ("DNS:a,email:b"); empty: none
+  bool authority = false;
+  long valid_from_seconds = -3600;  // relative to now
+  long valid_until_seconds = 86400;
+};
+
+// A client certificate spec with these common names and subjectAltNames.
+CertificateSpec named(std::vector<std::string> common_names, std::string alternative_names = {}) {
+  CertificateSpec spec;
+  spec.common_names = std::move(common_names);
+  spec.subject_alternative_names = std::move(alternative_names);
+  return spec;
+}
+
+CertificateSpec authority_named(std::string common_name) {
+  CertificateSpec spec = named({std::move(common_name)});
+  spec.authority = true;
+  return spec;
+}
+
+// Issues a P-256 certificate signed by `issuer` (self-signed when null) into DIRECTORY/NAME.pem and
+// DIRECTORY/NAME.key.
+Issued issue(const fs::path& directory, const std::string& name, const CertificateSpec& spec,
+             const Issued* issuer = nullptr) {
+  Issued issued;
+  issued.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  issued.certificate.reset(X509_new());
+  X509* certificate = issued.certificate.get();
+  EXPECT_TRUE(issued.key && certificate);
+  EXPECT_EQ(X509_set_version(certificate, X509_VERSION_3), 1);
+  static long serial = 1;
+  ASN1_INTEGER_set(X509_get_serialNumber(certificate), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(certificate), spec.valid_from_seconds);
+  X509_gmtime_adj(X509_getm_notAfter(certificate), spec.valid_until_seconds);
+  X509_NAME* subject = X509_get_subject_name(certificate);
+  // As a UTF8String set directly: no length limit or conversion, so tests can exceed the bounds.
+  for (const std::string& common_name : spec.common_names) {
+    EXPECT_EQ(X509_NAME_add_entry_by_txt(subject, "CN", V_ASN1_UTF8STRING,
+                                         reinterpret_cast<const unsigned char*>(common_name.data()),
+                                         static_cast<int>(common_name.size()), -1, 0),
+              1)
+        << common_name;
+  }
+  X509* issuer_certificate = issuer != nullptr ? issuer->certificate.get() : certificate;
+  EXPECT_EQ(X509_set_issuer_name(certificate, X509_get_subject_name(issuer_certificate)), 1);
+  EXPECT_EQ(X509_set_pubkey(certificate, issued.key.get()), 1);
+  X509V3_CTX context;
+  X509V3_set_ctx_nodb(&context);
+  X509V3_set_ctx(&context, issuer_certificate, certificate, nullptr, nullptr, 0);
+  std::vector<std::pair<int, std::string>> extensions;
+  if (spec.authority) {
+    extensions = {{NID_basic_constraints, "critical,CA:TRUE"},
+                  {NID_key_usage, "critical,keyCertSign"}};
+  } else {
+    extensions = {{NID_basic_constraints, "CA:FALSE"}, {NID_ext_key_usage, "clientAuth"}};
+  }
+  if (!spec.subject_alternative_names.empty()) {
+    extensions.emplace_back(NID_subject_alt_name, spec.subject_alternative_names);
+  }
+  for (const auto& [nid, value] : extensions) {
+    X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, &context, nid, value.c_str());
+    EXPECT_NE(extension, nullptr) << value;
+    if (extension == nullptr) continue;
+    X509_add_ext(certificate, extension, -1);
+    X509_EXTENSION_free(extension);
+  }
+  EVP_PKEY* signer = issuer != nullptr ? issuer->key.get() : issued.key.get();
+  EXPECT_GT(X509_sign(certificate, signer, EVP_sha256()), 0);
+
+  issued.certificate_file = directory / (name + ".pem");
+  issued.key_file = directory / (name + ".key");
+  BIO* certificate_out = BIO_new_file(issued.certificate_file.c_str(), "w");
+  EXPECT_EQ(PEM_write_bio_X509(certificate_out, certificate), 1);
+  BIO_free(certificate_out);
+  BIO* key_out = BIO_new_file(issued.key_file.c_str(), "w");
+  EXPECT_EQ(
+      PEM_write_bio_PrivateKey(key_out, issued.key.get(), nullptr, nullptr, 0, nullptr, nullptr),
+      1);
+  BIO_free(key_out);
+  fs::permissions(issued.key_file, fs::perms::owner_read | fs::perms::owner_write);
+  return issued;
+}
+
+// A server that verifies client certificates against `ca`, and a connection to it from a client
+// presenting `client` (none when null); returns the connection.
+class ClientCertificateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_identity_ = make_identity(temporary_.path() / "server");
+    ca_ = issue(temporary_.path(), "ca", authority_named("test CA"));
+  }
+
+  std::shared_ptr<asio::ssl::context> verifying_server(
+      ClientIdentitySource identity = ClientIdentitySource::kCommonName) {
+    auto context = make_server_context(server_identity_.certificate, server_identity_.key,
+                                       ClientCertificateTrust{ca_.certificate_file, identity});
+    EXPECT_TRUE(context.has_value()) << context.error();
+    return context.value_or(nullptr);
+  }
+
+  std::shared_ptr<asio::ssl::context> presenting_client(const Issued* client) {
+    std::optional<ClientCertificate> certificate;
+    if (client != nullptr) {
+      certificate = ClientCertificate{client->certificate_file, client->key_file};
+    }
+    auto context = make_client_context(pinned(server_identity_.fingerprint), certificate);
+    EXPECT_TRUE(context.has_value()) << context.error();
+    return context.value_or(nullptr);
+  }
+
+  // The identity the server sees for a client certificate with `spec`, issued by the CA.
+  std::string identity_of(const CertificateSpec& spec,
+                          ClientIdentitySource source = ClientIdentitySource::kCommonName) {
+    const Issued client =
+        issue(temporary_.path(), "client" + std::to_string(++issued_), spec, &ca_);
+    auto server = verifying_server(source);
+    auto context = presenting_client(&client);
+    if (!server || !context) return "(no context)";
+    const Connection connection = connect(*server, *context);
+    EXPECT_FALSE(connection.client_error) << connection.client_error.message();
+    EXPECT_FALSE(connection.server_error) << connection.server_error.message();
+    return connection.client_identity;
+  }
+
+  TemporaryDirectory temporary_;
+  Identity server_identity_;
+  Issued ca_;
+  int issued_ = 0;
+};
+
+TEST_F(ClientCertificateTest, CommonNameIsTheIdentityAndSurvivesTlsResumption) {
+  const Issued dave = issue(temporary_.path(), "dave", named({"dave"}), &ca_);
+  auto server = verifying_server();
+  auto client = presenting_client(&dave);
+  ASSERT_TRUE(server && client);
+  const Connection first = connect(*server, *client);
+  ASSERT_FALSE(first.client_error) << first.client_error.message();
+  ASSERT_FALSE(first.server_error) << first.server_error.message();
+  EXPECT_EQ(first.client_identity, "dave");
+  const Connection second = connect(*server, *client);
+  ASSERT_FALSE(second.server_error) << second.server_error.message();
+  EXPECT_TRUE(second.server_resumed);
+  EXPECT_EQ(second.client_identity, "dave");
+}
+
+TEST_F(ClientCertificateTest, SubjectAlternativeNamesGiveTheFirstOfTheirType) {
+  const CertificateSpec spec =
+      named({"dave"}, "email:dave@example.test,DNS:first.example,DNS:second.example");
+  EXPECT_EQ(identity_of(spec, ClientIdentitySource::kSanDns), "first.example");
+  EXPECT_EQ(identity_of(spec, ClientIdentitySource::kSanEmail), "dave@example.test");
+  EXPECT_EQ(identity_of(named({"dave"}, "DNS:a.example"), ClientIdentitySource::kSanEmail), "");
+  EXPECT_EQ(identity_of(named({"dave"}), ClientIdentitySource::kSanDns), "");
+}
+
+TEST_F(ClientCertificateTest, CommonNameMustBeOneCleanBoundedName) {
+  EXPECT_EQ(identity_of(named({"Zo\xc3\xab Dupont"})), "Zo\xc3\xab Dupont");
+  EXPECT_EQ(identity_of(named({"dave", "root"})), "");  // ambiguous
+  EXPECT_EQ(identity_of(named({})), "");
+  EXPECT_EQ(identity_of(named({"dave\x1b[2Jroot"})), "");  // terminal escape
+  EXPECT_EQ(identity_of(named({"dave\xc2\x85"})), "");     // C1 control (NEL)
+  EXPECT_EQ(identity_of(named({std::string(kMaxClientIdentityBytes, 'a')})),
+            std::string(kMaxClientIdentityBytes, 'a'));
+  EXPECT_EQ(identity_of(named({std::string(kMaxClientIdentityBytes + 1, 'a')})), "");
+  EXPECT_EQ(identity_of(named({"dave"}, "DNS:a b"), ClientIdentitySource::kSanDns), "");
+}
+
+TEST_F(ClientCertificateTest, NoIdentityUnlessTheCertificateVerifies) {
+  auto server = verifying_server();
+  ASSERT_TRUE(server);
+  // Another CA's certificate with the same name, an expired one, and none: the handshake goes on
+  // (other mechanisms may be used), with no identity.
+  const Issued other_ca = issue(temporary_.path(), "other-ca", authority_named("test CA"));
+  const Issued impostor = issue(temporary_.path(), "impostor", named({"dave"}), &other_ca);
+  CertificateSpec expired_spec = named({"dave"});
+  expired_spec.valid_from_seconds = -7200;
+  expired_spec.valid_until_seconds = -3600;
+  const Issued expired = issue(temporary_.path(), "expired", expired_spec, &ca_);
+  const Issued self_signed = issue(temporary_.path(), "self", named({"dave"}));
+  for (const Issued* client :
+       {&impostor, &expired, &self_signed, static_cast<const Issued*>(nullptr)}) {
+    auto context = presenting_client(client);
+    ASSERT_TRUE(context);
+    const Connection connection = connect(*server, *context);
+    EXPECT_FALSE(connection.client_error) << connection.client_error.message();
+    EXPECT_FALSE(connection.server_error) << connection.server_error.message();
+    EXPECT_EQ(connection.client_identity, "");
+  }
+  // A server without --client-ca takes no identity from a certificate a client sends anyway.
+  const Issued dave = issue(temporary_.path(), "dave", named({"dave"}), &ca_);
+  auto plain_server = server_context(server_identity_);
+  auto client = presenting_client(&dave);
+  ASSERT_TRUE(plain_server && client);
+  const Connection connection = connect(*plain_server, *client);
+  EXPECT_FALSE(connection.server_error) << connection.server_error.message();
+  EXPECT_EQ(connection.client_identity, "");
+}
+
+TEST_F(ClientCertificateTest, ClientKeyIsCheckedLikeTheServers) {
+  const Issued dave = issue(temporary_.path(), "dave", named({"dave"}), &ca_);
+  const Issued other = issue(temporary_.path(), "other", named({"other"}), &ca_);
+  const ServerTrust trust = pinned(server_identity_.fingerprint);
+  fs::permissions(dave.key_file, fs::perms::group_read, fs::perm_options::add);
+  auto readable =
+      make_client_context(trust, ClientCertificate{dave.certificate_file, dave.key_file});
+  ASSERT_FALSE(readable.has_value());
+  EXPECT_NE(readable.error().find("group or others may read"), std::string::npos)
+      << readable.error();
+  auto mismatched =
+      make_client_context(trust, ClientCertificate{dave.certificate_file, other.key_file});
+  ASSERT_FALSE(mismatched.has_value());
+  EXPECT_NE(mismatched.error().find("does not belong to the certificate"), std::string::npos)
+      << mismatched.error();
+  auto missing = make_client_context(
+      trust, ClientCertificate{temporary_.path() / "absent.pem", other.key_file});
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().find("cannot load the client certificate"), std::string::npos)
+      << missing.error();
+  auto missing_ca = make_server_context(server_identity_.certificate, server_identity_.key,
+                                        ClientCertificateTrust{temporary_.path() / "absent.pem"});
+  ASSERT_FALSE(missing_ca.has_value());
+  EXPECT_NE(missing_ca.error().find("absent.pem"), std::string::npos) << missing_ca.error();
+}
+
+TEST(ClientIdentitySource, ParsesTheOptionValues) {
+  EXPECT_EQ(parse_client_identity_source("cn"), ClientIdentitySource::kCommonName);
+  EXPECT_EQ(parse_client_identity_source("san-dns"), ClientIdentitySource::kSanDns);
+  EXPECT_EQ(parse_client_identity_source("san-email"), ClientIdentitySource::kSanEmail);
+  EXPECT_EQ(parse_client_identity_source("CN"), std::nullopt);
+  EXPECT_EQ(parse_client_identity_source(""), std::nullopt);
 }
 
 // ---- Known servers

@@ -14,6 +14,7 @@
 // connections never exceed the limit; the handshake output stays in proportion to the frames
 // received; the stats agree with what the harness saw. AddressSanitizer catches the rest.
 #include <gsasl.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -130,7 +131,14 @@ struct Fixture {
     config.users = std::make_shared<auth::UserDirectory>(std::move(store));
     config.mechanisms.push_back(auth::Mechanism::kExternal);
     config.fake_verifier_secret.assign(32, std::byte{42});
+    const std::vector<std::byte> fake_secret = config.fake_verifier_secret;
     auto sasl = std::make_shared<auth::SaslServerAuthenticator>(std::move(config));
+    // The wrong credentials never verify a server, so their clients would run PBKDF2 in every
+    // exchange: give them their salted passwords now (for alice's salt, and the fake verifiers'
+    // salts of the disabled and the unknown user), as a client that had them would.
+    remember(*credentials[1], salt);
+    remember(*credentials[2], auth::fake_verifier(fake_secret, "bob", alice.iterations).salt);
+    remember(*credentials[3], auth::fake_verifier(fake_secret, "mallory", alice.iterations).salt);
 
     const std::string document = R"({"keys":[{"kty":"oct","alg":"HS256","kid":"k1","k":")" +
                                  auth::base64url_encode(hmac_key) + R"("}]})";
@@ -147,6 +155,23 @@ struct Fixture {
     FUZZ_CHECK(verifier.has_value());
     authenticator = std::make_shared<Authenticator>(
         std::move(sasl), std::make_shared<const auth::TokenVerifier>(std::move(*verifier)));
+  }
+
+  void remember(auth::ScramCredential& credential, const std::vector<std::byte>& user_salt) const {
+    std::array<unsigned char, 32> salted{};
+    const std::string& password = credential.password();
+    FUZZ_CHECK(PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                                 reinterpret_cast<const unsigned char*>(user_salt.data()),
+                                 static_cast<int>(user_salt.size()),
+                                 static_cast<int>(alice.iterations), EVP_sha256(),
+                                 static_cast<int>(salted.size()), salted.data()) == 1);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (const unsigned char byte : salted) {
+      hex += kHex[byte >> 4];
+      hex += kHex[byte & 15];
+    }
+    credential.remember(auth::encode_base64(user_salt), std::to_string(alice.iterations), hex);
   }
 
   // A token signed with the key (or not): kind 0 valid, 1 expired, 2 another audience, 3 a bad
@@ -295,7 +320,8 @@ struct World {
   void send(PathId id, Connection& connection, std::span<const std::byte> bytes) {
     if (bytes.empty()) return;
     ++connection.sends;
-    if (!connection.welcomed) {
+    // What the handshake reads (bytes after it belong to the session, or are dropped).
+    if (server.is_pending(id)) {
       connection.stream.insert(connection.stream.end(), bytes.begin(), bytes.end());
     }
     server.receive(id, bytes, now);
@@ -378,7 +404,9 @@ struct World {
       connection.client = std::move(client);
       if (connection.client == nullptr) connection.deferred_start = false;
     } else {
-      connection.genuine = false;  // a second Hello: whatever it carries is not the client's
+      // A second Hello: whatever it carries is not the client's (once the handshake is over it
+      // goes to the session, and changes nothing).
+      if (server.is_pending(id)) connection.genuine = false;
     }
     if (kTrace) {
       std::fprintf(stderr, "  hello %s, %s initial response, real client %d, expects %s\n",
@@ -447,7 +475,7 @@ struct World {
       const auto bytes = input.bytes(input.u8() < 240 ? input.u8() : input.u16());
       response.data.assign(bytes.begin(), bytes.end());
     }
-    connection.genuine = false;
+    if (server.is_pending(id)) connection.genuine = false;
     connection.answer.reset();
     send_frame(id, connection, response);
   }
@@ -704,7 +732,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case 5:
         if (Connection* connection = world.pick(input)) {
-          connection->genuine = false;
+          if (world.server.is_pending(world.id_of(*connection))) connection->genuine = false;
           world.send(world.id_of(*connection), *connection, input.bytes(input.u8()));
         }
         break;

@@ -434,7 +434,9 @@ struct World {
       const unsigned kind = choice % 8;
       const std::string authzid = (choice & 0x40) == 0 ? "" : (choice & 0x20) ? "carol" : "eve";
       const std::string token = fixed.token(kind);
-      if (kind == 0 && (authzid.empty() || authzid == "carol")) expected = "carol";
+      // Over TLS only: elsewhere the mechanism is not offered.
+      if (kind == 0 && (authzid.empty() || authzid == "carol") && security.confidential)
+        expected = "carol";
       return std::make_unique<auth::OAuthBearerClient>(
           [token]() -> Expected<std::string, std::string> { return token; }, authzid);
     }
@@ -578,8 +580,16 @@ struct World {
       check_welcome(connection, *welcome);
       return;
     }
-    if (std::get_if<wire::Refuse>(&frame) != nullptr ||
-        std::get_if<wire::StatelessReset>(&frame) != nullptr) {
+    if (const auto* refuse = std::get_if<wire::Refuse>(&frame)) {
+      // The real client with the right credential is never told its credential is wrong (it may
+      // be throttled, timed out or out of room: transient refusals, or other reasons).
+      if (connection.genuine && connection.expected) {
+        FUZZ_CHECK(refuse->reason != wire::Reason::kAuthFailed || refuse->transient);
+      }
+      connection.refused = true;
+      return;
+    }
+    if (std::get_if<wire::StatelessReset>(&frame) != nullptr) {
       connection.refused = true;
       return;
     }

@@ -55,25 +55,8 @@ spawn "$tether" server --listen 127.0.0.1:$open_port --cert "$work/identity/cert
 wait_for 10 listening $server_port || fail "server did not listen"
 wait_for 10 listening $open_port || fail "the unauthenticated server did not listen"
 
-events() { jq -c "select($2)" "$1"; }
-has_event() { [[ -n $(events "$1" "$2") ]]; }
-client() {  # client LOG PORT ARGS...: a client with -L LOCAL_PORT; sets $client_pid and $local_port
-  local log=$1 port=$2
-  shift 2
-  local_port=$(free_port)
-  spawn "$tether" --log-format json client --server 127.0.0.1:$port --fingerprint "$fingerprint" \
-    --known-servers "$work/known" -L $local_port:127.0.0.1:$target_port --heartbeat-interval 500 \
-    "$@" >"$log" 2>&1
-  client_pid=$spawned
-}
-expect_exit() {  # expect_exit CODE LOG: the client exits with CODE within 10 s
-  local status=0 waited=0
-  while kill -0 "$client_pid" 2>/dev/null && ((waited < 100)); do nap 0.1; waited=$((waited + 1)); done
-  kill -0 "$client_pid" 2>/dev/null && fail "client still running ($2)"
-  wait "$client_pid" || status=$?
-  [[ $status == "$1" ]] || fail "client exited $status, expected $1 ($(tail -n 5 "$2"))"
-}
-echo_through() { printf '%s\n' "$1" | socat -t 2 - TCP:127.0.0.1:$local_port; }
+# shellcheck source=SCRIPTDIR/clients.sh
+source "$(dirname "$0")/clients.sh"
 
 # 1. SCRAM-SHA-256-PLUS (the default for a user over TLS): data flows; the server names the principal.
 TETHER_PASSWORD='correct horse' client "$work/alice.log" $server_port --user alice

@@ -334,21 +334,34 @@ Bytes hello_with(std::string mechanism, std::optional<std::string> initial) {
   return encode(hello);
 }
 
-TEST(Authentication, FailuresFromOneSourceAreThrottledThenForgiven) {
-  SplitMix64 random(7);
+// A raw ONE-ROUND attempt on its own connection; returns the server's frames.
+struct RawServer {
+  SplitMix64 random{13};
   Loopback loop;
-  auto server_auth = std::make_shared<TestServerAuthenticator>();
-  loop.server.set_authenticator(server_auth);
-  const Bytes keying = random_bytes(random, 32);
+  std::shared_ptr<TestServerAuthenticator> auth = std::make_shared<TestServerAuthenticator>();
+  Bytes keying = random_bytes(random, 32);
   PathId next = 100;
-  auto attempt = [&](const std::string& initial, const std::string& source) {
+  RawServer() { loop.server.set_authenticator(auth); }
+  std::vector<wire::Frame> attempt(const std::string& mechanism, const std::string& initial,
+                                   const std::string& source, bool close = true,
+                                   PathId* id_out = nullptr) {
     const PathId id = next++;
     loop.server.accept(id, keying, loop.now, source);
-    loop.server.receive(id, hello_with("ONE-ROUND", initial), loop.now);
+    loop.server.receive(id, hello_with(mechanism, initial), loop.now);
     Bytes reply;
     loop.server.take_outgoing(id, reply, 1 << 20, loop.now);
-    loop.server.on_connection_closed(id, loop.now);
+    if (close) loop.server.on_connection_closed(id, loop.now);
+    if (id_out != nullptr) *id_out = id;
     return decode_all(reply);
+  }
+};
+
+TEST(Authentication, FailuresFromOneSourceAreThrottledThenForgiven) {
+  RawServer server;
+  auto& loop = server.loop;
+  auto& server_auth = server.auth;
+  auto attempt = [&](const std::string& initial, const std::string& source) {
+    return server.attempt("ONE-ROUND", initial, source);
   };
   for (int failure = 0; failure < 5; ++failure) {
     auto frames = attempt("mallory:guess" + std::to_string(failure), "192.0.2.1");
@@ -375,19 +388,9 @@ TEST(Authentication, FailuresFromOneSourceAreThrottledThenForgiven) {
 }
 
 TEST(Authentication, FailuresForOneUserAreThrottledWhateverTheSource) {
-  SplitMix64 random(8);
-  Loopback loop;
-  loop.server.set_authenticator(std::make_shared<TestServerAuthenticator>());
-  const Bytes keying = random_bytes(random, 32);
-  PathId next = 100;
+  RawServer server;
   auto attempt = [&](const std::string& initial, const std::string& source) {
-    const PathId id = next++;
-    loop.server.accept(id, keying, loop.now, source);
-    loop.server.receive(id, hello_with("ONE-ROUND", initial), loop.now);
-    Bytes reply;
-    loop.server.take_outgoing(id, reply, 1 << 20, loop.now);
-    loop.server.on_connection_closed(id, loop.now);
-    return decode_all(reply);
+    return server.attempt("ONE-ROUND", initial, source);
   };
   for (int failure = 0; failure < 10; ++failure) {
     attempt("bob:guess", "198.51.100." + std::to_string(failure));
@@ -503,28 +506,6 @@ TEST(Authentication, ServerChallengeLargerThanTheBoundIsNotSent) {
   EXPECT_EQ(closed->reason, wire::Reason::kAuthFailed);
   EXPECT_EQ(fixture.loop->frames_sent<wire::AuthChallenge>(false), 0u);
 }
-
-// A raw ONE-ROUND attempt on its own connection; returns the server's frames.
-struct RawServer {
-  SplitMix64 random{13};
-  Loopback loop;
-  std::shared_ptr<TestServerAuthenticator> auth = std::make_shared<TestServerAuthenticator>();
-  Bytes keying = random_bytes(random, 32);
-  PathId next = 100;
-  RawServer() { loop.server.set_authenticator(auth); }
-  std::vector<wire::Frame> attempt(const std::string& mechanism, const std::string& initial,
-                                   const std::string& source, bool close = true,
-                                   PathId* id_out = nullptr) {
-    const PathId id = next++;
-    loop.server.accept(id, keying, loop.now, source);
-    loop.server.receive(id, hello_with(mechanism, initial), loop.now);
-    Bytes reply;
-    loop.server.take_outgoing(id, reply, 1 << 20, loop.now);
-    if (close) loop.server.on_connection_closed(id, loop.now);
-    if (id_out != nullptr) *id_out = id;
-    return decode_all(reply);
-  }
-};
 
 TEST(Authentication, PastTheUserLimitRightAndWrongCredentialsGetTheSameAnswer) {
   // A review found that past the per-user limit a wrong password got "failed" and the right one

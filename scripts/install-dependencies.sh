@@ -12,7 +12,7 @@ packages=(
   libgsasl-dev libhiredis-dev libsqlite3-dev
   socat pv iproute2 procps
   redis-server redis-tools nftables
-  openssh-server openssh-client curl python3
+  openssh-server openssh-client curl python3 jq openssl
 )
 
 missing=()

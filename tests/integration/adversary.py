@@ -93,7 +93,10 @@ def frame(frame_type, payload=b""):
 
 
 def hello(heartbeat_ms, missing, capabilities=CAPABILITIES, version=1):
-    return frame(HELLO, varint(version) + varint(capabilities) + varint(heartbeat_ms) + varint(missing))
+    """A Hello that does not authenticate: an empty mechanism and no initial response (the server
+    under attack runs with --auth none)."""
+    return frame(HELLO, varint(version) + varint(capabilities) + varint(heartbeat_ms) + varint(missing)
+                 + varint(0) + b"\x00")
 
 
 def ping(sequence):

@@ -41,6 +41,7 @@ struct ScalingServer {
     limits.max_sessions = idle + 16;
     limits.max_sessions_per_source = idle + 16;
     limits.max_suspended_sessions = idle + 16;
+    limits.max_pending_connections = idle + 16;  // as many connections awaiting a first frame
     return limits;
   }
 

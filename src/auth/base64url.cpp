@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "wire/text_escape.hpp"
+
 namespace tether::auth {
 
 namespace {
@@ -117,24 +119,7 @@ Expected<nlohmann::json, std::string> parse_bounded_json(std::string_view text,
 }
 
 std::string escape_peer_text(std::string_view text, std::size_t max_input) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const std::string_view shown = text.substr(0, max_input);
-  std::string escaped;
-  escaped.reserve(shown.size() + 3);
-  for (const char character : shown) {
-    const auto byte = static_cast<unsigned char>(character);
-    if (byte == '\\') {
-      escaped += "\\\\";
-    } else if (byte >= 0x20 && byte <= 0x7e) {
-      escaped += character;
-    } else {
-      escaped += "\\x";
-      escaped += kHex[byte >> 4];
-      escaped += kHex[byte & 0x0f];
-    }
-  }
-  if (text.size() > shown.size()) escaped += "...";
-  return escaped;
+  return wire::escape_text(text, max_input);
 }
 
 }  // namespace tether::auth

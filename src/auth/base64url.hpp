@@ -33,8 +33,8 @@ namespace tether::auth {
                                                                        std::size_t max_depth);
 
 // `text` as one inert printable-ASCII line for a message: bytes outside 0x20-0x7e become \xNN and a
-// backslash \\ (the format of transport::escape_for_log, which tether_auth cannot link), and at
-// most `max_input` bytes of `text` are shown, followed by "..." when it was longer.
+// backslash \\ (wire::escape_text, which transport::escape_for_log uses too), and at most
+// `max_input` bytes of `text` are shown, followed by "..." when it was longer.
 [[nodiscard]] std::string escape_peer_text(std::string_view text, std::size_t max_input = 64);
 
 }  // namespace tether::auth

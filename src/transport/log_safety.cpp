@@ -1,24 +1,11 @@
 #include "transport/log_safety.hpp"
 
+#include "wire/text_escape.hpp"
+
 namespace tether::transport {
 
 std::string escape_for_log(std::string_view text) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string escaped;
-  escaped.reserve(text.size());
-  for (const char character : text) {
-    const auto byte = static_cast<unsigned char>(character);
-    if (byte == '\\') {
-      escaped += "\\\\";
-    } else if (byte >= 0x20 && byte <= 0x7e) {
-      escaped += character;
-    } else {
-      escaped += "\\x";
-      escaped += kDigits[byte >> 4];
-      escaped += kDigits[byte & 0x0f];
-    }
-  }
-  return escaped;
+  return wire::escape_text(text);
 }
 
 LogRateLimiter::Decision LogRateLimiter::admit(std::string_view kind, Clock::time_point now) {

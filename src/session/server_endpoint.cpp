@@ -425,6 +425,7 @@ void ServerEndpoint::on_connection_closed(PathId connection, Time now) {
   refresh();
   if (pending_.erase(connection) > 0) {
     pending_deadlines_.erase(connection);
+    ready_connections_.erase(connection);  // a challenge it was never sent
     return;
   }
   auto routed = connection_sessions_.find(connection);

@@ -16,6 +16,7 @@
 #include "session/authentication_throttle.hpp"
 #include "session/authenticator.hpp"
 #include "session/deadline_heap.hpp"
+#include "session/latency_histogram.hpp"
 #include "session/session.hpp"
 #include "session/session_table.hpp"
 
@@ -60,6 +61,15 @@ struct EndpointStats {
   std::uint64_t authentication_failures = 0;  // refused credentials, malformed exchanges, timeouts
   std::uint64_t authentications_throttled = 0;    // refused unheard: too many recent failures
   std::uint64_t pending_connections_refused = 0;  // max_pending_connections reached
+  // Lifetime and re-authentication (KIP-368's metrics, issue #15).
+  std::uint64_t reauthentications_succeeded = 0;
+  std::uint64_t reauthentication_failures = 0;  // refused, malformed, timed out, identity changed
+  // Sessions authenticated by a client that cannot re-authenticate (lacks the capability).
+  std::uint64_t authentications_without_reauthentication = 0;
+  std::uint64_t expired_sessions_closed = 0;     // ended because the credential's lifetime passed
+  std::uint64_t frames_on_expired_sessions = 0;  // audit mode: frames carried past the lifetime
+  std::uint64_t sessions_revoked = 0;            // ended by an operator's revocation
+  LatencyHistogram reauthentication_latency;     // the server's view: first frame to result
   // The endpoint's own work, for tests and benchmarks: sessions it looked at (a deadline or output
   // re-read, a due timeout, a collection) and connections awaiting their first frame whose
   // deadline it handled. Per call they grow with what the call touched, not with all sessions.

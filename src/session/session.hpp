@@ -55,6 +55,7 @@ struct SessionStats {
   std::uint64_t bytes_received = 0;      // stream payload delivered (each byte once)
   std::uint64_t duplicate_bytes_received = 0;  // received again after a path change and discarded
   std::uint64_t resumes = 0;
+  std::uint64_t reauthentications = 0;  // exchanges completed in place on the live session
   std::uint64_t heartbeats_missed = 0;
   std::uint64_t paths_opened = 0;
   std::uint64_t rejected_resume_attempts = 0;  // server: forged, replayed or stale proofs

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "auth/credentials.hpp"
@@ -281,7 +282,32 @@ struct ServerAuthArguments {
   std::string required_scope;
   std::string client_ca;        // mTLS: verify client certificates against this CA file
   std::string client_identity;  // which certificate field names the client; empty: cn
+  // Lifetime (Kafka's connections.max.reauth.ms): milliseconds; 0 unset, negative audit only.
+  std::int64_t max_reauth_ms = 0;
+  std::string expiry_enforcement = "immediate";
 };
+
+// "90s", "15m", "1h", "500ms", "-1h" (a bare number is milliseconds), as milliseconds.
+CLI::Validator duration_in_milliseconds() {
+  return CLI::AsNumberWithUnit(
+      std::map<std::string, std::int64_t>{
+          {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 24 * 3600 * 1000}},
+      // Case-sensitive ("m" is minutes, never "M"); the unit optional.
+      CLI::AsNumberWithUnit::CASE_SENSITIVE, "DURATION");
+}
+
+// The lifetime policy of a server's sessions from its arguments.
+void apply_lifetime_options(const ServerAuthArguments& arguments, session::SessionConfig& config) {
+  if (arguments.max_reauth_ms != 0) {
+    const auto magnitude =
+        arguments.max_reauth_ms < 0 ? -arguments.max_reauth_ms : arguments.max_reauth_ms;
+    config.max_reauthentication = std::chrono::milliseconds(magnitude);
+    config.lifetime_audit_only = arguments.max_reauth_ms < 0;
+  }
+  config.expiry_enforcement = arguments.expiry_enforcement == "on-use"
+                                  ? session::ExpiryEnforcement::kOnUse
+                                  : session::ExpiryEnforcement::kImmediate;
+}
 
 void add_server_auth_options(CLI::App& command, ServerAuthArguments& arguments) {
   command.add_option("--auth", arguments.auth,
@@ -308,6 +334,19 @@ void add_server_auth_options(CLI::App& command, ServerAuthArguments& arguments) 
                   "common name, the default), san-dns or san-email (the first such "
                   "subjectAltName)")
       ->check(CLI::IsMember({"cn", "san-dns", "san-email"}));
+  command
+      .add_option("--max-reauth", arguments.max_reauth_ms,
+                  "Longest a session may go between (re-)authentications, e.g. 1h (Kafka's "
+                  "connections.max.reauth.ms); its credential's expiry also bounds it. Negative "
+                  "(--max-reauth=-1h): audit only: sessions past it live on, and are logged and "
+                  "counted; 0: unset")
+      ->transform(duration_in_milliseconds());
+  command
+      .add_option("--expiry-enforcement", arguments.expiry_enforcement,
+                  "immediate: a session past its lifetime ends at once, idle or not; on-use: at "
+                  "its next use (Kafka's rule)")
+      ->check(CLI::IsMember({"immediate", "on-use"}))
+      ->capture_default_str();
 }
 
 // The server's authenticator from its arguments; nullptr for --auth none.
@@ -411,6 +450,12 @@ int run_server(const std::string& listen, const std::string& certificate, const 
         "session (development only)");
   }
   options.session = session_config(liveness);
+  apply_lifetime_options(auth, options.session);
+  if (options.session.lifetime_audit_only && *authenticator != nullptr) {
+    spdlog::warn(
+        "--max-reauth is negative: audit only; sessions past their lifetime are logged "
+        "and counted, not ended");
+  }
   options.limits = limits.sessions;
   options.limits.max_buffered_bytes = limits.max_buffered_mib << 20;
   options.admission = limits.admission;
@@ -470,6 +515,7 @@ struct ClientArguments {
   std::string auth_mechanism;
   std::string certificate;  // mTLS: --cert and --key
   std::string key;
+  bool no_reauth = false;
   bool stdio = false;  // `tether stdio`: standard input is the stream, never a prompt
 };
 
@@ -478,6 +524,9 @@ void add_client_options(CLI::App& command, ClientArguments& arguments) {
   command.add_option("--user", arguments.user,
                      "Authenticate as this user (SCRAM-SHA-256-PLUS over TLS); the password "
                      "comes from --password-file, TETHER_PASSWORD or a prompt");
+  command.add_flag("--no-reauth", arguments.no_reauth,
+                   "Do not re-authenticate in place: the session then ends when the lifetime the "
+                   "server gives it runs out");
   command.add_option("--password-file", arguments.password_file,
                      "File whose first line is the password (must not be group- or "
                      "world-readable)");
@@ -590,6 +639,7 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
   auto authenticator = client_authenticator(arguments);
   if (!authenticator) return make_unexpected(authenticator.error());
   options.session.authenticator = *authenticator;
+  options.session.reauthenticate = !arguments.no_reauth;
   if (arguments.plain) return options;
   if (arguments.known_servers.empty())
     arguments.known_servers = transport::default_known_servers_path().string();

@@ -22,4 +22,15 @@ std::string_view to_string(AuthenticationFailure failure) {
   return "unknown";
 }
 
+Reason reason_for(AuthenticationFailure failure) {
+  switch (failure) {
+    case AuthenticationFailure::kCredentialExpired:
+      return Reason::kCredentialsExpired;
+    case AuthenticationFailure::kNotPermitted:
+      return Reason::kAdministrativelyProhibited;
+    default:
+      return Reason::kAuthFailed;
+  }
+}
+
 }  // namespace tether::session

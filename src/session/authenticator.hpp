@@ -55,6 +55,9 @@ enum class AuthenticationFailure : std::uint8_t {
   kUnavailable,           // the credential could not be obtained or checked now (transient)
 };
 [[nodiscard]] std::string_view to_string(AuthenticationFailure failure);
+// The reason a session or attempt ends with for a failure: credentials-expired,
+// administratively-prohibited (not permitted) or auth-failed.
+[[nodiscard]] Reason reason_for(AuthenticationFailure failure);
 
 // One step of an exchange, on either side.
 struct AuthenticationStep {

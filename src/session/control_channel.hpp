@@ -32,14 +32,16 @@ class ControlChannel {
   }
 
   // Takes received control-stream bytes and calls `on_message(frame)` for every complete message,
-  // while `keep_going()` holds. False when the bytes are not a valid message (protocol error).
+  // while `keep_going()` holds. False when the bytes are not a valid message of at most
+  // `max_message` payload bytes (protocol error); a partial message waits for its rest, so at most
+  // one message's bytes are kept.
   template <typename OnMessage, typename KeepGoing>
   [[nodiscard]] bool deliver(std::span<const std::byte> bytes, OnMessage&& on_message,
-                             KeepGoing&& keep_going) {
+                             KeepGoing&& keep_going, std::size_t max_message = kMaxMessage) {
     inbound_.insert(inbound_.end(), bytes.begin(), bytes.end());
     std::size_t offset = 0;
     wire::DecodeLimits limits;
-    limits.max_payload = kMaxMessage;
+    limits.max_payload = max_message;
     while (offset < inbound_.size() && keep_going()) {
       auto decoded = wire::decode_frame(std::span(inbound_).subspan(offset), limits);
       if (!decoded) return false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -43,6 +44,22 @@ struct Closed {
   // escape it before logging.
   std::string message{};
 };
+// A re-authentication over the live session succeeded (both sides). The server applies the new
+// credential's scopes from now on (AuthenticatedPeer in Session::peer()); `lifetime` is the new
+// session lifetime (nullopt: no limit); `latency` is from the exchange's start to its result on
+// this side.
+struct Reauthenticated {
+  std::string principal{};
+  std::string mechanism{};
+  std::optional<Duration> lifetime{};
+  Duration latency{};
+};
+// Server: the session's lifetime ended and the session goes on for now: in audit mode
+// (`audit_only`: it is never cut, and its frames are counted), or while a re-authentication in
+// flight, a suspension, or on-use enforcement defers the verdict.
+struct LifetimePassed {
+  bool audit_only = false;
+};
 // Client: dial a new transport connection and hand it in with add_path() (or report
 // on_path_failed()).
 struct PathWanted {};
@@ -70,10 +87,10 @@ struct Writable {};
 
 }  // namespace events
 
-using Event =
-    std::variant<events::Established, events::Suspended, events::Resumed, events::Closed,
-                 events::PathWanted, events::PathDone, events::StreamOpened, events::StreamReadable,
-                 events::StreamFinished, events::StreamReset, events::Writable>;
+using Event = std::variant<events::Established, events::Suspended, events::Resumed, events::Closed,
+                           events::PathWanted, events::PathDone, events::StreamOpened,
+                           events::StreamReadable, events::StreamFinished, events::StreamReset,
+                           events::Writable, events::Reauthenticated, events::LifetimePassed>;
 
 // An event tagged with the session it belongs to (all zeros: a server connection that never joined
 // a session). A client's Session yields bare Events; a ServerEndpoint yields SessionEvents.

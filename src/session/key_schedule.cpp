@@ -1,5 +1,7 @@
 #include "session/key_schedule.hpp"
 
+#include <array>
+
 #include "crypto/primitives.hpp"
 
 namespace tether::session {
@@ -15,6 +17,7 @@ SessionKeys derive_session_keys(const SessionId& session_id,
   keys.resume_secret = crypto::hkdf_sha256({}, master, "tether v1 resume");
   keys.client_close_key = crypto::hkdf_sha256({}, master, "tether v1 close client");
   keys.server_close_key = crypto::hkdf_sha256({}, master, "tether v1 close server");
+  keys.reauthentication_secret = crypto::hkdf_sha256({}, master, "tether v1 reauthentication");
   return keys;
 }
 
@@ -28,6 +31,16 @@ Secret resume_proof(const Secret& resume_secret, Role prover, const SessionId& s
 Secret ratchet_resume_secret(const Secret& resume_secret,
                              std::span<const std::byte> keying_material) {
   return crypto::hkdf_sha256(resume_secret, keying_material, "tether v1 resume ratchet");
+}
+
+Secret reauthentication_binding(const Secret& reauthentication_secret, const SessionId& session_id,
+                                std::uint64_t sequence) {
+  std::array<std::byte, 8> counter{};
+  for (std::size_t index = 0; index < counter.size(); ++index) {
+    counter[index] = static_cast<std::byte>(sequence >> (8 * (counter.size() - 1 - index)));
+  }
+  return crypto::hmac_sha256(reauthentication_secret,
+                             {label("tether v1 reauthentication binding"), session_id, counter});
 }
 
 Secret stateless_reset_token(const Secret& static_key, const SessionId& session_id) {

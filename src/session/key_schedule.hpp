@@ -14,6 +14,7 @@ struct SessionKeys {
   Secret resume_secret{};     // proves ownership on resume; ratcheted by every successful resume
   Secret client_close_key{};  // carried by a FastClose sent to the client
   Secret server_close_key{};  // carried by a FastClose sent to the server
+  Secret reauthentication_secret{};  // binds each in-place re-authentication to the session
 };
 
 [[nodiscard]] SessionKeys derive_session_keys(const SessionId& session_id,
@@ -30,6 +31,13 @@ struct SessionKeys {
 // `keying_material`.
 [[nodiscard]] Secret ratchet_resume_secret(const Secret& resume_secret,
                                            std::span<const std::byte> keying_material);
+
+// The channel binding of the session's `sequence`th re-authentication (counted from 1 by both
+// sides in the order the exchanges start): what SCRAM-PLUS binds to instead of one connection's
+// exporter, so that an exchange made for one session (or one round) is useless for any other and
+// survives the connection it started on.
+[[nodiscard]] Secret reauthentication_binding(const Secret& reauthentication_secret,
+                                              const SessionId& session_id, std::uint64_t sequence);
 
 // The stateless-reset token for a session id: HMAC(server static key, label || session id). A
 // server can compute it with no state for the session, and no one without the static key can.

@@ -18,8 +18,7 @@ class LatencyHistogram {
   void record(std::chrono::nanoseconds duration) {
     const double value = std::chrono::duration<double, std::milli>(duration).count();
     std::size_t bucket = 0;
-    while (bucket < kUpperBoundsMilliseconds.size() &&
-           value > kUpperBoundsMilliseconds[bucket]) {
+    while (bucket < kUpperBoundsMilliseconds.size() && value > kUpperBoundsMilliseconds[bucket]) {
       ++bucket;
     }
     ++counts_[bucket];

@@ -46,6 +46,12 @@ class ResumeState {
     return role == Role::kClient ? keys_.server_close_key : keys_.client_close_key;
   }
 
+  // The channel binding of the session's `sequence`th re-authentication (both sides).
+  [[nodiscard]] Secret reauthentication_binding(const SessionId& session_id,
+                                                std::uint64_t sequence) const {
+    return session::reauthentication_binding(keys_.reauthentication_secret, session_id, sequence);
+  }
+
   // Client: the token from Welcome, and whether a StatelessReset carries it (constant time).
   void set_reset_token(const Secret& token) { reset_token_ = token; }
   [[nodiscard]] bool reset_matches(const SessionId& frame_session, const SessionId& session_id,

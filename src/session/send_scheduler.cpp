@@ -15,9 +15,10 @@ bool SendScheduler::sendable(const Stream& stream) {
   return stream.id != kControlStream && !send.open_sent && send.next_to_send == 0;
 }
 
-bool SendScheduler::has_frames(const StreamSet& streams) {
+bool SendScheduler::has_frames(const StreamSet& streams, bool control_only) {
   const Stream* control = streams.find(kControlStream);
   if (control != nullptr && sendable(*control)) return true;
+  if (control_only) return false;
   const auto& candidates = streams.send_candidates();
   return std::any_of(candidates.begin(), candidates.end(),
                      [](const Stream* stream) { return sendable(*stream); });
@@ -25,7 +26,7 @@ bool SendScheduler::has_frames(const StreamSet& streams) {
 
 SendScheduler::Outcome SendScheduler::write(StreamSet& streams, std::vector<std::byte>& out,
                                             std::size_t budget, SessionStats& stats,
-                                            std::size_t& written) {
+                                            std::size_t& written, bool control_only) {
   written = 0;
   Outcome outcome = Outcome::kOk;
   // The control stream goes first. Only sending changes what a stream has to send while this runs,
@@ -38,7 +39,7 @@ SendScheduler::Outcome SendScheduler::write(StreamSet& streams, std::vector<std:
     }
   }
   std::vector<Stream*>& candidates = streams.send_candidates();
-  if (written >= budget || candidates.empty()) return outcome;
+  if (control_only || written >= budget || candidates.empty()) return outcome;
 
   // Then the other streams: most urgent priority first; round-robin by id within it, starting after
   // the last one served. Candidates with nothing to send leave the list; the rest are ordered by

@@ -29,17 +29,6 @@ std::uint64_t throttle_hash_key(const Secret& static_key, std::string_view label
   return key;
 }
 
-Reason reason_for(AuthenticationFailure failure) {
-  switch (failure) {
-    case AuthenticationFailure::kCredentialExpired:
-      return Reason::kCredentialsExpired;
-    case AuthenticationFailure::kNotPermitted:
-      return Reason::kAdministrativelyProhibited;
-    default:
-      return Reason::kAuthFailed;
-  }
-}
-
 std::string seconds_text(Duration duration) {
   const auto seconds = std::chrono::ceil<std::chrono::seconds>(duration).count();
   return std::to_string(seconds) + " s";
@@ -234,7 +223,15 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
       peer.mechanism = pending.hello->mechanism;
       peer.scopes = std::move(step.scopes);
       if (step.credential_lifetime) {
-        peer.credential_expiry = now + std::max(Duration::zero(), *step.credential_lifetime);
+        if (*step.credential_lifetime <= Duration::zero()) {
+          // Expired at login: refused, never read as "no expiry" (KAFKA-13848).
+          ++stats_.authentication_failures;
+          pending.authentication.reset();
+          refuse(connection, pending, Reason::kCredentialsExpired, false,
+                 pending.hello->mechanism + ": the credential has already expired");
+          return;
+        }
+        peer.credential_expiry = now + *step.credential_lifetime;
       }
       pending.authentication.reset();
       const wire::Hello hello = std::move(*pending.hello);
@@ -255,11 +252,17 @@ void ServerEndpoint::create_session(PathId connection, PendingConnection& pendin
   }
   const SessionId session_id = new_session_id();
   const Secret token = stateless_reset_token(static_key_, session_id);
-  auto session = std::unique_ptr<Session>(
-      new Session(config_, random_, now, session_id, connection, pending.security.keying_material,
-                  hello, token, events_, std::move(peer), server_final));
+  const bool authenticated = !peer.mechanism.empty();
+  auto session = std::unique_ptr<Session>(new Session(config_, random_, now, session_id, connection,
+                                                      pending.security, hello, token, events_,
+                                                      std::move(peer), server_final));
   session->suspended_index_ = &suspended_;
   session->budget_ = &budget_;
+  session->server_authenticator_ = &authenticator_;
+  session->endpoint_stats_ = &stats_;
+  if (authenticated && !session->may_reauthenticate()) {
+    ++stats_.authentications_without_reauthentication;
+  }
   SessionTable::Entry& entry = sessions_.insert(session_id, std::move(session), pending.source);
   entry.connections.push_back(connection);
   sessions_.touch(entry);
@@ -318,8 +321,7 @@ bool ServerEndpoint::handle_pending_frame(PathId connection, PendingConnection& 
       return false;
     }
     sessions_.touch(*entry);
-    auto accepted =
-        session->accept_resume(connection, pending.security.keying_material, *resume, now);
+    auto accepted = session->accept_resume(connection, pending.security, *resume, now);
     if (!accepted) {
       ++stats_.resumes_rejected;
       refuse(connection, pending, accepted.error(), false);

@@ -97,8 +97,14 @@ class ServerEndpoint {
   // Requires every new session to authenticate through `authenticator` (nullptr, the default:
   // no authentication, --auth none). A Hello without a mechanism is then refused with
   // auth-failed, naming the mechanisms offered.
+  // Sessions then also offer in-place re-authentication (Capability::kReauthentication), which
+  // uses the authenticator set at the time (one replaced later, reloaded credentials, applies to
+  // the next re-authentication of every session).
   void set_authenticator(std::shared_ptr<ServerAuthenticator> authenticator) {
     authenticator_ = std::move(authenticator);
+    const auto reauthentication = static_cast<std::uint64_t>(wire::Capability::kReauthentication);
+    config_.capabilities &= ~reauthentication;
+    if (authenticator_ != nullptr) config_.capabilities |= reauthentication;
   }
   [[nodiscard]] bool authenticates() const { return authenticator_ != nullptr; }
   void receive(PathId connection, std::span<const std::byte> bytes, Time now);

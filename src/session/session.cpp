@@ -8,6 +8,7 @@
 
 #include "crypto/primitives.hpp"
 #include "session/overloaded.hpp"
+#include "session/session_lifetime.hpp"
 #include "wire/codec.hpp"
 
 namespace tether::session {
@@ -66,7 +67,7 @@ Session::Session(SessionConfig config, RandomSource& random, Time now)
 }
 
 Session::Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
-                 PathId path, std::span<const std::byte> keying_material, const wire::Hello& hello,
+                 PathId path, const ConnectionSecurity& security, const wire::Hello& hello,
                  const Secret& reset_token, std::deque<SessionEvent>& queue, AuthenticatedPeer peer,
                  std::span<const std::byte> server_final)
     : role_(Role::kServer),
@@ -85,6 +86,9 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
       scheduler_(config.max_data_frame_payload),
       acks_(config),
       stream_opens_(config.max_stream_opens_per_second, config.max_streams, now) {
+  const std::span<const std::byte> keying_material = security.keying_material;
+  connection_security_ = security;
+  connection_security_.keying_material.clear();
   resume_.establish(session_id_, keying_material);
   Path& created = paths_.add(path, PathState::kActive, keying_material, heartbeat_, now, role_);
   paths_.set_data_path(path);
@@ -101,6 +105,8 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
   welcome.authenticated = !peer_.mechanism.empty();
   welcome.principal = peer_.principal;
   welcome.server_final.assign(server_final.begin(), server_final.end());
+  const std::optional<Duration> lifetime = start_lifetime(now);
+  if (welcome.authenticated) welcome.session_lifetime_ms = lifetime::to_wire(lifetime);
   queue_frame(created, welcome);
   emit(events::Established{session_id_});
   refresh_timers();
@@ -139,10 +145,12 @@ void Session::add_path(PathId path_id, const ConnectionSecurity& security, Time 
   const bool connecting = phase() == Phase::kConnecting;
   Path& path = paths_.add(path_id, connecting ? PathState::kHelloSent : PathState::kResumeSent,
                           keying_material, heartbeat_, now, role_);
+  connection_security_ = security;
+  connection_security_.keying_material.clear();
   path.handshake_deadline = now + config_.handshake_timeout;
   if (connecting) {
     wire::Hello hello;
-    hello.capabilities = config_.capabilities;
+    hello.capabilities = offered_capabilities();
     hello.heartbeat_interval_ms = to_milliseconds(config_.heartbeat_interval);
     hello.missing_heartbeats_allowed = config_.missing_heartbeats_allowed;
     authentication_.reset();
@@ -284,12 +292,13 @@ std::size_t Session::take_outgoing(PathId path_id, std::vector<std::byte>& out,
                             (role_ == Role::kClient && path->state == PathState::kResumeSent);
   if (lifecycle_.open() && paths_.is_data_path(path_id) && carries_data) {
     // Pending acknowledgements ride along with anything else going out; alone only when due.
-    if (out.size() > start || acks_.due(now) || SendScheduler::has_frames(streams_))
+    const bool control_only = holding_data();
+    if (out.size() > start || acks_.due(now) || SendScheduler::has_frames(streams_, control_only))
       write_ack_frame(out);
     const std::size_t used = out.size() - start;
     if (used < max_bytes) {
       std::size_t written = 0;
-      if (scheduler_.write(streams_, out, max_bytes - used, stats_, written) ==
+      if (scheduler_.write(streams_, out, max_bytes - used, stats_, written, control_only) ==
           SendScheduler::Outcome::kInvariantFailed)
         invariant_failed();
     }
@@ -312,7 +321,7 @@ bool Session::has_outgoing(PathId path_id) const {
   if (!lifecycle_.open() || !paths_.is_data_path(path_id)) return false;
   // Delayed acknowledgements count once on_timeout() found them due.
   if (acks_.due_now()) return true;
-  return SendScheduler::has_frames(streams_);
+  return SendScheduler::has_frames(streams_, holding_data());
 }
 
 bool Session::wants_input(PathId path_id) const {
@@ -334,7 +343,7 @@ bool Session::handle_frame(Path& path, const wire::Frame& frame, Time now) {
                    handle_stream_data(data, data.offset + data.data.size(), true, now);
                  },
                  [&](const wire::Abort& abort) {
-                   fail_session(abort.reason, true, abort.transient, now, false);
+                   fail_session(abort.reason, true, abort.transient, now, false, abort.message);
                  },
                  [&](const wire::FastClose& close) { handle_fast_close(close, now); },
                  [&](const wire::StatelessReset& reset) { handle_stateless_reset(reset, now); },
@@ -430,7 +439,7 @@ bool Session::handle_welcome(Path& path, const wire::Welcome& welcome, Time now)
   session_id_ = welcome.session_id;
   resume_.establish(session_id_, path.keying_material);
   resume_.set_reset_token(welcome.reset_token);
-  capabilities_ = welcome.capabilities & config_.capabilities;
+  capabilities_ = welcome.capabilities & offered_capabilities();
   // A hostile server must not make us heartbeat every microsecond, or overflow a conversion: its
   // figures are clamped into our own bounds.
   heartbeat_ =
@@ -442,6 +451,7 @@ bool Session::handle_welcome(Path& path, const wire::Welcome& welcome, Time now)
   lifecycle_.on_established();
   switch_data_path(path.id, now);
   emit(events::Established{session_id_});
+  if (welcome.authenticated) accept_lifetime(welcome.session_lifetime_ms, now);
   return true;
 }
 
@@ -522,9 +532,9 @@ bool Session::handle_resume_accept(Path& path, const wire::ResumeAccept& accept,
   return true;
 }
 
-Expected<void, Reason> Session::accept_resume(PathId path_id,
-                                              std::span<const std::byte> keying_material,
+Expected<void, Reason> Session::accept_resume(PathId path_id, const ConnectionSecurity& security,
                                               const wire::Resume& resume, Time now) {
+  const std::span<const std::byte> keying_material = security.keying_material;
   const TimerRefresh refresh(*this);
   assert(role_ == Role::kServer);
   if (!lifecycle_.open()) return make_unexpected(Reason::kUnknownSession);
@@ -534,7 +544,10 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
     return make_unexpected(Reason::kProtocolError);
   }
   if (resume.version != wire::kProtocolVersion) return make_unexpected(Reason::kProtocolError);
-  if (peer_.credential_expiry && now >= *peer_.credential_expiry) {
+  const bool past_lifetime =
+      reauthentication_.lifetime_end && now >= *reauthentication_.lifetime_end;
+  if (past_lifetime && !may_reauthenticate() && !config_.lifetime_audit_only) {
+    // A client that cannot re-authenticate cannot come back after its lifetime.
     return make_unexpected(Reason::kCredentialsExpired);  // the expiry timer ends it next
   }
   const auto base = resume_.match_client_proof(session_id_, keying_material, resume.proof);
@@ -565,6 +578,14 @@ Expected<void, Reason> Session::accept_resume(PathId path_id,
   switch_data_path(path_id, now);
   ++stats_.resumes;
   lifecycle_.cancel_linger();
+  connection_security_ = security;
+  connection_security_.keying_material.clear();
+  if (past_lifetime && !config_.lifetime_audit_only) {
+    // Suspended past its lifetime: the client re-authenticates before any new data flows, within
+    // the handshake timeout (resuming is otherwise free of round trips).
+    reauthentication_.lifetime_passed = true;
+    if (!reauthentication_.grace_end) reauthentication_.grace_end = now + config_.handshake_timeout;
+  }
   mark_resumed(now);
   announce_writable(unacknowledged_before);
   return {};

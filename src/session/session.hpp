@@ -18,6 +18,7 @@
 #include "session/heartbeat_policy.hpp"
 #include "session/lifecycle.hpp"
 #include "session/path.hpp"
+#include "session/reauthentication_state.hpp"
 #include "session/resume_state.hpp"
 #include "session/rtt_estimator.hpp"
 #include "session/send_scheduler.hpp"
@@ -69,6 +70,7 @@ struct SessionStats {
 };
 
 class ServerEndpoint;
+struct EndpointStats;
 
 // One window/kInteractiveReserveDivisor of the unacknowledged-bytes bound is reserved for streams
 // with less than that outstanding (see Session::write).
@@ -172,6 +174,10 @@ class Session {
   // Who the client is, as the server authenticated it: on the server, from the exchange; on the
   // client, the principal the Welcome named (empty without authentication).
   [[nodiscard]] const AuthenticatedPeer& peer() const { return peer_; }
+  // When the session's lifetime ends unless it re-authenticates first (nullopt: no limit); both
+  // sides (the client learns it from Welcome and each Reauthenticated).
+  [[nodiscard]] std::optional<Time> lifetime_end() const { return reauthentication_.lifetime_end; }
+  [[nodiscard]] bool reauthenticating() const { return reauthentication_.in_progress(); }
   [[nodiscard]] SessionStats stats() const;
   // The heartbeat parameters in use: the negotiated ones once established (the client's own
   // proposal before). heartbeat_policy::kernel_user_timeout(heartbeat()) is the TCP_USER_TIMEOUT
@@ -187,13 +193,13 @@ class Session {
 
   // Server session created by ServerEndpoint from a Hello on `path`.
   Session(SessionConfig config, RandomSource& random, Time now, const SessionId& session_id,
-          PathId path, std::span<const std::byte> keying_material, const wire::Hello& hello,
+          PathId path, const ConnectionSecurity& security, const wire::Hello& hello,
           const Secret& reset_token, std::deque<SessionEvent>& queue, AuthenticatedPeer peer,
           std::span<const std::byte> server_final);
 
   // Server: verifies a Resume arriving as the first frame of `path`. On success the path becomes
   // the data path and the old one is retired; on failure nothing about the session changes.
-  Expected<void, Reason> accept_resume(PathId path, std::span<const std::byte> keying_material,
+  Expected<void, Reason> accept_resume(PathId path, const ConnectionSecurity& security,
                                        const wire::Resume& resume, Time now);
   // Server: a FastClose arrived as the first frame of a new connection.
   bool accept_fast_close(const wire::FastClose& frame, Time now);
@@ -228,6 +234,43 @@ class Session {
   };
   void on_timer(TimerSlot slot, Time now);
   void send_heartbeat(Path& path, Time now);
+
+  // ---- Lifetime and re-authentication (session_reauthentication.cpp) ----
+  [[nodiscard]] bool may_reauthenticate() const {
+    return has(capabilities_, wire::Capability::kReauthentication);
+  }
+  // What this side offers in Hello (client): the configured capabilities, plus re-authentication
+  // when it has a credential to re-authenticate with.
+  [[nodiscard]] wire::CapabilitySet offered_capabilities() const;
+  // Server: starts the session's lifetime after an authentication at `now` (the rule in
+  // session_lifetime.hpp) and returns it, nullopt for none.
+  std::optional<Duration> start_lifetime(Time now);
+  // Client: the lifetime a Welcome or Reauthenticated gave, and when to re-authenticate.
+  void accept_lifetime(std::uint64_t lifetime_ms, Time now);
+  // What an exchange on the live session binds to and may use: the session's own binding for the
+  // `sequence`th exchange and what the latest connection offers (TLS, a certificate identity).
+  [[nodiscard]] ConnectionSecurity reauthentication_security(std::uint64_t sequence) const;
+  void start_client_reauthentication(Time now);
+  void handle_control(const wire::Reauthenticate& message, Time now);
+  void handle_control(const wire::Reauthenticated& message, Time now);
+  void handle_control(const wire::AuthChallenge& message, Time now);
+  void handle_control(const wire::AuthResponse& message, Time now);
+  void apply_server_reauthentication_step(AuthenticationStep step, Time now);
+  // Ends the session because a re-authentication failed (both sides count it).
+  void fail_reauthentication(Reason reason, std::string message, Time now);
+  // The lifetime ended (the kCredentialExpiry slot).
+  void on_lifetime_end(Time now);
+  // The exchange in flight ran out of time, or a session past its lifetime did not complete one
+  // in its grace (the kReauthenticate slot on a server).
+  void on_reauthentication_deadline(Time now);
+  [[nodiscard]] std::optional<Time> reauthentication_deadline() const;
+  // Server: a frame that uses the session arrived (stream data, a control message other than the
+  // exchange's): audit counts it, on-use enforcement ends a session past its lifetime. False when
+  // the session ended.
+  bool note_use(Time now);
+  // Whether only the control stream may send now: new stream data is held while a session past its
+  // lifetime re-authenticates (never dropped).
+  [[nodiscard]] bool holding_data() const;
 
   // ---- Capabilities: what one side did not offer is not used ----
   [[nodiscard]] bool may_resume() const { return has(capabilities_, wire::Capability::kResume); }
@@ -325,6 +368,14 @@ class Session {
   SessionId session_id_{};
   wire::CapabilitySet capabilities_ = 0;  // negotiated: the intersection of both offers
   AuthenticatedPeer peer_;
+  ReauthenticationState reauthentication_;
+  // What the latest connection offers an exchange on the live session (its keying material is
+  // not kept here: the paths hold it).
+  ConnectionSecurity connection_security_;
+  // Server: the endpoint's authenticator (re-authentication) and statistics, owned by the
+  // endpoint, which outlives its sessions.
+  const std::shared_ptr<ServerAuthenticator>* server_authenticator_ = nullptr;
+  EndpointStats* endpoint_stats_ = nullptr;
   // Client: the exchange of the Hello in flight, and the path it runs on.
   std::unique_ptr<ClientAuthentication> authentication_;
   PathId authentication_path_ = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "session/server_endpoint.hpp"
 #include "session/session.hpp"
 #include "wire/codec.hpp"
 
@@ -155,11 +156,20 @@ void Session::apply_deferred_failure() {
 void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bool send_abort,
                            std::string message) {
   if (lifecycle_.closed()) return;
-  if (send_abort) {
-    if (Path* data = paths_.data()) queue_frame(*data, wire::Abort{reason, transient});
+  if (role_ == Role::kServer && reason == Reason::kCredentialsExpired && !by_peer &&
+      endpoint_stats_ != nullptr) {
+    ++endpoint_stats_->expired_sessions_closed;
   }
-  // A session that ends after transient refusals says what the last one was.
-  if (message.empty()) message = std::move(last_refusal_);
+  if (send_abort) {
+    if (Path* data = paths_.data()) queue_frame(*data, wire::Abort{reason, transient, message});
+  }
+  // A session that ends after transient refusals (or a re-authentication that could not start)
+  // says what the last one was, beside the peer's own words.
+  if (message.empty()) {
+    message = std::move(last_refusal_);
+  } else if (by_peer && reason == Reason::kCredentialsExpired && !last_refusal_.empty()) {
+    message += " (" + last_refusal_ + ")";
+  }
   finish_session(events::Closed{reason, by_peer, transient, streams_.unacknowledged_bytes(),
                                 std::move(message)});
 }
@@ -175,6 +185,8 @@ void Session::finish_session(const events::Closed& closed) {
   // Free everything the session held; the statistics stay readable. After a graceful close, bytes
   // received and not yet read stay readable, as after a TCP FIN; any other end discards them.
   acks_.clear();
+  reauthentication_.end_exchange();
+  reauthentication_.next_attempt.reset();
   streams_.close(closed.reason == Reason::kShutdown && !closed.transient);
   if (budget_ != nullptr) budget_->forget(this);
   sync_budget();

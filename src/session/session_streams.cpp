@@ -57,6 +57,8 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
                                  bool first_part, Time now) {
   if (!lifecycle_.open()) return;
   const StreamId id = frame.stream_id;
+  // Application data past the lifetime: counted (audit) or refused (on-use enforcement).
+  if (id != kControlStream && first_part && !note_use(now)) return;
   Stream* stream = streams_.find(id);
   if (stream == nullptr) stream = accept_peer_stream(frame, first_part, now);
   if (stream == nullptr) return;
@@ -122,15 +124,22 @@ void Session::deliver_control_bytes(std::span<const std::byte> bytes, Time now) 
   const bool valid = control_.deliver(
       bytes,
       [&](const wire::Frame& message) {
-        std::visit(Overloaded{
-                       [&](const wire::ResetStream& reset) { handle_control(reset, now); },
-                       [&](const wire::Close& close) { handle_control(close, now); },
-                       [&](const wire::Ignored&) {},
-                       [&](const auto&) { protocol_error(now); },
-                   },
-                   message);
+        std::visit(
+            Overloaded{
+                [&](const wire::ResetStream& reset) { handle_control(reset, now); },
+                [&](const wire::Close& close) { handle_control(close, now); },
+                [&](const wire::Reauthenticate& start) { handle_control(start, now); },
+                [&](const wire::Reauthenticated& result) { handle_control(result, now); },
+                [&](const wire::AuthChallenge& challenge) { handle_control(challenge, now); },
+                [&](const wire::AuthResponse& response) { handle_control(response, now); },
+                [&](const wire::Ignored&) {},
+                [&](const auto&) { protocol_error(now); },
+            },
+            message);
       },
-      [&] { return lifecycle_.open(); });
+      [&] { return lifecycle_.open(); },
+      // Exchange messages carry up to an authentication message; the others are tiny.
+      may_reauthenticate() ? config_.max_authentication_message + 64 : ControlChannel::kMaxMessage);
   if (!valid) protocol_error(now);
 }
 

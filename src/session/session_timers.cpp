@@ -26,10 +26,13 @@ void Session::refresh_timers() {
   timers_.set(TimerSlot::kLinger, lifecycle_.linger_deadline());
   timers_.set(TimerSlot::kGiveUp, lifecycle_.give_up_deadline());
   timers_.set(TimerSlot::kReconnect, lifecycle_.reconnect_deadline());
-  // Server: a session does not outlive its credential (re-authentication, which would move this
-  // deadline, is the next issue's).
-  timers_.set(TimerSlot::kCredentialExpiry,
-              role_ == Role::kServer ? peer_.credential_expiry : std::nullopt);
+  // A session does not outlive its lifetime: each re-authentication moves this deadline. A
+  // client watches it only to hold new data once it passes.
+  const bool watch_lifetime = role_ == Role::kServer || may_reauthenticate();
+  timers_.set(TimerSlot::kCredentialExpiry, watch_lifetime && !reauthentication_.lifetime_passed
+                                                ? reauthentication_.lifetime_end
+                                                : std::nullopt);
+  timers_.set(TimerSlot::kReauthenticate, reauthentication_deadline());
 }
 
 void Session::refresh_acknowledgement_timer() {
@@ -106,12 +109,12 @@ void Session::on_timer(TimerSlot slot, Time now) {
       lifecycle_.set_attempt_in_flight(true);
       emit(events::PathWanted{});
       return;
-    case TimerSlot::kCredentialExpiry:
-      // The credential expired: the session ends at once, on both sides (Abort).
-      fail_session(Reason::kCredentialsExpired, false, false, now, true);
-      return;
     case TimerSlot::kReauthenticate:
-      return;  // reserved for re-authentication: never armed yet
+      on_reauthentication_deadline(now);
+      return;
+    case TimerSlot::kCredentialExpiry:
+      on_lifetime_end(now);
+      return;
   }
 }
 

@@ -24,8 +24,10 @@ enum class TimerSlot : std::uint8_t {
   kLinger,            // server: a suspended session is freed
   kGiveUp,            // client: the reconnect limit ran out
   kReconnect,         // client: the backoff before the next connection attempt ended
-  kReauthenticate,    // reserved: re-authentication (the next issue)
-  kCredentialExpiry,  // server: the session's credential expires (the session ends)
+  kReauthenticate,    // client: start the next re-authentication; both: an exchange's deadline;
+                      // server: the grace of a session past its lifetime
+  kCredentialExpiry,  // the session's lifetime ends (server: it ends or is flagged; client: data
+                      // is held until re-authentication completes)
 };
 inline constexpr std::size_t kTimerSlotCount =
     static_cast<std::size_t>(TimerSlot::kCredentialExpiry) + 1;

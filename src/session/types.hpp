@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 
 #include "session/heartbeat_policy.hpp"
@@ -42,6 +43,12 @@ class RandomSource {
     fill(std::as_writable_bytes(std::span<std::uint64_t>(&value, 1)));
     return value;
   }
+};
+
+// How a server enforces the end of a session's lifetime.
+enum class ExpiryEnforcement : std::uint8_t {
+  kImmediate,  // at the lifetime's end, by a timer, even when the session is idle
+  kOnUse,      // at the first frame after the lifetime's end that is not re-authentication (Kafka)
 };
 
 // Everything either side may tune. Defaults are the "normal" profile; tests use their own.
@@ -105,6 +112,24 @@ struct SessionConfig {
   // authenticate). With it, a server that does not authenticate is refused (auth-failed), as is
   // one whose final message does not prove it knew the credential.
   std::shared_ptr<ClientAuthenticator> authenticator;
+
+  // Lifetime and re-authentication (see session_lifetime.hpp and PROTOCOL.md "Re-authentication").
+  // Server: the longest a session may be used between (re-)authentications, Kafka's
+  // connections.max.reauth.ms (nullopt: only the credential's own expiry bounds it).
+  std::optional<Duration> max_reauthentication;
+  // Server: audit only: a session past its lifetime lives on; the frames it carries are counted
+  // and the application is told once (events::LifetimePassed) so operators see who would be cut.
+  bool lifetime_audit_only = false;
+  ExpiryEnforcement expiry_enforcement = ExpiryEnforcement::kImmediate;
+  // Both: at most one re-authentication per this interval per session (the server ends a session
+  // whose client starts them faster).
+  Duration min_reauthentication_interval = seconds(1);
+  // Client: re-authenticates in place before the lifetime the server gave runs out (with an
+  // authenticator, when the server offers it). Off: the session ends at the lifetime's end.
+  bool reauthenticate = true;
+  // Client: a re-authentication that could not start (the credential was unavailable) is tried
+  // again after this long.
+  Duration reauthentication_retry = seconds(10);
 
   // Client reconnection: immediate first attempt, then exponential backoff with jitter to a cap;
   // give up after `reconnect_limit` without a working path.

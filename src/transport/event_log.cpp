@@ -133,6 +133,19 @@ std::optional<nlohmann::ordered_json> lifecycle_json(std::string_view side,
     object["transient"] = closed->transient;
     object["unacknowledged_bytes"] = closed->unacknowledged_bytes;
     if (!closed->message.empty()) object["message"] = escape_for_log(closed->message);
+  } else if (const auto* reauthenticated = std::get_if<events::Reauthenticated>(&event)) {
+    start("reauthenticated");
+    object["principal"] = escape_for_log(reauthenticated->principal);
+    object["mechanism"] = escape_for_log(reauthenticated->mechanism);
+    if (reauthenticated->lifetime) {
+      object["lifetime_ms"] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(*reauthenticated->lifetime).count();
+    }
+    object["latency_us"] =
+        std::chrono::duration_cast<std::chrono::microseconds>(reauthenticated->latency).count();
+  } else if (const auto* passed = std::get_if<events::LifetimePassed>(&event)) {
+    start("lifetime-passed");
+    object["audit_only"] = passed->audit_only;
   } else {
     return std::nullopt;
   }
@@ -148,7 +161,8 @@ bool log_lifecycle_json(std::string_view side, const session::SessionId& id,
                         const session::Event& event) {
   auto object = lifecycle_json(side, id, event);
   if (!object) return false;
-  const bool warning = std::holds_alternative<session::events::Suspended>(event);
+  const bool warning = std::holds_alternative<session::events::Suspended>(event) ||
+                       std::holds_alternative<session::events::LifetimePassed>(event);
   json_event(warning ? spdlog::level::warn : spdlog::level::info, *object);
   return true;
 }

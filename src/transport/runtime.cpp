@@ -87,6 +87,28 @@ bool log_lifecycle(const char* side, const session::SessionId& id, const session
                 closed->by_peer ? "by peer" : "locally", wire::to_string(closed->reason),
                 closed->transient ? " (transient)" : "", closed->message.empty() ? "" : ": ",
                 escape_for_log(closed->message), closed->unacknowledged_bytes);
+  } else if (const auto* reauthenticated = std::get_if<events::Reauthenticated>(&event)) {
+    const std::string lifetime =
+        reauthenticated->lifetime ? std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                       *reauthenticated->lifetime)
+                                                       .count()) +
+                                        " s"
+                                  : std::string("no limit");
+    spdlog::info(
+        "{} session {} re-authenticated {} with {} in {} ms; lifetime {}", side, name,
+        escape_for_log(reauthenticated->principal), escape_for_log(reauthenticated->mechanism),
+        std::chrono::duration_cast<std::chrono::milliseconds>(reauthenticated->latency).count(),
+        lifetime);
+  } else if (const auto* passed = std::get_if<events::LifetimePassed>(&event)) {
+    if (passed->audit_only) {
+      spdlog::warn(
+          "{} session {} is past its lifetime without re-authenticating; audit mode keeps it "
+          "(a positive --max-reauth would end it)",
+          side, name);
+    } else {
+      spdlog::info("{} session {} is past its lifetime; it ends unless it re-authenticates", side,
+                   name);
+    }
   } else {
     return false;
   }

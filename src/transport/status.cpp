@@ -128,6 +128,14 @@ nlohmann::json describe_session(const session::Session& session, session::Time n
   if (!session.peer().mechanism.empty()) {
     out["principal"] = session.peer().principal;
     out["mechanism"] = session.peer().mechanism;
+    out["reauthentications"] = stats.reauthentications;
+    // Milliseconds until the session must re-authenticate (negative: past it; null: no limit).
+    if (const auto end = session.lifetime_end()) {
+      out["lifetime_left_ms"] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(*end - now).count();
+    } else {
+      out["lifetime_left_ms"] = nullptr;
+    }
   }
   out["rtt_ms"] = stats.smoothed_rtt ? nlohmann::json(milliseconds(*stats.smoothed_rtt))
                                      : nlohmann::json(nullptr);
@@ -200,6 +208,12 @@ nlohmann::json server_status(ServerRuntime& runtime, session::Time now) {
       {"failed", stats.authentication_failures},
       {"throttled", stats.authentications_throttled},
       {"pending_refused", stats.pending_connections_refused},
+      {"reauthenticated", stats.reauthentications_succeeded},
+      {"reauthentication_failed", stats.reauthentication_failures},
+      {"without_reauthentication", stats.authentications_without_reauthentication},
+      {"expired_sessions_closed", stats.expired_sessions_closed},
+      {"frames_on_expired_sessions", stats.frames_on_expired_sessions},
+      {"revoked", stats.sessions_revoked},
   };
   out["sessions"] = nlohmann::json::array();
   // Read through the const endpoint: a status request does not make the server re-read sessions.

@@ -214,6 +214,7 @@ asio::awaitable<std::optional<std::vector<std::byte>>> StreamBridge::take_header
   }
   if (!parsed->has_value()) co_return Rest{};
   const StreamRequest request = std::move(**parsed);
+  request_ = request;
   auto after = rest();
   if (request.kind == RequestKind::kListen) {
     if (!on_listen_) {
@@ -981,13 +982,11 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session* sess
   if (dispatch_stream_event(bridges, event)) return;
   const std::string name = "session " + transport::short_id(id);
   if (std::holds_alternative<events::Established>(event) && session != nullptr) {
-    std::vector<std::string> ignored;
-    if (auto grant = options_.grants.for_peer(session->peer(), &ignored)) {
-      for (const std::string& scope : ignored) {
-        spdlog::warn("{}: ignoring the malformed scope {}", name, transport::escape_for_log(scope));
-      }
-      grants_[id] = SessionGrant{session->peer().principal, std::move(*grant)};
-    }
+    update_grant(id, *session, name);
+  }
+  if (std::holds_alternative<events::Reauthenticated>(event) && session != nullptr) {
+    update_grant(id, *session, name);
+    enforce_grants(id, name);
   }
   if (std::holds_alternative<events::Closed>(event)) grants_.erase(id);
   if (const auto* opened = std::get_if<events::StreamOpened>(&event)) {
@@ -1018,6 +1017,50 @@ void ServerTunnel::on_event(const session::SessionId& id, session::Session* sess
         listener->acceptor->close(ignored);
       }
       listeners_.erase(found);
+    }
+  }
+}
+
+void ServerTunnel::update_grant(const session::SessionId& id, const session::Session& session,
+                                const std::string& name) {
+  std::vector<std::string> ignored;
+  if (auto grant = options_.grants.for_peer(session.peer(), &ignored)) {
+    for (const std::string& scope : ignored) {
+      spdlog::warn("{}: ignoring the malformed scope {}", name, transport::escape_for_log(scope));
+    }
+    grants_[id] = SessionGrant{session.peer().principal, std::move(*grant)};
+  } else {
+    grants_.erase(id);
+  }
+}
+
+void ServerTunnel::enforce_grants(const session::SessionId& id, const std::string& name) {
+  if (!options_.grants.enforced()) return;
+  auto bridges = bridges_.find(id);
+  if (bridges == bridges_.end()) return;
+  std::vector<std::shared_ptr<StreamBridge>> revoked;
+  for (auto& [stream, bridge] : bridges->second) {
+    const std::optional<StreamRequest>& request = bridge->request();
+    if (!request || bridge->closed()) continue;
+    const bool listen = request->kind == RequestKind::kListen;
+    if (auto refusal = grant_refusal(id, *request, listen)) {
+      spdlog::warn("{}: {} {} after re-authentication: {}", name,
+                   listen ? "closing the -R listener of stream" : "resetting stream", stream,
+                   *refusal);
+      revoked.push_back(bridge);
+    }
+  }
+  // Closed outside the loop: closing a bridge may run hooks that edit the map.
+  for (auto& bridge : revoked) bridge->close("no longer granted after re-authentication");
+  if (auto found = listeners_.find(id); found != listeners_.end()) {
+    for (auto it = found->second.begin(); it != found->second.end();) {
+      if (grant_refusal(id, it->second->requested, true)) {
+        std::error_code ignored;
+        it->second->acceptor->close(ignored);
+        it = found->second.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
 }

@@ -95,6 +95,8 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
            first_bytes_.capacity();
   }
   [[nodiscard]] const std::string& label() const { return label_; }
+  // Acceptor: the request the peer made, once its header was read (nullopt before).
+  [[nodiscard]] const std::optional<StreamRequest>& request() const { return request_; }
 
  private:
   asio::awaitable<void> downstream();
@@ -128,6 +130,7 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
   ListenHandler on_listen_;
   ClosedHook on_closed_;
   std::vector<std::byte> first_bytes_;
+  std::optional<StreamRequest> request_;
   bool header_done_ = false;
   bool holding_listener_ = false;  // a listen stream: no local connection, data is ignored
   std::vector<std::byte> header_;
@@ -257,6 +260,13 @@ class ServerTunnel final : public transport::SessionObserver {
     PrincipalGrant grant;
   };
   std::map<session::SessionId, SessionGrant> grants_;
+  // Computes the grants of session `id` from its peer (at establishment and after each
+  // re-authentication, whose credential may grant other scopes).
+  void update_grant(const session::SessionId& id, const session::Session& session,
+                    const std::string& name);
+  // After a re-authentication: resets the streams and closes the -R listeners of session `id` whose
+  // targets its new grants no longer allow, saying why in the log.
+  void enforce_grants(const session::SessionId& id, const std::string& name);
   // The refusal when the session's principal is not granted `request` (checked by `allows`).
   [[nodiscard]] std::optional<std::string> grant_refusal(const session::SessionId& id,
                                                          const StreamRequest& request,

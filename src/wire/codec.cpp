@@ -210,6 +210,9 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
         if (!reader.bytes(welcome.server_final, payload.size())) {
           return malformed("welcome: server final message truncated");
         }
+        if (!reader.varint(welcome.session_lifetime_ms)) {
+          return malformed("welcome: session lifetime truncated");
+        }
       }
       return finish(std::move(welcome));
     }
@@ -254,6 +257,34 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
         return malformed("auth_response: data truncated");
       }
       return finish(std::move(response));
+    }
+    case FrameType::kReauthenticate: {
+      Reauthenticate reauthenticate;
+      if (!reader.text(reauthenticate.mechanism, kMaxMechanismName) ||
+          reauthenticate.mechanism.empty()) {
+        return malformed("reauthenticate: mechanism truncated, empty or too long");
+      }
+      std::uint8_t has_response = 0;
+      if (!reader.u8(has_response) || has_response > 1) {
+        return malformed("reauthenticate: initial response flag invalid");
+      }
+      if (has_response == 1) {
+        reauthenticate.initial_response.emplace();
+        if (!reader.bytes(*reauthenticate.initial_response, payload.size())) {
+          return malformed("reauthenticate: initial response truncated");
+        }
+      }
+      return finish(std::move(reauthenticate));
+    }
+    case FrameType::kReauthenticated: {
+      Reauthenticated reauthenticated;
+      if (!reader.varint(reauthenticated.session_lifetime_ms)) {
+        return malformed("reauthenticated: session lifetime truncated");
+      }
+      if (!reader.bytes(reauthenticated.server_final, payload.size())) {
+        return malformed("reauthenticated: server final message truncated");
+      }
+      return finish(std::move(reauthenticated));
     }
     case FrameType::kStatelessReset: {
       StatelessReset reset;
@@ -308,7 +339,10 @@ Expected<Frame, DecodeError> decode_payload(std::uint8_t type, std::span<const s
       if (!reader.reason(abort.reason)) return malformed("abort: reason truncated or unknown");
       if (!reader.u8(transient) || transient > 1) return malformed("abort: transient flag invalid");
       abort.transient = transient == 1;
-      return finish(abort);
+      if (!reader.text(abort.message, kMaxRefuseMessage)) {
+        return malformed("abort: message truncated or too long");
+      }
+      return finish(std::move(abort));
     }
     case FrameType::kFastClose: {
       FastClose close;
@@ -358,6 +392,7 @@ void encode_payload(const Frame& frame, ByteWriter& writer) {
           if (value.authenticated) {
             write_text(writer, value.principal, kMaxPrincipal);
             write_bytes_field(writer, value.server_final);
+            writer.write_varint(value.session_lifetime_ms);
           }
         } else if constexpr (std::is_same_v<T, Resume>) {
           writer.write_varint(value.version);
@@ -374,6 +409,14 @@ void encode_payload(const Frame& frame, ByteWriter& writer) {
         } else if constexpr (std::is_same_v<T, Abort>) {
           writer.write_u8(static_cast<std::uint8_t>(value.reason));
           writer.write_u8(value.transient ? 1 : 0);
+          write_text(writer, value.message, kMaxRefuseMessage);
+        } else if constexpr (std::is_same_v<T, Reauthenticate>) {
+          write_text(writer, value.mechanism, kMaxMechanismName);
+          writer.write_u8(value.initial_response ? 1 : 0);
+          if (value.initial_response) write_bytes_field(writer, *value.initial_response);
+        } else if constexpr (std::is_same_v<T, Reauthenticated>) {
+          writer.write_varint(value.session_lifetime_ms);
+          write_bytes_field(writer, value.server_final);
         } else if constexpr (std::is_same_v<T, AuthChallenge> || std::is_same_v<T, AuthResponse>) {
           write_bytes_field(writer, value.data);
         } else if constexpr (std::is_same_v<T, StatelessReset>) {
@@ -550,12 +593,12 @@ std::size_t stream_header_size(const StreamData& frame, std::size_t data_size) {
 
 FrameType frame_type(const Frame& frame) {
   static constexpr FrameType kTypes[] = {
-      FrameType::kHello,        FrameType::kWelcome, FrameType::kResume,
-      FrameType::kResumeAccept, FrameType::kRefuse,  FrameType::kStatelessReset,
-      FrameType::kPing,         FrameType::kPong,    FrameType::kAck,
-      FrameType::kStream,       FrameType::kAbort,   FrameType::kFastClose,
-      FrameType::kResetStream,  FrameType::kClose,   FrameType::kAuthChallenge,
-      FrameType::kAuthResponse};
+      FrameType::kHello,        FrameType::kWelcome,        FrameType::kResume,
+      FrameType::kResumeAccept, FrameType::kRefuse,         FrameType::kStatelessReset,
+      FrameType::kPing,         FrameType::kPong,           FrameType::kAck,
+      FrameType::kStream,       FrameType::kAbort,          FrameType::kFastClose,
+      FrameType::kResetStream,  FrameType::kClose,          FrameType::kAuthChallenge,
+      FrameType::kAuthResponse, FrameType::kReauthenticate, FrameType::kReauthenticated};
   if (const auto* ignored = std::get_if<Ignored>(&frame))
     return static_cast<FrameType>(ignored->type);
   return kTypes[frame.index()];
@@ -595,6 +638,10 @@ std::string_view to_string(FrameType type) {
       return "auth_challenge";
     case FrameType::kAuthResponse:
       return "auth_response";
+    case FrameType::kReauthenticate:
+      return "reauthenticate";
+    case FrameType::kReauthenticated:
+      return "reauthenticated";
   }
   return "unknown";
 }

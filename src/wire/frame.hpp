@@ -73,6 +73,8 @@ enum class FrameType : std::uint8_t {
   kClose = 0x0e,
   kAuthChallenge = 0x0f,
   kAuthResponse = 0x10,
+  kReauthenticate = 0x11,
+  kReauthenticated = 0x12,
 };
 // Frame types with this bit set may be skipped by a receiver that does not know them; any other
 // unknown type is a protocol error.
@@ -125,6 +127,9 @@ struct Welcome {
   std::string principal{};  // who the server says the client is
   std::vector<std::byte>
       server_final{};  // the mechanism's final message (SCRAM's v=), may be empty
+  // How long the session may be used before the client must re-authenticate (milliseconds from
+  // this frame; 0: no limit). Present only when `authenticated`.
+  std::uint64_t session_lifetime_ms = 0;
   friend bool operator==(const Welcome&, const Welcome&) = default;
 };
 
@@ -216,6 +221,8 @@ struct StreamData {
 struct Abort {
   Reason reason = Reason::kUnspecified;
   bool transient = false;
+  // Why, for the user (at most kMaxRefuseMessage bytes; may be empty), never a secret.
+  std::string message{};
   friend bool operator==(const Abort&, const Abort&) = default;
 };
 
@@ -241,6 +248,23 @@ struct Close {
   friend bool operator==(const Close&, const Close&) = default;
 };
 
+// Control-stream message, client -> server: re-authenticate the live session in place (the
+// session must have negotiated Capability::kReauthentication). The exchange then continues with
+// AuthChallenge / AuthResponse as control-stream messages and ends with Reauthenticated, or with
+// an Abort (auth-failed) that ends the session.
+struct Reauthenticate {
+  std::string mechanism{};  // must be the mechanism the session authenticated with
+  std::optional<std::vector<std::byte>> initial_response{};
+  friend bool operator==(const Reauthenticate&, const Reauthenticate&) = default;
+};
+
+// Control-stream message, server -> client: the re-authentication succeeded.
+struct Reauthenticated {
+  std::uint64_t session_lifetime_ms = 0;  // the new lifetime from this message; 0: no limit
+  std::vector<std::byte> server_final{};  // the mechanism's final message, may be empty
+  friend bool operator==(const Reauthenticated&, const Reauthenticated&) = default;
+};
+
 // An ignorable frame of a type this build does not know; decoding skips its payload.
 struct Ignored {
   std::uint8_t type = 0;
@@ -249,7 +273,7 @@ struct Ignored {
 
 using Frame = std::variant<Hello, Welcome, Resume, ResumeAccept, Refuse, StatelessReset, Ping, Pong,
                            Ack, StreamData, Abort, FastClose, ResetStream, Close, AuthChallenge,
-                           AuthResponse, Ignored>;
+                           AuthResponse, Reauthenticate, Reauthenticated, Ignored>;
 
 [[nodiscard]] FrameType frame_type(const Frame& frame);
 [[nodiscard]] std::string_view to_string(FrameType type);

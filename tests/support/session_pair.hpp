@@ -95,6 +95,8 @@ class SessionPair {
   std::size_t max_write = std::size_t{1} << 20;
   // The source address the server is given for the client's connections (its per-source limits).
   std::string source;
+  // Connections carry a channel binding and are confidential, as TLS connections are.
+  bool bind_channels = false;
 
   // ---- Connections ------------------------------------------------------------------------------
 
@@ -104,8 +106,19 @@ class SessionPair {
   session::PathId open_connection() {
     const session::PathId id = next_connection_id_++;
     Connection& connection = connections.emplace(id, Connection{draw_keying()}).first->second;
-    server.accept(id, connection.keying, now, source);
-    client.add_path(id, connection.keying, now);
+    if (!bind_channels) {
+      server.accept(id, connection.keying, now, source);
+      client.add_path(id, connection.keying, now);
+      return id;
+    }
+    // As TLS would: a channel binding of the connection's own (here: its keying material reversed)
+    // and confidentiality.
+    session::ConnectionSecurity security;
+    security.keying_material.assign(connection.keying.begin(), connection.keying.end());
+    security.channel_binding.assign(connection.keying.rbegin(), connection.keying.rend());
+    security.confidential = true;
+    server.accept(id, security, now, source);
+    client.add_path(id, security, now);
     return id;
   }
 

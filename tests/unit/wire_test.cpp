@@ -151,6 +151,14 @@ std::vector<Sample> samples() {
       {"welcome_authenticated_empty_final",
        Welcome{
            kProtocolVersion, 0x7, filled<16>(1), 20000, 4, 600000, filled<32>(9), true, "bob", {}}},
+      {"welcome_with_lifetime", Welcome{kProtocolVersion, 0x8, filled<16>(1), 20000, 4, 600000,
+                                        filled<32>(9), true, "carol", bytes({0x76}), 3600000}},
+      {"reauthenticate", Reauthenticate{"OAUTHBEARER", bytes({0x6e, 0x2c})}},
+      {"reauthenticate_no_initial_response", Reauthenticate{"SCRAM-SHA-256-PLUS", {}}},
+      {"reauthenticate_empty_initial_response", Reauthenticate{"EXTERNAL", Bytes{}}},
+      {"reauthenticated", Reauthenticated{90000, bytes({0x76, 0x3d, 0x41})}},
+      {"reauthenticated_no_limit", Reauthenticated{0, {}}},
+      {"abort_with_message", Abort{Reason::kRevoked, false, "revoked by the operator"}},
       {"auth_challenge", AuthChallenge{bytes({0x72, 0x3d, 0x61})}},
       {"auth_challenge_empty", AuthChallenge{}},
       {"auth_response", AuthResponse{bytes({0x01})}},
@@ -283,7 +291,13 @@ TEST(WireCodecTest, ExactEncodings) {
             bytes({0x01, 0x0e, 0x01, 0x00, 0x43, 0xe8, 0x03, 0x05, 0x50, 0x4c, 0x41, 0x49, 0x4e,
                    0x01, 0x01, 0x00}));
   EXPECT_EQ(encode(AuthResponse{bytes({0x01})}), bytes({0x10, 0x02, 0x01, 0x01}));
-  EXPECT_EQ(encode(Abort{Reason::kRevoked, false}), bytes({0x0b, 0x02, 0x09, 0x00}));
+  EXPECT_EQ(encode(Abort{Reason::kRevoked, false}), bytes({0x0b, 0x03, 0x09, 0x00, 0x00}));
+  EXPECT_EQ(encode(Abort{Reason::kAuthFailed, false, "no"}),
+            bytes({0x0b, 0x05, 0x07, 0x00, 0x02, 0x6e, 0x6f}));
+  EXPECT_EQ(encode(Reauthenticate{"PLAIN", bytes({0x00})}),
+            bytes({0x11, 0x09, 0x05, 0x50, 0x4c, 0x41, 0x49, 0x4e, 0x01, 0x01, 0x00}));
+  EXPECT_EQ(encode(Reauthenticated{1000, bytes({0x76})}),
+            bytes({0x12, 0x04, 0x43, 0xe8, 0x01, 0x76}));
   EXPECT_EQ(encode(Hello{1, 0x3, 15000, 3}),
             bytes({0x01, 0x07, 0x01, 0x03, 0x7a, 0x98, 0x03, 0x00, 0x00}));
   EXPECT_EQ(encode(Ack{{{1, 300, 70000}}}),
@@ -520,7 +534,7 @@ TEST(WireCodecTest, AuthenticationFieldsAreBounded) {
 }
 
 TEST(WireCodecTest, UnknownTypeWithoutIgnorableBitIsAnError) {
-  for (unsigned type : {0x00u, 0x11u, 0x20u, 0x40u, 0x7fu}) {
+  for (unsigned type : {0x00u, 0x13u, 0x20u, 0x40u, 0x7fu}) {
     SCOPED_TRACE("type " + std::to_string(type));
     for (const Bytes& payload : {Bytes{}, bytes({0x01, 0x02, 0x03})}) {
       auto error = decode_failure(raw_frame(static_cast<std::uint8_t>(type), payload));
@@ -646,7 +660,7 @@ TEST(WireCodecTest, ReasonByteIsValidated) {
   };
   const std::vector<ReasonFrame> frames = {
       {0x05, "refuse", {}, bytes({0x00, 0x00})},
-      {0x0b, "abort", {}, bytes({0x01})},
+      {0x0b, "abort", {}, bytes({0x01, 0x00})},
       {0x0c, "fast_close", key_material, {}},
       {0x0e, "close", {}, {}},
   };

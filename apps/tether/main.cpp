@@ -139,8 +139,8 @@ Expected<std::unique_ptr<transport::MetricsExporter>, std::string> start_metrics
 void add_metrics_option(CLI::App& command, std::string& listen) {
   command
       .add_option("--metrics-listen", listen,
-                  "Serve Prometheus metrics at http://ADDR:PORT/metrics ([ADDR]:PORT for IPv6; "
-                  "unauthenticated: prefer a loopback address)")
+                  "Serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR an IPv4 address; "
+                  "unauthenticated: prefer 127.0.0.1)")
       ->check(CLI::Validator(
           [](std::string& text) {
             auto parsed = transport::parse_metrics_listen(text);

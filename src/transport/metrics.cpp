@@ -397,6 +397,13 @@ Expected<std::unique_ptr<MetricsExporter>, std::string> MetricsExporter::start(
     exporter->endpoint_ = *endpoint;
     if (!ports.empty()) exporter->endpoint_.port(static_cast<std::uint16_t>(ports.front()));
   } catch (const std::exception& failure) {
+    // The trial bind worked, so the address is usable: Debian's civetweb has no IPv6.
+    if (endpoint->address().is_v6()) {
+      return make_unexpected(fmt::format(
+          "--metrics-listen {}: cannot listen: the HTTP server (civetweb) was built without "
+          "IPv6; use an IPv4 address",
+          name));
+    }
     return make_unexpected(
         fmt::format("--metrics-listen {}: cannot listen: {}", name, failure.what()));
   }

@@ -119,7 +119,7 @@ class MetricsExporter {
   // Listens on `listen` (parse_metrics_listen) and serves /metrics: each scrape posts `snapshot`
   // to `io` and waits at most `timeout` for it, else serves the last snapshot taken. At most one
   // snapshot task is queued at a time. The error names the address and why (not an address, in
-  // use, not local). Never throws.
+  // use, not local, IPv6 where civetweb lacks it). Never throws.
   static Expected<std::unique_ptr<MetricsExporter>, std::string> start(
       asio::io_context& io, std::string_view listen, std::string role, Snapshot snapshot,
       std::chrono::milliseconds timeout = std::chrono::seconds(1));

@@ -118,7 +118,8 @@ status=0
 timeout 10 "$tether" --config "$work/tether.toml" server --listen 127.0.0.1:$other_port \
   --plain-insecure --auth none --reset-key "$work/other-reset.key" \
   --allow 127.0.0.1:$target_port >"$work/config.log" 2>&1 || status=$?
-[[ $status == 1 ]] && grep -q "metrics-listen 127.0.0.1:$server_metrics: cannot listen" "$work/config.log" ||
+if [[ $status != 1 ]] || ! grep -q "metrics-listen 127.0.0.1:$server_metrics: cannot listen" "$work/config.log"; then
   fail "metrics-listen from the TOML file was not used (exit $status: $(tail -n 1 "$work/config.log"))"
+fi
 echo "ok: a metrics port in use (exit 1) or a name (exit 2) is a clear startup error, from flags and TOML"
 echo "PASS"

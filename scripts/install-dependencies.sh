@@ -9,10 +9,10 @@ packages=(
   libexpected-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libasio-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
-  libgsasl-dev libhiredis-dev libsqlite3-dev
+  libgsasl-dev libhiredis-dev libsqlite3-dev prometheus-cpp-dev
   socat pv iproute2 procps
   redis-server redis-tools nftables
-  openssh-server openssh-client curl python3 jq openssl
+  openssh-server openssh-client curl python3 jq openssl prometheus
 )
 
 missing=()

@@ -25,6 +25,7 @@
 #include "transport/file_safety.hpp"
 #include "transport/known_servers.hpp"
 #include "transport/log_safety.hpp"
+#include "transport/metrics.hpp"
 #include "transport/runtime.hpp"
 #include "transport/status.hpp"
 #include "transport/tls.hpp"
@@ -118,6 +119,35 @@ std::unique_ptr<transport::ControlSocket> open_control_socket(
   }
   spdlog::debug("control socket {}", path);
   return control;
+}
+
+// --metrics-listen: the Prometheus exporter (none when `listen` is empty). Unlike the control
+// socket, failing to start it is fatal: an operator who asked for metrics expects them.
+Expected<std::unique_ptr<transport::MetricsExporter>, std::string> start_metrics(
+    asio::io_context& io, const std::string& listen, std::string role,
+    transport::MetricsExporter::Snapshot snapshot) {
+  if (listen.empty()) return std::unique_ptr<transport::MetricsExporter>{};
+  auto exporter =
+      transport::MetricsExporter::start(io, listen, std::move(role), std::move(snapshot));
+  if (!exporter) return make_unexpected(exporter.error());
+  const auto& endpoint = (*exporter)->endpoint();
+  spdlog::info("metrics on http://{}{}{}:{}/metrics (unauthenticated)",
+               endpoint.address().is_v6() ? "[" : "", endpoint.address().to_string(),
+               endpoint.address().is_v6() ? "]" : "", endpoint.port());
+  return exporter;
+}
+
+void add_metrics_option(CLI::App& command, std::string& listen) {
+  command
+      .add_option("--metrics-listen", listen,
+                  "Serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR an IPv4 address; "
+                  "unauthenticated: prefer 127.0.0.1)")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            auto parsed = transport::parse_metrics_listen(text);
+            return parsed ? std::string() : parsed.error();
+          },
+          "ADDR:PORT"));
 }
 
 int run_status(const std::string& socket_path, bool json) {
@@ -384,7 +414,8 @@ Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> server_auth
 int run_server(const std::string& listen, const std::string& certificate, const std::string& key,
                const TargetArguments& targets, const ServerAuthArguments& auth, bool plain,
                std::string reset_key_file, const LivenessOptions& liveness,
-               const std::string& control_socket, const ServerLimitArguments& limits) {
+               const std::string& control_socket, const ServerLimitArguments& limits,
+               const std::string& metrics_listen) {
   auto listen_address = tunnel::split_host_port(listen);
   if (!listen_address) {
     spdlog::error("--listen: {}", listen_address.error());
@@ -473,6 +504,14 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   auto control = open_control_socket(io, "server", control_socket, [&runtime] {
     return transport::server_status(runtime, session::Clock::now());
   });
+  auto metrics = start_metrics(io, metrics_listen, "server",
+                               [&runtime, ledger = transport::SessionCounterLedger{}]() mutable {
+                                 return transport::server_metrics(runtime, ledger);
+                               });
+  if (!metrics) {
+    spdlog::error("{}", metrics.error());
+    return 1;
+  }
   spdlog::info("server listening on {}:{} ({})", runtime.local_endpoint().address().to_string(),
                runtime.local_endpoint().port(), plain ? "plain TCP, insecure" : "TLS 1.3");
   install_signal_stop(io, [&] {
@@ -504,6 +543,7 @@ struct ClientArguments {
   LivenessOptions liveness;
   bool exit_on_session_loss = false;
   std::string control_socket;
+  std::string metrics_listen;
   std::string bind_address;
   std::string bind_interface;
   bool ignore_network_changes = false;
@@ -555,6 +595,7 @@ void add_client_options(CLI::App& command, ClientArguments& arguments) {
                      "Known-servers file (default ~/.config/tether/known_servers)");
   add_liveness_options(command, arguments.liveness);
   add_control_socket_option(command, arguments.control_socket);
+  add_metrics_option(command, arguments.metrics_listen);
   command.add_option("--bind", arguments.bind_address,
                      "Local address to connect to the server from");
   command.add_option("--bind-interface", arguments.bind_interface,
@@ -698,6 +739,15 @@ int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tun
   auto control = open_control_socket(
       io, stdio ? "stdio" : "client", arguments.control_socket,
       [&runtime] { return transport::client_status(runtime, session::Clock::now()); });
+  auto metrics = start_metrics(io, arguments.metrics_listen, stdio ? "stdio" : "client",
+                               [&runtime, role = std::string(stdio ? "stdio" : "client"),
+                                ledger = transport::SessionCounterLedger{}]() mutable {
+                                 return transport::client_metrics(runtime, ledger, role);
+                               });
+  if (!metrics) {
+    spdlog::error("{}", metrics.error());
+    return 1;
+  }
   install_signal_stop(io, [&] {
     spdlog::info("client closing the session");
     tunnel.request_stop();
@@ -782,6 +832,8 @@ int main(int argc, char** argv) {
   add_server_limit_options(*server, server_limits);
   std::string server_control_socket;
   add_control_socket_option(*server, server_control_socket);
+  std::string server_metrics_listen;
+  add_metrics_option(*server, server_metrics_listen);
   server->add_option("--linger", server_liveness.linger_s, "Seconds a disconnected session is kept")
       ->capture_default_str();
 
@@ -857,7 +909,7 @@ int main(int argc, char** argv) {
       return tunnel::kExitUsage;
     }
     return run_server(listen, certificate, key, targets, server_auth, server_plain, reset_key_file,
-                      server_liveness, server_control_socket, server_limits);
+                      server_liveness, server_control_socket, server_limits, server_metrics_listen);
   }
   tunnel::ClientTunnelOptions tunnel_options;
   if (stdio->parsed()) {

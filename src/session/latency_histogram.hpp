@@ -16,15 +16,14 @@ class LatencyHistogram {
       0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
   void record(std::chrono::nanoseconds duration) {
-    const double milliseconds = std::chrono::duration<double, std::milli>(duration).count();
+    const double elapsed = std::chrono::duration<double, std::milli>(duration).count();
     std::size_t bucket = 0;
-    while (bucket < kUpperBoundsMilliseconds.size() &&
-           milliseconds > kUpperBoundsMilliseconds[bucket]) {
+    while (bucket < kUpperBoundsMilliseconds.size() && elapsed > kUpperBoundsMilliseconds[bucket]) {
       ++bucket;
     }
     ++counts_[bucket];
     ++count_;
-    sum_milliseconds_ += milliseconds < 0 ? 0 : milliseconds;
+    sum_milliseconds_ += elapsed < 0 ? 0 : elapsed;
   }
 
   // Observations in bucket `index` alone (not cumulative); index kUpperBoundsMilliseconds.size()

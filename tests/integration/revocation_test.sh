@@ -123,7 +123,6 @@ echo "ok: passwd --disable + SIGHUP cut alice's session; the server runs on"
 
 # 4. revoke --session with a prefix of the id ends that one session.
 TETHER_PASSWORD=dave-password client "$work/dave.log" $server_port --user dave
-dave_pid=$client_pid
 established "$work/dave.log"
 dave_id=$("$tether" status --json --socket "$socket" |
   jq -r '.[0].sessions[] | select(.principal == "dave" and .state == "open") | .id')

@@ -71,9 +71,13 @@ CLI::App* add_admin_command(CLI::App& app, AdminOptions& options) {
                                      "a unique prefix of at least 8 hex digits");
   user->excludes(session);
   revoke->require_option(1);
-  admin->add_subcommand("reload",
-                        "Re-read the users file and the token deny list (as SIGHUP does) and end "
-                        "the sessions of users now disabled or deleted and of denied tokens");
+  auto* reload = admin->add_subcommand(
+      "reload",
+      "Re-read the users file and the token deny list (as SIGHUP does) and end the sessions of "
+      "users now disabled or deleted and of denied tokens");
+  // --socket may come after the subcommand too (tether admin revoke --user x --socket PATH).
+  revoke->fallthrough();
+  reload->fallthrough();
   return admin;
 }
 

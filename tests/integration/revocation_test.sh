@@ -100,7 +100,7 @@ echo "ok: revoke --user ended alice's session ($delay_ms ms after the command re
 # 2. tether passwd --disable + tether admin reload cuts bob's SCRAM session.
 "$tether" passwd --users "$users" --disable bob 2>>"$work/passwd.log"
 has_event "$work/bob.log" '.event == "closed"' && fail "disabling alone ended bob's session before the reload"
-output=$("$tether" admin --socket "$socket" reload)
+output=$("$tether" admin reload --socket "$socket")  # --socket after the subcommand works too
 [[ $output == "reloaded; revoked 1 session" ]] || fail "reload printed '$output'"
 client_pid=$bob_pid
 expect_exit 9 "$work/bob.log"

@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "admin_command.hpp"
 #include "auth/credentials.hpp"
 #include "auth/mechanism.hpp"
 #include "config_file.hpp"
@@ -94,9 +95,12 @@ Expected<session::Secret, std::string> load_or_create_static_key(const fs::path&
   return key;
 }
 
-void install_signal_stop(asio::io_context& io, std::function<void()> on_stop) {
-  // SIGHUP too: ssh sends it to its ProxyCommand (`tether stdio`) when it exits.
-  auto signals = std::make_shared<asio::signal_set>(io, SIGINT, SIGTERM, SIGHUP);
+void install_signal_stop(asio::io_context& io, std::function<void()> on_stop,
+                         bool hangup_stops = true) {
+  // SIGHUP too: ssh sends it to its ProxyCommand (`tether stdio`) when it exits. Not for the
+  // server, where SIGHUP means reload.
+  auto signals = std::make_shared<asio::signal_set>(io, SIGINT, SIGTERM);
+  if (hangup_stops) signals->add(SIGHUP);
   signals->async_wait([signals, on_stop = std::move(on_stop)](std::error_code error, int) {
     if (!error) on_stop();
   });
@@ -106,13 +110,14 @@ void install_signal_stop(asio::io_context& io, std::function<void()> on_stop) {
 // directory. Failing to create it is logged, not fatal: the tunnel matters more than its status.
 std::unique_ptr<transport::ControlSocket> open_control_socket(
     asio::io_context& io, const std::string& role, std::string path,
-    transport::ControlSocket::Report report) {
+    transport::ControlSocket::Report report, transport::ControlSocket::Administer administer = {}) {
   if (path == "none") return nullptr;
   if (path.empty())
     path = (transport::default_control_directory() /
             (role + "-" + std::to_string(::getpid()) + ".sock"))
                .string();
-  auto control = std::make_unique<transport::ControlSocket>(io, path, std::move(report));
+  auto control = std::make_unique<transport::ControlSocket>(io, path, std::move(report),
+                                                            std::move(administer));
   if (auto started = control->start(); !started) {
     spdlog::warn("{} (tether status will not see this process)", started.error());
     return nullptr;
@@ -315,6 +320,13 @@ struct ServerAuthArguments {
   // Lifetime (Kafka's connections.max.reauth.ms): milliseconds; 0 unset, negative audit only.
   std::int64_t max_reauth_ms = 0;
   std::string expiry_enforcement = "immediate";
+  std::string token_deny_list;  // OAUTHBEARER: token ids (jti) refused, watched for changes
+};
+
+// What the server keeps of its authentication to act on reloads (null when not configured).
+struct ServerCredentialSources {
+  std::shared_ptr<auth::UserDirectory> users;
+  std::shared_ptr<auth::TokenDenyList> deny_list;
 };
 
 // "90s", "15m", "1h", "500ms", "-1h" (a bare number is milliseconds), as milliseconds.
@@ -377,15 +389,21 @@ void add_server_auth_options(CLI::App& command, ServerAuthArguments& arguments) 
                   "its next use (Kafka's rule)")
       ->check(CLI::IsMember({"immediate", "on-use"}))
       ->capture_default_str();
+  command.add_option("--token-deny-list", arguments.token_deny_list,
+                     "File of revoked token ids (jti), one a line, # comments; a token it names is "
+                     "refused, and the sessions of tokens added to it end at once (re-read when it "
+                     "changes; must not be writable by other users)");
 }
 
 // The server's authenticator from its arguments; nullptr for --auth none.
 Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> server_authenticator(
-    const ServerAuthArguments& arguments, const session::Secret& static_key) {
+    const ServerAuthArguments& arguments, const session::Secret& static_key,
+    ServerCredentialSources& sources) {
   if (arguments.auth == "none") {
     if (!arguments.users_file.empty() || !arguments.jwks_file.empty() ||
-        !arguments.client_ca.empty()) {
-      return make_unexpected(std::string("--auth none contradicts --users / --jwks / --client-ca"));
+        !arguments.client_ca.empty() || !arguments.token_deny_list.empty()) {
+      return make_unexpected(std::string(
+          "--auth none contradicts --users / --jwks / --client-ca / --token-deny-list"));
     }
     return std::shared_ptr<session::ServerAuthenticator>{};
   }
@@ -399,6 +417,20 @@ Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> server_auth
     }
   }
   config.users_file = arguments.users_file;
+  if (!arguments.users_file.empty()) {
+    auto users = auth::UserDirectory::open(arguments.users_file);
+    if (!users) return make_unexpected(users.error());
+    sources.users = *users;
+    config.user_directory = *users;
+  }
+  if (!arguments.token_deny_list.empty()) {
+    if (arguments.jwks_file.empty())
+      return make_unexpected(std::string("--token-deny-list needs --jwks (it names tokens)"));
+    auto deny_list = auth::TokenDenyList::open(arguments.token_deny_list);
+    if (!deny_list) return make_unexpected(deny_list.error());
+    sources.deny_list = *deny_list;
+    config.token_deny_list = *deny_list;
+  }
   config.jwks_file = arguments.jwks_file;
   config.issuer = arguments.issuer;
   config.audience = arguments.audience;
@@ -470,7 +502,8 @@ int run_server(const std::string& listen, const std::string& certificate, const 
     return tunnel::kExitUsage;
   }
   options.static_key = *static_key;
-  auto authenticator = server_authenticator(auth, *static_key);
+  ServerCredentialSources credential_sources;
+  auto authenticator = server_authenticator(auth, *static_key, credential_sources);
   if (!authenticator) {
     spdlog::error("{}", authenticator.error());
     return tunnel::kExitUsage;
@@ -501,9 +534,25 @@ int run_server(const std::string& listen, const std::string& certificate, const 
     spdlog::error("{}", started.error());
     return 1;
   }
-  auto control = open_control_socket(io, "server", control_socket, [&runtime] {
-    return transport::server_status(runtime, session::Clock::now());
-  });
+  tether::app::ServerAdministration administration(io, runtime, credential_sources.users,
+                                                   credential_sources.deny_list);
+  administration.start_watching();
+  auto control = open_control_socket(
+      io, "server", control_socket,
+      [&runtime] { return transport::server_status(runtime, session::Clock::now()); },
+      [&administration](const transport::ControlRequest& request) {
+        return administration.handle(request);
+      });
+  // SIGHUP: re-read the users file and the deny list, and end what they no longer allow.
+  auto hangup = std::make_shared<asio::signal_set>(io, SIGHUP);
+  auto on_hangup = std::make_shared<std::function<void(std::error_code, int)>>();
+  *on_hangup = [&administration, hangup, weak = std::weak_ptr(on_hangup)](std::error_code error,
+                                                                          int) {
+    if (error) return;
+    (void)administration.reload("SIGHUP");
+    if (auto again = weak.lock()) hangup->async_wait(*again);
+  };
+  hangup->async_wait(*on_hangup);
   auto metrics = start_metrics(io, metrics_listen, "server",
                                [&runtime, ledger = transport::SessionCounterLedger{}]() mutable {
                                  return transport::server_metrics(runtime, ledger);
@@ -514,23 +563,28 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   }
   spdlog::info("server listening on {}:{} ({})", runtime.local_endpoint().address().to_string(),
                runtime.local_endpoint().port(), plain ? "plain TCP, insecure" : "TLS 1.3");
-  install_signal_stop(io, [&] {
-    spdlog::info("server stopping: ending every session with reason shutdown");
-    runtime.shut_down(std::chrono::milliseconds(500), [&] {
-      runtime.stop();
-      io.stop();
-    });
-  });
+  install_signal_stop(
+      io,
+      [&] {
+        spdlog::info("server stopping: ending every session with reason shutdown");
+        hangup->cancel();
+        runtime.shut_down(std::chrono::milliseconds(500), [&] {
+          runtime.stop();
+          io.stop();
+        });
+      },
+      /*hangup_stops=*/false);
   io.run();
   return 0;
 }
 
 void add_control_socket_option(CLI::App& command, std::string& path) {
-  command.add_option("--control-socket", path,
-                     "Unix socket for `tether status` (default: ROLE-PID.sock in "
-                     "$XDG_RUNTIME_DIR/tether or /tmp/tether-UID; 'none' for no socket). Its "
-                     "directory is never chmodded and must not be writable by other users "
-                     "(unless sticky, like /tmp)");
+  command.add_option(
+      "--control-socket", path,
+      "Unix socket for `tether status` and `tether admin` (default: ROLE-PID.sock in "
+      "$XDG_RUNTIME_DIR/tether or /tmp/tether-UID; 'none' for no socket). Its "
+      "directory is never chmodded and must not be writable by other users "
+      "(unless sticky, like /tmp)");
 }
 
 // What `tether client` and `tether stdio` share: how to reach and trust the server.
@@ -883,6 +937,8 @@ int main(int argc, char** argv) {
 
   tether::app::PasswdOptions passwd_options;
   auto* passwd = tether::app::add_passwd_command(app, passwd_options);
+  tether::app::AdminOptions admin_options;
+  auto* admin = tether::app::add_admin_command(app, admin_options);
 
   try {
     app.parse(argc, argv);
@@ -902,6 +958,7 @@ int main(int argc, char** argv) {
   if (keygen->parsed()) return run_keygen(keygen_directory, keygen_force);
   if (status->parsed()) return run_status(status_socket, status_json);
   if (passwd->parsed()) return tether::app::run_passwd(passwd_options);
+  if (admin->parsed()) return tether::app::run_admin(*admin, admin_options);
   if (server->parsed()) {
     if (!server_plain && (certificate.empty() || key.empty())) {
       spdlog::error(

@@ -38,8 +38,12 @@ class CombinedServerAuthenticator final : public session::ServerAuthenticator {
  public:
   CombinedServerAuthenticator(std::vector<Mechanism> order,
                               std::shared_ptr<SaslServerAuthenticator> sasl,
-                              std::shared_ptr<const TokenVerifier> tokens)
-      : order_(std::move(order)), sasl_(std::move(sasl)), tokens_(std::move(tokens)) {}
+                              std::shared_ptr<const TokenVerifier> tokens,
+                              std::shared_ptr<const TokenDenyList> deny_list)
+      : order_(std::move(order)),
+        sasl_(std::move(sasl)),
+        tokens_(std::move(tokens)),
+        deny_list_(std::move(deny_list)) {}
 
   [[nodiscard]] std::vector<std::string> mechanisms() const override {
     std::vector<std::string> names;
@@ -56,7 +60,7 @@ class CombinedServerAuthenticator final : public session::ServerAuthenticator {
     if (*mechanism == Mechanism::kOAuthBearer) {
       // A bearer token is a replayable secret: accepted only over TLS.
       if (tokens_ == nullptr || !security.confidential) return nullptr;
-      return std::make_unique<OAuthBearerServer>(tokens_);
+      return std::make_unique<OAuthBearerServer>(tokens_, deny_list_);
     }
     return sasl_ == nullptr ? nullptr : sasl_->start(mechanism_name, security);
   }
@@ -65,6 +69,7 @@ class CombinedServerAuthenticator final : public session::ServerAuthenticator {
   std::vector<Mechanism> order_;
   std::shared_ptr<SaslServerAuthenticator> sasl_;
   std::shared_ptr<const TokenVerifier> tokens_;
+  std::shared_ptr<const TokenDenyList> deny_list_;
 };
 
 // The client's authenticator: SASL mechanisms through GNU SASL, OAUTHBEARER with its provider.
@@ -135,7 +140,9 @@ Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> make_server
     for (Mechanism mechanism : order) {
       if (mechanism != Mechanism::kOAuthBearer) sasl_config.mechanisms.push_back(mechanism);
     }
-    if (users) {
+    if (users && config.user_directory != nullptr) {
+      sasl_config.users = config.user_directory;
+    } else if (users) {
       auto directory = UserDirectory::open(config.users_file);
       if (!directory) return make_unexpected(directory.error());
       sasl_config.users = *directory;
@@ -166,7 +173,7 @@ Expected<std::shared_ptr<session::ServerAuthenticator>, std::string> make_server
   }
   return std::shared_ptr<session::ServerAuthenticator>(
       std::make_shared<CombinedServerAuthenticator>(std::move(order), std::move(sasl),
-                                                    std::move(verifier)));
+                                                    std::move(verifier), config.token_deny_list));
 }
 
 Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> make_client_authenticator(

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "auth/mechanism.hpp"
+#include "auth/token_deny_list.hpp"
+#include "auth/user_store.hpp"
 #include "session/authenticator.hpp"
 #include "tether/expected.hpp"
 
@@ -28,6 +30,11 @@ struct ServerAuthenticationConfig {
   std::string audience;              // required aud (required with a JWKS)
   std::string required_scope;        // a scope every token must grant (empty: none)
   bool client_certificates = false;  // the transport verifies client certificates (EXTERNAL)
+  // The users already opened (the server keeps it to act on reloads); when set, users_file is
+  // not opened again (but must still be given: it says the users are configured).
+  std::shared_ptr<UserDirectory> user_directory;
+  // Token ids OAUTHBEARER refuses (--token-deny-list); null: none.
+  std::shared_ptr<const TokenDenyList> token_deny_list;
   // Key of the fake verifiers given to unknown users; persistent so they survive restarts.
   std::vector<std::byte> fake_verifier_secret;
 };

@@ -326,6 +326,9 @@ Expected<VerifiedToken, TokenFailure> TokenVerifier::verify(std::string_view tok
     return failure(TokenError::kMalformed, "claim \"iss\" is not a string");
   auto scopes = scopes_of(*claims);
   if (!scopes) return failure(TokenError::kMalformed, scopes.error());
+  const auto token_id = claims->find("jti");
+  if (token_id != claims->end() && !token_id->is_string())
+    return failure(TokenError::kMalformed, "claim \"jti\" is not a string");
 
   const auto now = clock_();
   if (now > **expiry + policy_.leeway)
@@ -375,6 +378,7 @@ Expected<VerifiedToken, TokenFailure> TokenVerifier::verify(std::string_view tok
                std::chrono::duration_cast<std::chrono::nanoseconds>(**expiry - now));
   if (issuer != claims->end()) verified.issuer = issuer->get<std::string>();
   verified.key_id = key->key_id();
+  if (token_id != claims->end()) verified.token_id = token_id->get<std::string>();
   verified.algorithm = key->algorithm();
   return verified;
 }

@@ -47,8 +47,9 @@ struct VerifiedToken {
   std::chrono::system_clock::time_point expiry;  // exp
   // exp minus the verifier's clock at verification; zero when exp has passed (within leeway).
   std::chrono::nanoseconds lifetime{0};
-  std::string issuer;  // iss, empty when absent
-  std::string key_id;  // the kid of the key that verified the signature
+  std::string issuer;    // iss, empty when absent
+  std::string key_id;    // the kid of the key that verified the signature
+  std::string token_id;  // jti, empty when absent (what a deny list names; a peer string)
   JwsAlgorithm algorithm = JwsAlgorithm::kRs256;
 };
 

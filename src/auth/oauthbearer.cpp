@@ -222,8 +222,9 @@ std::vector<std::byte> oauthbearer_error_challenge(std::string_view status,
 
 // ---- Server ----
 
-OAuthBearerServer::OAuthBearerServer(std::shared_ptr<const TokenVerifier> verifier)
-    : verifier_(std::move(verifier)) {}
+OAuthBearerServer::OAuthBearerServer(std::shared_ptr<const TokenVerifier> verifier,
+                                     std::shared_ptr<const TokenDenyList> deny_list)
+    : verifier_(std::move(verifier)), deny_list_(std::move(deny_list)) {}
 
 AuthenticationStep OAuthBearerServer::finished(AuthenticationStep step) {
   if (step.status != AuthenticationStep::Status::kContinue) state_ = State::kDone;
@@ -289,10 +290,15 @@ AuthenticationStep OAuthBearerServer::handle_message(std::span<const std::byte> 
                       "\" is not the token's subject \"" + escape_peer_text(verified->principal) +
                       "\"");
   claimed_identity_ = verified->principal;
+  if (deny_list_ != nullptr && !verified->token_id.empty() &&
+      deny_list_->contains(verified->token_id))
+    return refuse("invalid_token", {}, AuthenticationFailure::kBadCredentials,
+                  "token \"" + escape_peer_text(verified->token_id) + "\" is revoked");
   AuthenticationStep success;
   success.status = AuthenticationStep::Status::kSucceeded;
   success.principal = verified->principal;
   success.scopes = std::move(verified->scopes);
+  success.credential_id = std::move(verified->token_id);
   success.credential_lifetime = verified->lifetime;  // never negative
   return finished(std::move(success));
 }

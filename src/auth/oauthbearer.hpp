@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "auth/token_deny_list.hpp"
 #include "session/authenticator.hpp"
 #include "tether/expected.hpp"
 
@@ -52,7 +53,9 @@ inline constexpr std::size_t kMaxOAuthBearerMessageSize = 9 * 1024;
 // token is a replayable secret); the ServerAuthenticator decides that.
 //
 // The client message is verified at once. Success: kSucceeded with principal = sub, the token's
-// scopes and credential_lifetime = exp - now (zero if already past). An authzid is accepted only
+// scopes, credential_id = jti and credential_lifetime = exp - now (zero if already past). A token
+// whose jti the deny list holds is refused (invalid_token; kBadCredentials, "token ... is
+// revoked"). An authzid is accepted only
 // when it equals sub. Any refusal of a well-formed message follows the RFC's error flow: a
 // kContinue step carrying the JSON error (status "invalid_token", "insufficient_scope" with the
 // required scope, or "invalid_request" for an authzid that is not the subject); the client's lone
@@ -60,7 +63,8 @@ inline constexpr std::size_t kMaxOAuthBearerMessageSize = 9 * 1024;
 // message, or anything other than \x01 as the acknowledgement, is kFailed kMalformed at once.
 class OAuthBearerServer final : public session::ServerAuthentication {
  public:
-  explicit OAuthBearerServer(std::shared_ptr<const TokenVerifier> verifier);
+  explicit OAuthBearerServer(std::shared_ptr<const TokenVerifier> verifier,
+                             std::shared_ptr<const TokenDenyList> deny_list = nullptr);
 
   session::AuthenticationStep start(
       std::optional<std::span<const std::byte>> initial_response) override;
@@ -75,6 +79,7 @@ class OAuthBearerServer final : public session::ServerAuthentication {
   session::AuthenticationStep finished(session::AuthenticationStep step);
 
   std::shared_ptr<const TokenVerifier> verifier_;
+  std::shared_ptr<const TokenDenyList> deny_list_;  // null: no deny list
   State state_ = State::kAwaitingMessage;
   session::AuthenticationFailure pending_failure_ = session::AuthenticationFailure::kMalformed;
   std::string pending_message_;

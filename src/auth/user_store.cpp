@@ -446,8 +446,12 @@ void UserDirectory::maybe_reload() {
   const auto now = clock_();
   if (now - last_check_ < check_interval_) return;
   last_check_ = now;
+  if (stamp_of(path_) == stamp_) return;
+  read_file();
+}
+
+void UserDirectory::read_file() {
   const auto stamp = stamp_of(path_);
-  if (stamp == stamp_) return;
   auto store = UserStore::load(path_);
   stamp_ = stamp;
   if (!store) {
@@ -458,6 +462,15 @@ void UserDirectory::maybe_reload() {
   store_ = std::make_shared<const UserStore>(std::move(*store));
   typical_iterations_ = store_->typical_iterations();
   ++reloads_;
+}
+
+Expected<void, std::string> UserDirectory::reload() {
+  const std::lock_guard lock(mutex_);
+  if (path_.empty()) return {};
+  last_check_ = clock_();
+  read_file();
+  if (last_error_) return make_unexpected(*last_error_);
+  return {};
 }
 
 UserLookup UserDirectory::lookup(std::string_view name) {

@@ -141,6 +141,10 @@ class UserDirectory {
       std::chrono::steady_clock::duration check_interval = std::chrono::seconds(2));
 
   [[nodiscard]] UserLookup lookup(std::string_view name);
+  // Reads the file again now, whatever its stamp and the check interval (`tether admin reload`,
+  // SIGHUP). An error keeps the users held, as an automatic reload does, and is returned. Does
+  // nothing for users held in memory only.
+  [[nodiscard]] Expected<void, std::string> reload();
   // typical_iterations() of the users held now (computed when they are loaded).
   [[nodiscard]] std::uint32_t typical_iterations();
   [[nodiscard]] std::optional<std::string> last_reload_error() const;
@@ -157,6 +161,7 @@ class UserDirectory {
   };
   UserDirectory() = default;
   void maybe_reload();  // with mutex_ held
+  void read_file();     // with mutex_ held: reads path_ and records the stamp and the outcome
   static std::optional<FileStamp> stamp_of(const std::filesystem::path& path);
 
   mutable std::mutex mutex_;

@@ -41,6 +41,9 @@ struct AuthenticatedPeer {
   std::string mechanism;
   std::vector<std::string> scopes;
   std::optional<Time> credential_expiry;  // when the credential stops being valid, if it expires
+  // The credential's own id when it has one (a token's jti), for revocation by credential
+  // (ServerEndpoint::revoke_credential); empty otherwise. A peer string: escape it in logs.
+  std::string credential_id;
 };
 
 // Why an exchange failed. Each maps to one answer on the wire; none tells a stranger more than
@@ -78,6 +81,9 @@ struct AuthenticationStep {
   // kSucceeded on the server: the scopes a token granted (OAUTHBEARER), for per-scope grants;
   // empty for the other mechanisms, whose grants follow the principal.
   std::vector<std::string> scopes;
+  // kSucceeded on the server: the credential's id when it has one (OAUTHBEARER: the token's jti),
+  // copied into AuthenticatedPeer::credential_id; empty for the other mechanisms.
+  std::string credential_id;
   // kFailed: the kind of failure and a message for the peer and the logs that names the mechanism
   // and why, and never holds a secret or anything about another user.
   AuthenticationFailure failure = AuthenticationFailure::kMalformed;

@@ -222,6 +222,7 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
       peer.principal = std::move(step.principal);
       peer.mechanism = pending.hello->mechanism;
       peer.scopes = std::move(step.scopes);
+      peer.credential_id = std::move(step.credential_id);
       if (step.credential_lifetime) {
         if (*step.credential_lifetime <= Duration::zero()) {
           // Expired at login: refused, never read as "no expiry" (KAFKA-13848).
@@ -408,6 +409,63 @@ void ServerEndpoint::evict(Session& session, Time now) {
   // An Abort goes out on the session's connection if it still has one; a client that comes back
   // later is told by a stateless reset that the session is gone.
   session.fail_session(Reason::kLackOfResources, false, true, now, true);
+}
+
+bool ServerEndpoint::revoke(SessionTable::Entry& entry, Time now, std::string_view message) {
+  Session& session = *entry.session;
+  if (session.phase() == Phase::kClosed) return false;
+  ++stats_.sessions_revoked;
+  sessions_.touch(entry);
+  // Like a credential's expiry: an Abort on the live connection, then Closed(revoked) here.
+  session.fail_session(
+      Reason::kRevoked, false, false, now, true,
+      message.empty() ? std::string("revoked by the operator") : std::string(message));
+  return true;
+}
+
+std::size_t ServerEndpoint::revoke_matching(
+    const std::function<bool(const AuthenticatedPeer&)>& matches, Time now,
+    std::string_view message) {
+  refresh();
+  std::size_t revoked = 0;
+  for (const SessionId& id : sessions_.ids()) {
+    SessionTable::Entry* entry = lookup(id);
+    if (entry == nullptr || entry->session->phase() == Phase::kClosed) continue;
+    ++stats_.sessions_visited;
+    if (!matches(entry->session->peer())) continue;
+    if (revoke(*entry, now, message)) ++revoked;
+  }
+  refresh();
+  collect_closed_sessions();
+  return revoked;
+}
+
+std::size_t ServerEndpoint::revoke_principal(std::string_view principal, Time now,
+                                             std::string_view message) {
+  if (principal.empty()) return 0;
+  return revoke_matching(
+      [principal](const AuthenticatedPeer& peer) { return peer.principal == principal; }, now,
+      message);
+}
+
+std::size_t ServerEndpoint::revoke_credential(std::string_view credential_id, Time now,
+                                              std::string_view message) {
+  if (credential_id.empty()) return 0;
+  return revoke_matching(
+      [credential_id](const AuthenticatedPeer& peer) {
+        return peer.credential_id == credential_id;
+      },
+      now, message);
+}
+
+bool ServerEndpoint::revoke_session(const SessionId& session_id, Time now,
+                                    std::string_view message) {
+  refresh();
+  SessionTable::Entry* entry = lookup(session_id);
+  const bool revoked = entry != nullptr && revoke(*entry, now, message);
+  refresh();
+  collect_closed_sessions();
+  return revoked;
 }
 
 void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reason reason,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -132,6 +133,26 @@ class ServerEndpoint {
   // event).
   void take_ready_connections(std::vector<PathId>& out);
 
+  // ---- Revocation (an operator's decision; ARCHITECTURE.md, "Revocation") ----------------------
+  // Each ends the matching sessions at once with reason revoked: an Abort(revoked) goes out on the
+  // session's live connection (a suspended session has none: the client learns it from the
+  // stateless reset or refusal its next Resume gets), the session's Closed event carries `message`
+  // (the Abort carries it to the client too), and EndpointStats::sessions_revoked
+  // counts each. Sessions already closed are not counted again. Each costs one pass over the
+  // sessions (an operator's command, not a per-frame path).
+  // Every session of `principal`; an empty principal (an anonymous session's) matches none.
+  std::size_t revoke_principal(std::string_view principal, Time now, std::string_view message = {});
+  // The session `session_id`; false when there is no such open session.
+  bool revoke_session(const SessionId& session_id, Time now, std::string_view message = {});
+  // Every session authenticated with the credential `credential_id` (AuthenticatedPeer::
+  // credential_id, a token's jti); an empty id matches none.
+  std::size_t revoke_credential(std::string_view credential_id, Time now,
+                                std::string_view message = {});
+  // Every session whose peer `matches` (e.g. a reloaded users file no longer has its user, or a
+  // deny list names its credential). `matches` must not call into the endpoint.
+  std::size_t revoke_matching(const std::function<bool(const AuthenticatedPeer&)>& matches,
+                              Time now, std::string_view message = {});
+
   // The session, while it exists. A session is destroyed once it is closed and all its connections
   // have been reported closed; its Closed event is queued before that. The caller may change the
   // session through the pointer until its next call into the endpoint, which re-reads the
@@ -196,6 +217,8 @@ class ServerEndpoint {
   [[nodiscard]] SessionId pick_eviction() const;
   // Ends `session` to free its resources (lack-of-resources); it is collected once closed.
   void evict(Session& session, Time now);
+  // Ends the open session of `entry` with reason revoked; false when it was already closed.
+  bool revoke(SessionTable::Entry& entry, Time now, std::string_view message);
   [[nodiscard]] SessionId new_session_id();
 
   SessionConfig config_;

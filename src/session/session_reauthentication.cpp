@@ -325,6 +325,7 @@ void Session::apply_server_reauthentication_step(AuthenticationStep step, Time n
   const Duration latency = now - *state.started;
   state.end_exchange();
   peer_.scopes = std::move(step.scopes);
+  peer_.credential_id = std::move(step.credential_id);
   peer_.credential_expiry = step.credential_lifetime
                                 ? std::optional<Time>(now + *step.credential_lifetime)
                                 : std::nullopt;

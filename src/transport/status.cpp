@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <asio/experimental/as_tuple.hpp>
 
 #include "transport/accept_backoff.hpp"
@@ -27,7 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
-constexpr std::size_t kMaxRequest = 256;
 // About 14,000 sessions of a busy server (a session's entry is about 600 bytes), and a bound all
 // the same on what `tether status` holds in memory.
 constexpr std::size_t kMaxAnswer = 8u << 20;
@@ -234,8 +235,78 @@ std::filesystem::path default_control_directory() {
   return std::filesystem::path("/tmp") / fmt::format("tether-{}", ::getuid());
 }
 
-ControlSocket::ControlSocket(asio::io_context& io, std::filesystem::path path, Report report)
-    : io_(io), path_(std::move(path)), report_(std::move(report)), acceptor_(io) {}
+Expected<ControlRequest, std::string> parse_control_request(std::string_view line) {
+  if (line.size() > kMaxControlRequest)
+    return make_unexpected(fmt::format("request longer than {} bytes", kMaxControlRequest));
+  ControlRequest request;
+  if (line == "status") return request;
+  if (line == "reload") {
+    request.kind = ControlRequest::Kind::kReload;
+    return request;
+  }
+  constexpr std::string_view kRevokeUser = "revoke user ";
+  constexpr std::string_view kRevokeSession = "revoke session ";
+  if (line.starts_with(kRevokeUser)) {
+    const std::string_view name = line.substr(kRevokeUser.size());
+    const bool control = std::any_of(name.begin(), name.end(), [](char character) {
+      const auto byte = static_cast<unsigned char>(character);
+      return byte < 0x20 || byte == 0x7f;
+    });
+    if (name.empty() || name.size() > 256 || control)
+      return make_unexpected(
+          std::string("revoke user: the name must be 1 to 256 bytes without control characters"));
+    request.kind = ControlRequest::Kind::kRevokeUser;
+    request.argument = std::string(name);
+    return request;
+  }
+  if (line.starts_with(kRevokeSession)) {
+    const std::string_view id = line.substr(kRevokeSession.size());
+    const bool hex_digits = std::all_of(id.begin(), id.end(), [](char character) {
+      return std::isxdigit(static_cast<unsigned char>(character)) != 0;
+    });
+    if (id.size() < 8 || id.size() > 2 * std::tuple_size_v<session::SessionId> || !hex_digits)
+      return make_unexpected(std::string(
+          "revoke session: the id must be 8 to 32 hex digits (a session id or a prefix of one)"));
+    request.kind = ControlRequest::Kind::kRevokeSession;
+    for (const char character : id)
+      request.argument += static_cast<char>(std::tolower(static_cast<unsigned char>(character)));
+    return request;
+  }
+  return make_unexpected("unknown request '" + escape_for_log(line.substr(0, 64)) +
+                         "'; known: status, reload, revoke user NAME, revoke session ID");
+}
+
+std::string format_control_request(const ControlRequest& request) {
+  switch (request.kind) {
+    case ControlRequest::Kind::kStatus:
+      return "status";
+    case ControlRequest::Kind::kReload:
+      return "reload";
+    case ControlRequest::Kind::kRevokeUser:
+      return "revoke user " + request.argument;
+    case ControlRequest::Kind::kRevokeSession:
+      return "revoke session " + request.argument;
+  }
+  return "status";
+}
+
+std::optional<uid_t> peer_uid(int socket_descriptor) {
+  ucred credentials{};
+  socklen_t length = sizeof credentials;
+  if (::getsockopt(socket_descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0 ||
+      length != sizeof credentials)
+    return std::nullopt;
+  return credentials.uid;
+}
+
+ControlSocket::ControlSocket(asio::io_context& io, std::filesystem::path path, Report report,
+                             Administer administer)
+    : io_(io),
+      path_(std::move(path)),
+      report_(std::move(report)),
+      administer_(std::move(administer)),
+      allowed_uid_(::geteuid()),
+      acceptor_(io) {}
 
 ControlSocket::~ControlSocket() {
   std::error_code ignored;
@@ -296,26 +367,61 @@ asio::awaitable<void> ControlSocket::accept_loop() {
 }
 
 asio::awaitable<void> ControlSocket::answer(asio::local::stream_protocol::socket socket) {
-  std::string request;
-  std::array<char, 64> buffer{};
-  while (request.find('\n') == std::string::npos && request.size() < kMaxRequest) {
-    auto [error, count] = co_await socket.async_read_some(asio::buffer(buffer), kTuple);
-    if (error) break;
-    request.append(buffer.data(), count);
-  }
-  if (const auto end = request.find_first_of("\r\n"); end != std::string::npos) request.resize(end);
   nlohmann::json reply;
-  if (request == "status") {
-    reply = report_();
+  // Only our own user, whatever the socket file's mode lets connect (checked before reading).
+  const auto uid = peer_uid(socket.native_handle());
+  if (!uid || *uid != allowed_uid_) {
+    spdlog::warn("control socket {}: refused a connection from uid {}",
+                 escape_for_log(path_.string()), uid ? std::to_string(*uid) : std::string("?"));
+    reply["error"] =
+        "permission denied: only the user running this tether may use its control socket";
   } else {
-    reply["error"] = "unknown request '" + request.substr(0, 64) + "'; known: status";
+    std::string request;
+    std::array<char, 64> buffer{};
+    // One line, bounded: at most kMaxControlRequest bytes and its newline.
+    while (request.find('\n') == std::string::npos && request.size() <= kMaxControlRequest) {
+      auto [error, count] = co_await socket.async_read_some(asio::buffer(buffer), kTuple);
+      if (error) break;
+      request.append(buffer.data(), count);
+    }
+    const auto end = request.find('\n');
+    if (end == std::string::npos) {
+      reply["error"] = request.size() > kMaxControlRequest
+                           ? fmt::format("request longer than {} bytes", kMaxControlRequest)
+                           : std::string("request not ended by a newline");
+    } else {
+      request.resize(end);
+      if (!request.empty() && request.back() == '\r') request.pop_back();
+      auto parsed = parse_control_request(request);
+      if (!parsed) {
+        reply["error"] = parsed.error();
+      } else if (parsed->kind == ControlRequest::Kind::kStatus) {
+        reply = report_();
+      } else if (!administer_) {
+        reply["error"] = "this process takes no administrative requests (only a server does)";
+      } else {
+        reply = administer_(*parsed);
+      }
+    }
   }
   // Peer strings (principals) need not be UTF-8: replaced, never a throw.
   const std::string text =
       reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   auto [error, written] = co_await asio::async_write(socket, asio::buffer(text), kTuple);
-  (void)error;
   (void)written;
+  if (!error && reply.contains("error")) {
+    // A request we did not read (a refused peer's) would make closing reset the connection
+    // before the peer reads the answer: end our side, then discard what it sent (bounded) until
+    // it closes.
+    std::error_code ignored;
+    socket.shutdown(asio::socket_base::shutdown_send, ignored);
+    std::array<char, 64> discard{};
+    for (std::size_t total = 0; total <= kMaxControlRequest;) {
+      auto [read_error, count] = co_await socket.async_read_some(asio::buffer(discard), kTuple);
+      if (read_error) break;
+      total += count;
+    }
+  }
 }
 
 namespace {

@@ -1,14 +1,18 @@
-// ControlSocket is a running tether's Unix-domain control socket: `tether status` connects, sends
-// one request line and reads one JSON document back. The helpers below build that document from
-// the runtimes and fetch it from another process.
+// ControlSocket is a running tether's Unix-domain control socket: `tether status` and `tether
+// admin` connect, send one request line and read one JSON document back. The helpers below build
+// that document from the runtimes and fetch it from another process.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <sys/types.h>
 
 #include <asio.hpp>
 #include <nlohmann/json.hpp>
@@ -38,11 +42,35 @@ class ServerRuntime;
 // 0700, and refused if it exists but is not the user's, or group or others may use it.
 [[nodiscard]] std::filesystem::path default_control_directory();
 
+// One request line, parsed strictly by parse_control_request: exactly one of
+//   status | reload | revoke user NAME | revoke session HEXID
+// words separated by single spaces, the line at most kMaxControlRequest bytes. NAME is the rest of
+// the line (1 to 256 bytes, no control characters: a certificate's CN may hold spaces); HEXID is 8
+// to 32 hex digits, a session id or a prefix of one (stored in lower case).
+struct ControlRequest {
+  enum class Kind : unsigned char { kStatus, kReload, kRevokeUser, kRevokeSession };
+  Kind kind = Kind::kStatus;
+  std::string argument;  // the user name or the session id's hex digits
+};
+inline constexpr std::size_t kMaxControlRequest = 512;
+[[nodiscard]] Expected<ControlRequest, std::string> parse_control_request(std::string_view line);
+// The line that parse_control_request reads back as `request` (what `tether admin` sends).
+[[nodiscard]] std::string format_control_request(const ControlRequest& request);
+
+// The uid of the process at the other end of a connected Unix-domain socket (SO_PEERCRED), or
+// nullopt when the kernel does not say.
+[[nodiscard]] std::optional<uid_t> peer_uid(int socket_descriptor);
+
 class ControlSocket {
  public:
-  // Answers the request "status" with report(); any other request gets {"error": "..."}.
+  // Answers the request "status" with report(), the administrative requests (reload, revoke)
+  // with administer() (without one they get {"error": "..."}), and anything else with an error.
+  // Only the process's own user (its effective uid, as SO_PEERCRED reports the peer's) is
+  // answered, whatever the socket file's mode; others get {"error": "permission denied ..."}.
   using Report = std::function<nlohmann::json()>;
-  ControlSocket(asio::io_context& io, std::filesystem::path path, Report report);
+  using Administer = std::function<nlohmann::json(const ControlRequest&)>;
+  ControlSocket(asio::io_context& io, std::filesystem::path path, Report report,
+                Administer administer = {});
   ~ControlSocket();
   ControlSocket(const ControlSocket&) = delete;
   ControlSocket& operator=(const ControlSocket&) = delete;
@@ -55,6 +83,8 @@ class ControlSocket {
   // (another tether uses that path), and so is a file at the path that is not a socket.
   Expected<void, std::string> start();
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  // The one uid answered (default: the effective uid); for tests of the refusal.
+  void set_allowed_uid(uid_t uid) { allowed_uid_ = uid; }
 
  private:
   asio::awaitable<void> accept_loop();
@@ -63,6 +93,8 @@ class ControlSocket {
   asio::io_context& io_;
   std::filesystem::path path_;
   Report report_;
+  Administer administer_;
+  uid_t allowed_uid_;
   asio::local::stream_protocol::acceptor acceptor_;
   bool bound_ = false;
 };

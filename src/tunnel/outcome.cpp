@@ -19,6 +19,9 @@ ClientOutcome client_outcome(const session::events::Closed& closed, const Outcom
       break;
     case Reason::kAuthFailed:
     case Reason::kCredentialsExpired:
+    case Reason::kRevoked:
+      // A new session with the same credential would be refused, or would undo an operator's
+      // revocation: exit, and let whoever runs the client decide.
       if (!closed.transient) return {false, kExitAuthFailed};
       break;
     default:

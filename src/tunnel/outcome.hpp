@@ -17,7 +17,8 @@ inline constexpr int kExitUnreachable = 5;   // reconnect limit reached
 inline constexpr int kExitRefused = 6;       // protocol error, auth failed, refused by the server
 inline constexpr int kExitTargetFailed = 7;  // stdio: the target was not allowed or not reachable
 inline constexpr int kExitStreamReset = 8;   // stdio: the stream was reset (by either side)
-inline constexpr int kExitAuthFailed = 9;  // the server refused the credentials (or we refused it)
+// The server refused the credentials (or we refused it), or an operator revoked the session.
+inline constexpr int kExitAuthFailed = 9;
 
 struct ClientOutcome {
   bool new_session = false;       // start a new session and keep running
@@ -43,8 +44,9 @@ struct OutcomePolicy {
 //   (transient from the peer, whatever the reason: shutdown when the server stops,
 //   lack-of-resources when it made room) -> a new session, or exit kExitSessionLost;
 // - reconnect-exhausted, by this side (it stopped trying to reach the server) -> kExitUnreachable;
-// - auth-failed or credentials-expired, not transient (wrong or missing credentials, a server
-//   that does not authenticate or cannot prove it) -> kExitAuthFailed;
+// - auth-failed, credentials-expired or revoked, not transient (wrong or missing credentials, a
+//   server that does not authenticate or cannot prove it, an operator's revocation: never
+//   replaced by a new session) -> kExitAuthFailed;
 // - anything else (protocol error, refused, idle timeout, aborted) -> kExitRefused.
 [[nodiscard]] ClientOutcome client_outcome(const session::events::Closed& closed,
                                            const OutcomePolicy& policy);

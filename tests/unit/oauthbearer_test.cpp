@@ -472,3 +472,50 @@ TEST(OAuthBearerClientTest, RefusesAChallengeThatIsNoErrorAndServerData) {
 }
 
 }  // namespace
+
+TEST_F(OAuthBearerServerTest, ReportsTheTokensJtiAsTheCredentialId) {
+  OAuthBearerServer server(verifier_);
+  json with_id = claims();
+  with_id["jti"] = "token-1";
+  const AuthenticationStep step = server.start(message(key().token(with_id)));
+  ASSERT_EQ(step.status, Status::kSucceeded) << step.message;
+  EXPECT_EQ(step.credential_id, "token-1");
+  OAuthBearerServer without(verifier_);
+  EXPECT_EQ(without.start(message(key().token(claims()))).credential_id, "");
+  // A jti that is not a string is a malformed token.
+  json numeric = claims();
+  numeric["jti"] = 7;
+  expect_error_flow(message(key().token(numeric)), "invalid_token",
+                    AuthenticationFailure::kBadCredentials);
+}
+
+TEST_F(OAuthBearerServerTest, RefusesATokenTheDenyListNames) {
+  auto deny_list = std::make_shared<tether::auth::TokenDenyList>(
+      tether::auth::TokenIdSet{"token-1", "token-\x1b"});
+  json denied = claims();
+  denied["jti"] = "token-1";
+  OAuthBearerServer server(verifier_, deny_list);
+  const AuthenticationStep challenge = server.start(message(key().token(denied)));
+  ASSERT_EQ(challenge.status, Status::kContinue);
+  EXPECT_EQ(json::parse(text(challenge.output), nullptr, false).value("status", ""),
+            "invalid_token");
+  const AuthenticationStep refused = server.step(bytes("\x01"));
+  EXPECT_EQ(refused.status, Status::kFailed);
+  EXPECT_EQ(refused.failure, AuthenticationFailure::kBadCredentials);
+  EXPECT_NE(refused.message.find("token \"token-1\" is revoked"), std::string::npos)
+      << refused.message;
+  // Peer text in the message is escaped.
+  json hostile = claims();
+  hostile["jti"] = "token-\x1b";
+  OAuthBearerServer second(verifier_, deny_list);
+  ASSERT_EQ(second.start(message(key().token(hostile))).status, Status::kContinue);
+  const AuthenticationStep escaped = second.step(bytes("\x01"));
+  EXPECT_EQ(escaped.message.find('\x1b'), std::string::npos) << escaped.message;
+  // Other tokens, and tokens without a jti, pass.
+  json other = claims();
+  other["jti"] = "token-2";
+  OAuthBearerServer third(verifier_, deny_list);
+  EXPECT_EQ(third.start(message(key().token(other))).status, Status::kSucceeded);
+  OAuthBearerServer fourth(verifier_, deny_list);
+  EXPECT_EQ(fourth.start(message(key().token(claims()))).status, Status::kSucceeded);
+}

@@ -65,7 +65,8 @@ const Row kRows[] = {
      "the server refused the credentials"},
     {Reason::kCredentialsExpired, true, false, exits(kExitAuthFailed), exits(kExitAuthFailed),
      "credentials expired"},
-    {Reason::kRevoked, true, false, exits(kExitRefused), exits(kExitRefused), "revoked"},
+    // An operator revoked the session: a new one with the same credential would undo that.
+    {Reason::kRevoked, true, false, exits(kExitAuthFailed), exits(kExitAuthFailed), "revoked"},
     {Reason::kIdleTimeout, true, false, exits(kExitRefused), exits(kExitRefused), "idle timeout"},
     {Reason::kTooMuchOutstandingData, true, false, exits(kExitRefused), exits(kExitRefused),
      "too much outstanding data"},

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <asio.hpp>
 
@@ -47,6 +48,111 @@ TEST_F(ControlSocketTest, AnswersStatusAndRejectsUnknownRequests) {
   ASSERT_TRUE(unknown) << unknown.error();
   EXPECT_NE((*unknown)["error"].get<std::string>().find("unknown request 'reboot'"),
             std::string::npos);
+}
+
+TEST_F(ControlSocketTest, PassesAdministrativeRequestsToTheAdministratorOnly) {
+  asio::io_context io;
+  const auto path = directory_ / "server-1.sock";
+  std::vector<transport::ControlRequest> seen;
+  transport::ControlSocket control(
+      io, path,
+      [] {
+        return nlohmann::json{{"role", "server"}};
+      },
+      [&](const transport::ControlRequest& request) {
+        seen.push_back(request);
+        return nlohmann::json{{"revoked", 2}};
+      });
+  ASSERT_TRUE(control.start());
+  std::thread runner([&] { io.run_for(std::chrono::seconds(5)); });
+  auto revoke = transport::query_control_socket(path, "revoke user alice");
+  auto malformed = transport::query_control_socket(path, "revoke user ");
+  auto status = transport::query_control_socket(path, "status");
+  io.stop();
+  runner.join();
+  ASSERT_TRUE(revoke) << revoke.error();
+  EXPECT_EQ((*revoke)["revoked"], 2);
+  ASSERT_TRUE(malformed) << malformed.error();
+  EXPECT_TRUE(malformed->contains("error"));
+  ASSERT_TRUE(status) << status.error();
+  EXPECT_EQ((*status)["role"], "server");
+  ASSERT_EQ(seen.size(), 1u);  // neither the malformed request nor status reached it
+  EXPECT_EQ(seen[0].kind, transport::ControlRequest::Kind::kRevokeUser);
+  EXPECT_EQ(seen[0].argument, "alice");
+}
+
+TEST_F(ControlSocketTest, AProcessWithoutAnAdministratorRefusesAdministrativeRequests) {
+  asio::io_context io;
+  const auto path = directory_ / "client-2.sock";
+  transport::ControlSocket control(io, path, [] { return nlohmann::json::object(); });
+  ASSERT_TRUE(control.start());
+  std::thread runner([&] { io.run_for(std::chrono::seconds(5)); });
+  auto reload = transport::query_control_socket(path, "reload");
+  io.stop();
+  runner.join();
+  ASSERT_TRUE(reload) << reload.error();
+  EXPECT_NE((*reload)["error"].get<std::string>().find("no administrative requests"),
+            std::string::npos);
+}
+
+// SO_PEERCRED: a peer whose uid is not the one allowed is refused before its request is read,
+// whatever the socket file's mode (here: the test's own uid is made "another user").
+TEST_F(ControlSocketTest, RefusesAPeerOfAnotherUid) {
+  asio::io_context io;
+  const auto path = directory_ / "server-2.sock";
+  int administered = 0;
+  transport::ControlSocket control(
+      io, path,
+      [] {
+        return nlohmann::json{{"role", "server"}};
+      },
+      [&](const transport::ControlRequest&) {
+        ++administered;
+        return nlohmann::json{{"revoked", 1}};
+      });
+  control.set_allowed_uid(::geteuid() + 1);
+  ASSERT_TRUE(control.start());
+  std::thread runner([&] { io.run_for(std::chrono::seconds(5)); });
+  auto revoke = transport::query_control_socket(path, "revoke user alice");
+  auto status = transport::query_control_socket(path, "status");
+  io.stop();
+  runner.join();
+  ASSERT_TRUE(revoke) << revoke.error();
+  EXPECT_NE((*revoke)["error"].get<std::string>().find("permission denied"), std::string::npos);
+  ASSERT_TRUE(status) << status.error();
+  EXPECT_TRUE(status->contains("error"));
+  EXPECT_EQ(administered, 0);
+}
+
+TEST(ControlRequest, ParsesTheKnownRequestsStrictly) {
+  using Kind = transport::ControlRequest::Kind;
+  EXPECT_EQ(transport::parse_control_request("status")->kind, Kind::kStatus);
+  EXPECT_EQ(transport::parse_control_request("reload")->kind, Kind::kReload);
+  const auto user = transport::parse_control_request("revoke user CN With Spaces");
+  ASSERT_TRUE(user);
+  EXPECT_EQ(user->kind, Kind::kRevokeUser);
+  EXPECT_EQ(user->argument, "CN With Spaces");
+  const auto session = transport::parse_control_request("revoke session 0123ABCDef");
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->kind, Kind::kRevokeSession);
+  EXPECT_EQ(session->argument, "0123abcdef");
+  EXPECT_EQ(transport::format_control_request(*session), "revoke session 0123abcdef");
+  EXPECT_EQ(transport::format_control_request(*user), "revoke user CN With Spaces");
+  for (const char* bad :
+       {"", "Status", "status ", " status", "reload now", "revoke", "revoke user", "revoke user ",
+        "revoke  user alice", "revoke user a\tb", "revoke user a\x1b[2J", "revoke session 1234567",
+        "revoke session 0123456789abcdef0123456789abcdef0", "revoke session 0123456z",
+        "revoke session  01234567", "revoke group admins"}) {
+    EXPECT_FALSE(transport::parse_control_request(bad)) << bad;
+  }
+  EXPECT_FALSE(transport::parse_control_request("revoke user " + std::string(257, 'a')));
+  EXPECT_TRUE(transport::parse_control_request("revoke user " + std::string(256, 'a')));
+  EXPECT_FALSE(
+      transport::parse_control_request(std::string(transport::kMaxControlRequest + 1, 's')));
+  // The refusal of an unknown request escapes it.
+  const auto hostile = transport::parse_control_request("\x1b]0;owned\x07");
+  ASSERT_FALSE(hostile);
+  EXPECT_EQ(hostile.error().find('\x1b'), std::string::npos);
 }
 
 TEST_F(ControlSocketTest, ReplacesAStaleSocketButNotALiveOne) {

@@ -206,5 +206,30 @@ TEST(UserDirectoryReload, ReloadsWhenTheFileChangesAtMostOncePerInterval) {
   EXPECT_NE(users->last_reload_error()->find("line 1"), std::string::npos);
 }
 
+TEST(UserDirectoryReload, ReloadReadsTheFileAtOnceAndKeepsTheUsersOnAnError) {
+  TemporaryDirectory directory;
+  const fs::path path = directory.path() / "users";
+  write_file(path, "alice " + kVerifier + "\n", 0600);
+  auto now = std::chrono::steady_clock::time_point{};
+  auto users = *UserDirectory::open(
+      path, [&] { return now; }, std::chrono::hours(1));
+  auto store = *UserStore::load(path);
+  store.set_disabled("alice", true);
+  ASSERT_TRUE(store.write(path));
+  // Within the check interval the automatic reload would not look; reload() does.
+  ASSERT_TRUE(users->reload());
+  EXPECT_EQ(users->lookup("alice").kind, UserLookup::Kind::kDisabled);
+  EXPECT_EQ(users->reloads(), 1u);
+
+  write_file(path, "broken\n", 0600);
+  const auto failed = users->reload();
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().find("line 1"), std::string::npos) << failed.error();
+  EXPECT_EQ(users->lookup("alice").kind, UserLookup::Kind::kDisabled);
+  // In memory only: nothing to read.
+  UserDirectory memory{UserStore{}};
+  EXPECT_TRUE(memory.reload());
+}
+
 }  // namespace
 }  // namespace tether::auth

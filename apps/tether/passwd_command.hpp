@@ -4,9 +4,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "tether/expected.hpp"
 
 namespace tether::app {
 
@@ -17,7 +21,17 @@ struct PasswdOptions {
   bool disable = false;
   bool enable = false;
   bool remove = false;
+  // The password's expiry: YYYY-MM-DDTHH:MM:SSZ (UTC), or a time from now such as 90d, 12h, 30m,
+  // 45s or 2w; empty: keep the user's expiry (none for a new user).
+  std::string expires;
+  bool no_expiry = false;      // remove the expiry
+  bool keep_password = false;  // change only the expiry of an existing user
 };
+
+// The --expires value as a time: an absolute UTC time, or `now` plus a positive count of s, m, h, d
+// or w; an error when it is neither or falls outside the users file's years (1970 to 2199).
+[[nodiscard]] Expected<std::chrono::system_clock::time_point, std::string> parse_expiry(
+    std::string_view text, std::chrono::system_clock::time_point now);
 
 // Registers the `passwd` subcommand on `app`, filling `options`; returns it (check ->parsed()).
 CLI::App* add_passwd_command(CLI::App& app, PasswdOptions& options);
@@ -25,7 +39,9 @@ CLI::App* add_passwd_command(CLI::App& app, PasswdOptions& options);
 // Runs it. The password comes from a no-echo prompt (asked twice) when standard input is a
 // terminal, else from one line of standard input. The file is loaded with the server's checks (a
 // group- or world-readable file is refused), created with mode 0600 when missing, and rewritten
-// atomically keeping its mode. Returns the exit code: 0 done, 1 refused or failed, 2 usage.
+// atomically keeping its mode. A new password keeps the user's expiry unless --expires or
+// --no-expiry is given, and is refused when that kept expiry has passed. Returns the exit code: 0
+// done, 1 refused or failed, 2 usage.
 int run_passwd(const PasswdOptions& options);
 
 // One line (at most 1 KiB) from `descriptor` without its newline; nullopt at end of input, when

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "auth/gsasl_support.hpp"
+#include "auth/jwt.hpp"
 #include "crypto/primitives.hpp"
 
 namespace tether::auth {
@@ -19,6 +20,7 @@ struct SaslServerAuthenticator::Shared {
   std::shared_ptr<UserDirectory> users;
   std::vector<std::byte> secret;
   std::uint32_t fake_iterations = 0;  // 0: users->typical_iterations()
+  std::function<std::chrono::system_clock::time_point()> wall_clock;  // never empty
   [[nodiscard]] bool offers(Mechanism mechanism) const {
     return std::find(offered.begin(), offered.end(), mechanism) != offered.end();
   }
@@ -53,7 +55,8 @@ class ServerExchange final : public session::ServerAuthentication, public detail
       : mechanism_(mechanism),
         shared_(std::move(shared)),
         binding_(security.channel_binding),
-        certificate_identity_(security.peer_certificate_identity) {
+        certificate_identity_(security.peer_certificate_identity),
+        certificate_lifetime_(security.peer_certificate_lifetime) {
     started_ = begin(true, std::string(name(mechanism)).c_str());
   }
 
@@ -192,14 +195,33 @@ class ServerExchange final : public session::ServerAuthentication, public detail
     const std::string mechanism_name(name(mechanism_));
     std::string principal;
     const std::string authzid = property(GSASL_AUTHZID);
+    std::optional<session::Duration> lifetime;
     if (mechanism_ == Mechanism::kExternal) {
       principal = certificate_identity_;
+      if (certificate_lifetime_) {
+        // Verified at the handshake, but a resumed TLS session keeps its first verdict.
+        if (*certificate_lifetime_ <= session::Duration::zero()) {
+          return finish_with_failure(AuthenticationFailure::kCredentialExpired,
+                                     mechanism_name + ": the client certificate has expired");
+        }
+        lifetime = *certificate_lifetime_;
+      }
     } else {
       principal = property(GSASL_AUTHID);
       if (principal.empty() || !user_accepted_) {
         // GNU SASL said OK without our verifier being used: never accept that.
         return finish_with_failure(AuthenticationFailure::kBadCredentials,
                                    bad_credentials_message(mechanism_));
+      }
+      if (expires_) {
+        // Only now, with the proof checked: before it an expired user looked like any other.
+        const auto now = shared_->wall_clock();
+        if (*expires_ <= now) {
+          return finish_with_failure(
+              AuthenticationFailure::kCredentialExpired,
+              mechanism_name + ": password expired at " + format_utc(*expires_));
+        }
+        lifetime = std::chrono::duration_cast<session::Duration>(*expires_ - now);
       }
     }
     if (!authzid.empty() && authzid != principal) {
@@ -213,6 +235,7 @@ class ServerExchange final : public session::ServerAuthentication, public detail
     result.output = std::move(output);
     result.principal = principal;
     result.claimed_identity = principal;
+    result.credential_lifetime = lifetime;
     end();
     return result;
   }
@@ -234,6 +257,7 @@ class ServerExchange final : public session::ServerAuthentication, public detail
     ScramVerifier fake = fake_verifier(shared_->secret, authid, iterations);
     if (lookup.kind == UserLookup::Kind::kFound) {
       verifier_ = std::move(lookup.verifier);
+      expires_ = lookup.expires;
       user_accepted_ = true;
     } else {
       verifier_ = std::move(fake);
@@ -270,12 +294,14 @@ class ServerExchange final : public session::ServerAuthentication, public detail
   std::shared_ptr<const Shared> shared_;
   std::vector<std::byte> binding_;
   std::string certificate_identity_;
+  std::optional<session::Duration> certificate_lifetime_;
   bool started_ = false;
   bool finished_ = false;
   int messages_ = 0;
   bool resolved_ = false;
   bool user_accepted_ = false;
   ScramVerifier verifier_;
+  std::optional<std::chrono::system_clock::time_point> expires_;  // the found user's, if any
   std::string claimed_identity_;
   std::optional<AuthenticationFailure> failure_override_;
   std::string override_message_;
@@ -293,6 +319,8 @@ SaslServerAuthenticator::SaslServerAuthenticator(SaslServerConfig config) {
   }
   shared->users = std::move(config.users);
   shared->secret = std::move(config.fake_verifier_secret);
+  shared->wall_clock = config.wall_clock ? std::move(config.wall_clock)
+                                         : [] { return std::chrono::system_clock::now(); };
   if (shared->secret.empty()) {
     shared->secret.resize(32);
     if (RAND_bytes(reinterpret_cast<unsigned char*>(shared->secret.data()),

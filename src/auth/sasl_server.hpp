@@ -13,12 +13,19 @@
 //   the stored salt and iterations (no plaintext is kept), compared with CRYPTO_memcmp.
 // - EXTERNAL: the principal is peer_certificate_identity; an authzid different from it is
 //   kNotPermitted. SCRAM and PLAIN: an authzid different from the authid is kNotPermitted.
+// - Credential lifetime: SCRAM and PLAIN give the users file's password expiry minus the wall
+//   clock, EXTERNAL gives ConnectionSecurity::peer_certificate_lifetime; none when there is no
+//   expiry. A password or certificate already expired is refused with kCredentialExpired, and for
+//   a password only once its proof checked out: until then an expired user's exchange runs like
+//   any other's, and a wrong password for it gets the ordinary kBadCredentials answer.
 // - The principal is read only after GNU SASL says GSASL_OK; the server-final message (`v=`) is the
 //   kSucceeded step's output. Input over 4096 bytes is refused; nothing throws.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +50,8 @@ struct SaslServerConfig {
   // Iterations of the fake verifiers; 0: the count most users have (UserDirectory::
   // typical_iterations), so an unknown user's iteration count looks like a real one's.
   std::uint32_t fake_iterations = 0;
+  // The wall clock password expiries are compared with; empty: std::chrono::system_clock::now.
+  std::function<std::chrono::system_clock::time_point()> wall_clock;
 };
 
 // The fake verifier of `name` for `secret` (exposed for tests).

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 
+#include "auth/jwt.hpp"
 #include "transport/file_safety.hpp"
 
 namespace tether::auth {
@@ -20,6 +21,9 @@ constexpr std::string_view kAlphabet =
 constexpr std::string_view kScheme = "SCRAM-SHA-256$";
 constexpr std::size_t kMinimumSaltBytes = 8;
 constexpr std::size_t kMaximumSaltBytes = 64;
+constexpr std::string_view kExpiresItem = "expires=";
+constexpr int kFirstExpiryYear = 1970;
+constexpr int kLastExpiryYear = 2199;  // well inside system_clock's range (nanoseconds: 2262)
 
 int alphabet_index(char character) {
   if (character >= 'A' && character <= 'Z') return character - 'A';
@@ -122,6 +126,44 @@ std::optional<std::vector<std::byte>> decode_base64(std::string_view text) {
     out.push_back(static_cast<std::byte>(value & 0xff));
   }
   return out;
+}
+
+Expected<std::chrono::system_clock::time_point, std::string> parse_utc_timestamp(
+    std::string_view text) {
+  using namespace std::chrono;
+  // YYYY-MM-DDTHH:MM:SSZ: digits everywhere but these positions.
+  constexpr std::string_view kShape = "0000-00-00T00:00:00Z";
+  bool shaped = text.size() == kShape.size();
+  for (std::size_t index = 0; shaped && index < kShape.size(); ++index) {
+    shaped = kShape[index] == '0' ? text[index] >= '0' && text[index] <= '9'
+                                  : text[index] == kShape[index];
+  }
+  if (!shaped) {
+    return make_unexpected("the time '" + std::string(text.substr(0, 40)) +
+                           "' is not YYYY-MM-DDTHH:MM:SSZ (UTC)");
+  }
+  const auto number = [&](std::size_t position, std::size_t length) {
+    int value = 0;
+    for (std::size_t index = position; index < position + length; ++index) {
+      value = value * 10 + (text[index] - '0');
+    }
+    return value;
+  };
+  const int year_number = number(0, 4);
+  const auto date = year(year_number) / month(static_cast<unsigned>(number(5, 2))) /
+                    day(static_cast<unsigned>(number(8, 2)));
+  const int hour = number(11, 2);
+  const int minute = number(14, 2);
+  const int second = number(17, 2);
+  if (year_number < kFirstExpiryYear || year_number > kLastExpiryYear) {
+    return make_unexpected("the year of " + std::string(text) + " is outside " +
+                           std::to_string(kFirstExpiryYear) + ".." +
+                           std::to_string(kLastExpiryYear));
+  }
+  if (!date.ok() || hour > 23 || minute > 59 || second > 59) {
+    return make_unexpected("the time " + std::string(text) + " is not a real date and time");
+  }
+  return system_clock::time_point(sys_days(date)) + hours(hour) + minutes(minute) + seconds(second);
 }
 
 std::string format_verifier(const ScramVerifier& verifier) {
@@ -246,8 +288,8 @@ Expected<UserStore, std::string> UserStore::parse(std::string_view text) {
         trimmed.remove_prefix(1);
       }
     }
-    if (fields.size() < 2 || fields.size() > 3) {
-      return error("expected NAME SCRAM-SHA-256$... [disabled]");
+    if (fields.size() < 2 || fields.size() > 4) {
+      return error("expected NAME SCRAM-SHA-256$... [disabled] [expires=YYYY-MM-DDTHH:MM:SSZ]");
     }
     if (!valid_user_name(fields[0])) {
       return error(
@@ -255,15 +297,27 @@ Expected<UserStore, std::string> UserStore::parse(std::string_view text) {
     }
     auto verifier = parse_verifier(fields[1]);
     if (!verifier) return error(verifier.error());
-    if (fields.size() == 3 && fields[2] != "disabled") {
-      return error("unknown flag (only 'disabled' is known)");
+    UserRecord record{std::string(fields[0]), *verifier, false, std::nullopt};
+    for (std::size_t index = 2; index < fields.size(); ++index) {
+      const std::string_view item = fields[index];
+      if (item == "disabled") {
+        if (record.disabled) return error("'disabled' is given twice");
+        record.disabled = true;
+      } else if (item.starts_with(kExpiresItem)) {
+        if (record.expires) return error("'expires=' is given twice");
+        auto expires = parse_utc_timestamp(item.substr(kExpiresItem.size()));
+        if (!expires) return error("expires=: " + expires.error());
+        record.expires = *expires;
+      } else {
+        return error("unknown flag (only 'disabled' and 'expires=YYYY-MM-DDTHH:MM:SSZ' are known)");
+      }
     }
-    const std::string name(fields[0]);
+    const std::string name = record.name;
     if (store.index_.contains(name)) return error("the user " + name + " is listed twice");
     if (store.index_.size() >= kMaximumUsers) {
       return error("more than " + std::to_string(kMaximumUsers) + " users");
     }
-    store.lines_.push_back(Line{{}, true, UserRecord{name, *verifier, fields.size() == 3}});
+    store.lines_.push_back(Line{{}, true, std::move(record)});
     store.index_.emplace(name, store.lines_.size() - 1);
   }
   return store;
@@ -312,7 +366,7 @@ bool UserStore::set(const std::string& name, ScramVerifier verifier) {
     return true;
   }
   if (index_.size() >= kMaximumUsers) return false;
-  lines_.push_back(Line{{}, true, UserRecord{name, std::move(verifier), false}});
+  lines_.push_back(Line{{}, true, UserRecord{name, std::move(verifier), false, std::nullopt}});
   index_.emplace(name, lines_.size() - 1);
   return true;
 }
@@ -321,6 +375,15 @@ bool UserStore::set_disabled(std::string_view name, bool disabled) {
   const auto found = index_.find(std::string(name));
   if (found == index_.end()) return false;
   lines_[found->second].user.disabled = disabled;
+  return true;
+}
+
+bool UserStore::set_expiry(std::string_view name,
+                           std::optional<std::chrono::system_clock::time_point> expires) {
+  const auto found = index_.find(std::string(name));
+  if (found == index_.end()) return false;
+  if (expires) *expires = std::chrono::floor<std::chrono::seconds>(*expires);
+  lines_[found->second].user.expires = expires;
   return true;
 }
 
@@ -345,6 +408,8 @@ std::string UserStore::serialize() const {
     if (line.is_user) {
       out += line.user.name + " " + format_verifier(line.user.verifier);
       if (line.user.disabled) out += " disabled";
+      if (line.user.expires)
+        out += " " + std::string(kExpiresItem) + format_utc(*line.user.expires);
     } else {
       out += line.text;
     }
@@ -489,6 +554,7 @@ UserLookup UserDirectory::lookup(std::string_view name) {
   }
   result.kind = UserLookup::Kind::kFound;
   result.verifier = record->verifier;
+  result.expires = record->expires;
   return result;
 }
 

@@ -3,8 +3,10 @@
 // it changes.
 //
 // The users file has one line per user:
-//   NAME SCRAM-SHA-256$<iterations>:<salt base64>$<StoredKey base64>:<ServerKey base64>[ disabled]
-// (PostgreSQL's SCRAM verifier text), `#` comments and blank lines. A NAME is 1 to 64 characters
+//   NAME SCRAM-SHA-256$<iterations>:<salt base64>$<StoredKey base64>:<ServerKey base64>[ ITEM...]
+// (PostgreSQL's SCRAM verifier text), `#` comments and blank lines. The optional items after the
+// verifier, each at most once and in any order, are `disabled` and `expires=YYYY-MM-DDTHH:MM:SSZ`
+// (the password's expiry, UTC, a real date of the years 1970 to 2199). A NAME is 1 to 64 characters
 // from [A-Za-z0-9._@+-], not starting with '-': printable ASCII without ',' or '=', so SASLprep
 // leaves it unchanged and SCRAM never escapes it (non-ASCII names are refused rather than
 // normalized). The iteration count is 4096 to 10,000,000, the salt 8 to 64 bytes, each key 32
@@ -51,6 +53,8 @@ struct UserRecord {
   std::string name;
   ScramVerifier verifier;
   bool disabled = false;
+  // When the password stops being accepted (whole seconds); nullopt: it does not expire.
+  std::optional<std::chrono::system_clock::time_point> expires;
 };
 
 // Whether `name` is a valid user name (the set above).
@@ -61,6 +65,12 @@ struct UserRecord {
 // nonzero trailing bits.
 [[nodiscard]] std::string encode_base64(std::span<const std::byte> bytes);
 [[nodiscard]] std::optional<std::vector<std::byte>> decode_base64(std::string_view text);
+
+// A password expiry as the users file writes it, `YYYY-MM-DDTHH:MM:SSZ` (UTC; format it with
+// format_utc, auth/jwt.hpp). Strict: exactly that shape, a real calendar date (no leap second) of
+// the years 1970 to 2199; anything else is an error saying what is wrong.
+[[nodiscard]] Expected<std::chrono::system_clock::time_point, std::string> parse_utc_timestamp(
+    std::string_view text);
 
 // The verifier text `SCRAM-SHA-256$i:salt$stored:server`, and its parser (nullopt with a reason).
 [[nodiscard]] std::string format_verifier(const ScramVerifier& verifier);
@@ -91,11 +101,15 @@ class UserStore {
   // empty store: what a fake verifier should use so that it looks like the real ones.
   [[nodiscard]] std::uint32_t typical_iterations() const;
 
-  // Adds the user or replaces its verifier (keeping its disabled flag). False when the store is
-  // full.
+  // Adds the user or replaces its verifier (keeping its disabled flag and expiry). False when the
+  // store is full.
   bool set(const std::string& name, ScramVerifier verifier);
   // Sets the disabled flag; false when there is no such user.
   bool set_disabled(std::string_view name, bool disabled);
+  // Sets (rounded down to whole seconds) or removes the password's expiry; false when there is no
+  // such user. The caller keeps it within parse_utc_timestamp's years so that the file reads back.
+  bool set_expiry(std::string_view name,
+                  std::optional<std::chrono::system_clock::time_point> expires);
   // Removes the user; false when there is none.
   bool remove(std::string_view name);
 
@@ -123,6 +137,9 @@ struct UserLookup {
   enum class Kind : std::uint8_t { kFound, kDisabled, kUnknown };
   Kind kind = Kind::kUnknown;
   ScramVerifier verifier;  // kFound only
+  // kFound only: the password's expiry (UserRecord::expires). An expired password is still kFound:
+  // the mechanism refuses it only after the proof checked out, so that a stranger learns nothing.
+  std::optional<std::chrono::system_clock::time_point> expires;
 };
 
 // A thread-safe view of the users, reloaded from a file when it changes: at most once per

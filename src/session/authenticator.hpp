@@ -32,6 +32,8 @@ struct ConnectionSecurity {
   // Server side, mTLS: the identity taken from the client certificate the transport verified
   // (SAN or subject CN, as the server is configured); empty when the client presented none.
   std::string peer_certificate_identity;
+  // With that identity: the certificate's notAfter minus now (zero once past), for EXTERNAL.
+  std::optional<Duration> peer_certificate_lifetime;
 };
 
 // Who a session's client is, as the server authenticated it (an empty principal: the server runs

@@ -271,6 +271,12 @@ class TlsStream final : public ByteStream {
     security.channel_binding.assign(channel_binding_.begin(), channel_binding_.end());
     security.confidential = true;
     security.peer_certificate_identity = peer_certificate_identity_;
+    if (!peer_certificate_identity_.empty() && peer_certificate_expiry_) {
+      security.peer_certificate_lifetime =
+          std::max(session::Duration::zero(),
+                   std::chrono::duration_cast<session::Duration>(*peer_certificate_expiry_ -
+                                                                 std::chrono::system_clock::now()));
+    }
     return security;
   }
   asio::ip::tcp::socket& socket() override { return socket_; }
@@ -282,6 +288,8 @@ class TlsStream final : public ByteStream {
   // Server side: the verified client certificate's identity (client_certificate_identity), taken
   // once after the handshake (no post-handshake authentication is enabled, so it cannot change).
   std::string peer_certificate_identity_;
+  // And its notAfter (client_certificate_expiry); security() gives the time left until it.
+  std::optional<std::chrono::system_clock::time_point> peer_certificate_expiry_;
 
  private:
   // Decrypts into `buffer` every record OpenSSL can complete from the ciphertext at hand, until the
@@ -554,8 +562,11 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_tls(
   }
   tls->keying_ = export_keying_material(tls->ssl());
   tls->channel_binding_ = export_channel_binding(tls->ssl());
-  if (side == Side::kServer)
+  if (side == Side::kServer) {
     tls->peer_certificate_identity_ = client_certificate_identity(tls->ssl());
+    if (!tls->peer_certificate_identity_.empty())
+      tls->peer_certificate_expiry_ = client_certificate_expiry(tls->ssl());
+  }
   co_return std::unique_ptr<ByteStream>(std::move(tls));
 }
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <ctime>
 #include <mutex>
 #include <system_error>
 #include <utility>
@@ -725,13 +726,26 @@ std::optional<ClientIdentitySource> parse_client_identity_source(std::string_vie
   return std::nullopt;
 }
 
-std::string client_certificate_identity(const SSL* ssl) {
-  const auto* state = static_cast<const ServerState*>(
+namespace {
+
+// The client certificate of a server connection whose context verifies them, when it verified;
+// else null (with `state` the context's ServerState when there is one).
+X509* verified_client_certificate(const SSL* ssl, const ServerState*& state) {
+  state = static_cast<const ServerState*>(
       SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), server_state_index()));
-  if (state == nullptr || SSL_is_server(ssl) != 1) return {};
-  if (SSL_get_ex_data(ssl, verification_failed_index()) != nullptr) return {};
+  if (state == nullptr || SSL_is_server(ssl) != 1) return nullptr;
+  if (SSL_get_ex_data(ssl, verification_failed_index()) != nullptr) return nullptr;
   X509* certificate = SSL_get0_peer_certificate(ssl);
-  if (certificate == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  if (certificate == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return nullptr;
+  return certificate;
+}
+
+}  // namespace
+
+std::string client_certificate_identity(const SSL* ssl) {
+  const ServerState* state = nullptr;
+  X509* certificate = verified_client_certificate(ssl, state);
+  if (certificate == nullptr) return {};
   switch (state->identity) {
     case ClientIdentitySource::kCommonName:
       return common_name(certificate);
@@ -741,6 +755,23 @@ std::string client_certificate_identity(const SSL* ssl) {
       return subject_alternative_name(certificate, GEN_EMAIL);
   }
   return {};
+}
+
+std::optional<std::chrono::system_clock::time_point> client_certificate_expiry(const SSL* ssl) {
+  const ServerState* state = nullptr;
+  const X509* certificate = verified_client_certificate(ssl, state);
+  if (certificate == nullptr) return std::nullopt;
+  std::tm calendar{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(certificate), &calendar) != 1) {
+    ERR_clear_error();
+    return std::chrono::system_clock::time_point{};  // unreadable: never "no expiry"
+  }
+  const std::time_t seconds = ::timegm(&calendar);
+  if (seconds == static_cast<std::time_t>(-1) || seconds < 0) {
+    return std::chrono::system_clock::time_point{};
+  }
+  if (seconds > kLatestCertificateExpiry) return std::nullopt;  // e.g. RFC 5280's 99991231235959Z
+  return std::chrono::system_clock::from_time_t(seconds);
 }
 
 std::array<std::byte, 32> export_keying_material(SSL* ssl) {

@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -155,6 +156,15 @@ void prepare_client_connection(SSL* ssl);
 // be printable ASCII without spaces; a CN is converted to UTF-8 and must hold no control
 // character). A resumed TLS session keeps the certificate and verdict of its first handshake.
 [[nodiscard]] std::string client_certificate_identity(const SSL* ssl);
+
+// After a completed server handshake on `ssl`: the notAfter of the client certificate that
+// client_certificate_identity reads, when it verified (kept across TLS resumption like the
+// identity); nullopt when there is none, and for a notAfter after kLatestCertificateExpiry (RFC
+// 5280's 99991231235959Z, "no well-defined expiration", and anything else past year 2255, beyond
+// system_clock's range). A notAfter OpenSSL cannot read gives the epoch: expired, never "none".
+inline constexpr std::int64_t kLatestCertificateExpiry = 9'000'000'000;  // seconds, year 2255
+[[nodiscard]] std::optional<std::chrono::system_clock::time_point> client_certificate_expiry(
+    const SSL* ssl);
 
 // 32 bytes from SSL_export_keying_material with kExporterLabel and no context. Both ends of one TLS
 // connection get the same value; different connections get different values. Precondition: the

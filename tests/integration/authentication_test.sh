@@ -4,7 +4,8 @@
 # credential and a server without authentication each end the client with exit code 9 and a message
 # naming why; an OAUTHBEARER token (HS256, signed here) works and an expired one is refused with its
 # expiry time; a session authenticated with SCRAM-PLUS resumes across an `ss -K` cut (when ss can
-# kill sockets here) without a new exchange. Usage: authentication_test.sh PATH/TO/tether
+# kill sockets here) without a new exchange; an expired password is refused as credentials-expired
+# only with the right password. Usage: authentication_test.sh PATH/TO/tether
 set -euo pipefail
 tether=$1
 command -v socat >/dev/null || { echo "SKIP: socat missing"; exit 77; }
@@ -21,6 +22,8 @@ mkdir -m 700 "$work/secrets"
 users=$work/secrets/users
 printf 'correct horse\n' | "$tether" passwd --users "$users" alice 2>>"$work/passwd.log"
 printf 'battery staple\n' | "$tether" passwd --users "$users" bob 2>>"$work/passwd.log"
+printf 'old pencil\n' | "$tether" passwd --users "$users" --expires 2001-02-03T04:05:06Z dora \
+  2>>"$work/passwd.log"
 
 # An HS256 key in a JWKS, and tokens signed with it (python3's hmac; nothing leaves this machine).
 python3 - "$work/secrets" <<'PY'
@@ -149,4 +152,18 @@ wait_for 5 grep -q "is not granted to bob" "$work/granted-bob.log" ||
   fail "bob's refusal does not name him ($(tail -n 3 "$work/granted-bob.log"))"
 grep -q "alice" "$work/granted-bob.log" && fail "bob's refusal names another principal"
 echo "ok: grants: alice (@dba) reaches the target, bob is refused by name"
+
+# 8. An expired password: with the right password, credentials-expired naming the expiry (exit 9);
+#    with a wrong one, the ordinary wrong-password answer (expiry is told only to who proved it).
+TETHER_PASSWORD='old pencil' client "$work/dora.log" $granted_port --user dora
+expect_exit 9 "$work/dora.log"
+has_event "$work/dora.log" '.event == "closed" and .reason == "credentials-expired" and (.message | contains("password expired at 2001-02-03T04:05:06Z"))' ||
+  fail "expired password: no credentials-expired with its time ($(tail -n 3 "$work/dora.log"))"
+TETHER_PASSWORD='wrong' client "$work/dora-wrong.log" $granted_port --user dora
+expect_exit 9 "$work/dora-wrong.log"
+has_event "$work/dora-wrong.log" '.event == "closed" and .reason == "auth-failed"' ||
+  fail "expired user, wrong password: not auth-failed ($(tail -n 3 "$work/dora-wrong.log"))"
+[[ $(events "$work/dora-wrong.log" '.event == "closed"' | jq -r .message) == "$wrong_message" ]] ||
+  fail "an expired user's wrong password is answered unlike any other's"
+echo "ok: expired password refused as credentials-expired, and only to a client that knew it"
 echo "PASS"

@@ -5,10 +5,13 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include <array>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "auth/sasl_client.hpp"
@@ -76,6 +79,10 @@ TEST(ScramVector, Rfc7677ProofAndSignature) {
   EXPECT_EQ(0, std::memcmp(server_signature, expected->data(), 32));
 }
 
+std::string bad_credentials_text(Mechanism mechanism) {
+  return std::string(name(mechanism)) + ": authentication failed (unknown user or wrong password)";
+}
+
 class SaslExchangeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -84,9 +91,17 @@ class SaslExchangeTest : public ::testing::Test {
     store.set("alice", *make_verifier("pencil", salt, 4096));
     store.set("bob", *make_verifier("hunter2", salt, 4096));
     store.set_disabled("bob", true);
+    // erin's password expires in an hour, frank's expired a second ago, gina's expires now.
+    store.set("erin", *make_verifier("eraser", salt, 4096));
+    store.set_expiry("erin", kNow + std::chrono::hours(1));
+    store.set("frank", *make_verifier("marker", salt, 4096));
+    store.set_expiry("frank", kNow - std::chrono::seconds(1));
+    store.set("gina", *make_verifier("chalk", salt, 4096));
+    store.set_expiry("gina", kNow);
     users_ = std::make_shared<UserDirectory>(std::move(store));
     SaslServerConfig config;
     config.users = users_;
+    config.wall_clock = [] { return kNow; };
     config.mechanisms.push_back(Mechanism::kExternal);
     config.fake_verifier_secret = filled(32, 42);
     server_ = std::make_unique<SaslServerAuthenticator>(std::move(config));
@@ -142,6 +157,10 @@ class SaslExchangeTest : public ::testing::Test {
     config.credential = std::make_shared<ScramCredential>(std::move(user), std::move(password));
     return config;
   }
+
+  // The server's wall clock: 2027-01-01T12:00:00Z.
+  static constexpr std::chrono::system_clock::time_point kNow{
+      std::chrono::sys_days(std::chrono::year(2027) / 1 / 1) + std::chrono::hours(12)};
 
   std::shared_ptr<UserDirectory> users_;
   std::unique_ptr<SaslServerAuthenticator> server_;
@@ -264,6 +283,101 @@ TEST_F(SaslExchangeTest, PlainWrongUnknownDisabledAlike) {
     if (message.empty()) message = outcome.server.message;
     EXPECT_EQ(outcome.server.message, message);
   }
+}
+
+constexpr std::array<Mechanism, 3> kPasswordMechanisms = {
+    Mechanism::kScramSha256Plus, Mechanism::kScramSha256, Mechanism::kPlain};
+
+TEST_F(SaslExchangeTest, PasswordExpiryGivesTheCredentialLifetime) {
+  for (const Mechanism mechanism : kPasswordMechanisms) {
+    SCOPED_TRACE(std::string(name(mechanism)));
+    auto expiring = credential("erin", "eraser", mechanism);
+    auto client = start_sasl_client(mechanism, expiring, tls_);
+    const auto outcome = run(*client, tls_);
+    ASSERT_EQ(outcome.server.status, Status::kSucceeded) << outcome.server.message;
+    EXPECT_EQ(outcome.server.credential_lifetime, std::chrono::hours(1));
+    EXPECT_EQ(outcome.client.status, Status::kSucceeded);
+    // A password without expiry has no lifetime.
+    auto lasting = credential("alice", "pencil", mechanism);
+    auto other = start_sasl_client(mechanism, lasting, tls_);
+    const auto unlimited = run(*other, tls_);
+    ASSERT_EQ(unlimited.server.status, Status::kSucceeded) << unlimited.server.message;
+    EXPECT_EQ(unlimited.server.credential_lifetime, std::nullopt);
+  }
+}
+
+TEST_F(SaslExchangeTest, ExpiredPasswordIsRefusedAsExpiredOnlyAfterTheProof) {
+  for (const Mechanism mechanism : kPasswordMechanisms) {
+    SCOPED_TRACE(std::string(name(mechanism)));
+    for (const auto& [user, password, expired_at] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"frank", "marker", "2027-01-01T11:59:59Z"},
+             {"gina", "chalk", "2027-01-01T12:00:00Z"}}) {  // expiring now is expired
+      auto config = credential(user, password, mechanism);
+      auto client = start_sasl_client(mechanism, config, tls_);
+      const auto outcome = run(*client, tls_);
+      EXPECT_EQ(outcome.server.status, Status::kFailed);
+      EXPECT_EQ(outcome.server.failure, AuthenticationFailure::kCredentialExpired)
+          << outcome.server.message;
+      EXPECT_EQ(outcome.server.message,
+                std::string(name(mechanism)) + ": password expired at " + expired_at);
+      EXPECT_TRUE(outcome.server.output.empty());  // no server signature for an expired password
+      EXPECT_EQ(outcome.server.claimed_identity, user);
+      // SCRAM: refused at the client-final, where the proof is checked, as a wrong password is.
+      if (mechanism != Mechanism::kPlain) {
+        EXPECT_EQ(outcome.server_steps.size(), 2u);
+      }
+    }
+  }
+}
+
+TEST_F(SaslExchangeTest, ExpiredUserWithAWrongPasswordLooksLikeAnyOther) {
+  for (const Mechanism mechanism : kPasswordMechanisms) {
+    SCOPED_TRACE(std::string(name(mechanism)));
+    const auto attempt = [&](const std::string& user, const std::string& password) {
+      auto config = credential(user, password, mechanism);
+      auto client = start_sasl_client(mechanism, config, tls_);
+      return run(*client, tls_);
+    };
+    const auto expired = attempt("frank", "wrong");
+    const auto wrong = attempt("alice", "wrong");
+    const auto unknown = attempt("mallory", "wrong");
+    for (const auto* outcome : {&expired, &wrong, &unknown}) {
+      EXPECT_EQ(outcome->server.status, Status::kFailed);
+      EXPECT_EQ(outcome->server.failure, AuthenticationFailure::kBadCredentials);
+      EXPECT_EQ(outcome->server.message, bad_credentials_text(mechanism));
+      EXPECT_EQ(outcome->server_steps.size(), expired.server_steps.size());
+      if (mechanism == Mechanism::kPlain) continue;
+      // The same server-first shape: a 16-byte salt and the usual iteration count.
+      const std::string& server_first = outcome->transcript.at(1);
+      const auto salt_start = server_first.find(",s=");
+      const auto iterations_start = server_first.find(",i=");
+      ASSERT_NE(salt_start, std::string::npos);
+      EXPECT_EQ(iterations_start - salt_start - 3, 24u);
+      EXPECT_EQ(server_first.substr(iterations_start), ",i=4096");
+    }
+  }
+}
+
+TEST_F(SaslExchangeTest, ExternalLifetimeIsTheCertificates) {
+  ConnectionSecurity with_certificate = tls_;
+  with_certificate.peer_certificate_identity = "carol.example";
+  const auto run_external = [&](std::optional<session::Duration> lifetime) {
+    with_certificate.peer_certificate_lifetime = lifetime;
+    auto client = start_sasl_client(Mechanism::kExternal, {}, with_certificate);
+    return run(*client, with_certificate).server;
+  };
+  const auto valid = run_external(std::chrono::hours(2));
+  ASSERT_EQ(valid.status, Status::kSucceeded) << valid.message;
+  EXPECT_EQ(valid.credential_lifetime, std::chrono::hours(2));
+  const auto lasting = run_external(std::nullopt);
+  ASSERT_EQ(lasting.status, Status::kSucceeded) << lasting.message;
+  EXPECT_EQ(lasting.credential_lifetime, std::nullopt);
+  // A resumed TLS session keeps its first verdict: a certificate that expired since is refused.
+  const auto expired = run_external(session::Duration::zero());
+  EXPECT_EQ(expired.status, Status::kFailed);
+  EXPECT_EQ(expired.failure, AuthenticationFailure::kCredentialExpired);
+  EXPECT_EQ(expired.message, "EXTERNAL: the client certificate has expired");
 }
 
 TEST_F(SaslExchangeTest, PlainRefusedWithoutConfidentiality) {

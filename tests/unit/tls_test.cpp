@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cctype>
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <filesystem>
@@ -29,6 +30,7 @@
 #include <asio/ssl.hpp>
 
 #include "tests/support/temporary_directory.hpp"
+#include "transport/byte_stream.hpp"
 #include "transport/known_servers.hpp"
 #include "transport/tls.hpp"
 
@@ -112,6 +114,8 @@ struct Connection {
   bool server_resumed = false;
   char received = 0;            // the byte the server sent after the handshake
   std::string client_identity;  // client_certificate_identity() on the server
+  std::optional<std::chrono::system_clock::time_point>
+      client_expiry;  // client_certificate_expiry()
 };
 
 // One TCP connection over loopback with both TLS handshakes run synchronously, the server's in a
@@ -133,6 +137,7 @@ Connection connect(asio::ssl::context& server, asio::ssl::context& client, bool 
     result.server_version = SSL_version(stream.native_handle());
     result.server_resumed = SSL_session_reused(stream.native_handle()) == 1;
     result.client_identity = client_certificate_identity(stream.native_handle());
+    result.client_expiry = client_certificate_expiry(stream.native_handle());
     const char byte = 'x';
     std::error_code ignored;
     asio::write(stream, asio::buffer(&byte, 1), ignored);
@@ -554,6 +559,7 @@ struct CertificateSpec {
   bool authority = false;
   long valid_from_seconds = -3600;  // relative to now
   long valid_until_seconds = 86400;
+  std::string not_after;  // an ASN.1 time ("99991231235959Z") instead of valid_until_seconds
 };
 
 // A client certificate spec with these common names and subjectAltNames.
@@ -584,6 +590,9 @@ Issued issue(const fs::path& directory, const std::string& name, const Certifica
   ASN1_INTEGER_set(X509_get_serialNumber(certificate), serial++);
   X509_gmtime_adj(X509_getm_notBefore(certificate), spec.valid_from_seconds);
   X509_gmtime_adj(X509_getm_notAfter(certificate), spec.valid_until_seconds);
+  if (!spec.not_after.empty()) {
+    EXPECT_EQ(ASN1_TIME_set_string(X509_getm_notAfter(certificate), spec.not_after.c_str()), 1);
+  }
   X509_NAME* subject = X509_get_subject_name(certificate);
   // As a UTF8String set directly: no length limit or conversion, so tests can exceed the bounds.
   for (const std::string& common_name : spec.common_names) {
@@ -745,6 +754,100 @@ TEST_F(ClientCertificateTest, NoIdentityUnlessTheCertificateVerifies) {
   const Connection connection = connect(*plain_server, *client);
   EXPECT_FALSE(connection.server_error) << connection.server_error.message();
   EXPECT_EQ(connection.client_identity, "");
+}
+
+TEST_F(ClientCertificateTest, ExpiryIsTheVerifiedCertificatesNotAfter) {
+  using std::chrono::seconds;
+  using std::chrono::system_clock;
+  auto server = verifying_server();
+  ASSERT_TRUE(server);
+  const auto expiry_of = [&](const CertificateSpec& spec) {
+    const Issued client =
+        issue(temporary_.path(), "client" + std::to_string(++issued_), spec, &ca_);
+    auto context = presenting_client(&client);
+    const Connection connection = connect(*server, *context);
+    EXPECT_FALSE(connection.server_error) << connection.server_error.message();
+    return connection.client_expiry;
+  };
+  // Valid for another 2 hours (and one second, so that whole seconds cannot round it below).
+  CertificateSpec two_hours = named({"dave"});
+  two_hours.valid_until_seconds = 2 * 3600 + 1;
+  const auto issued_at = system_clock::now();
+  const auto expiry = expiry_of(two_hours);
+  ASSERT_TRUE(expiry);
+  const auto lifetime = *expiry - issued_at;
+  EXPECT_GE(lifetime, seconds(2 * 3600 - 1));
+  EXPECT_LE(lifetime, seconds(2 * 3600 + 2));
+  // An exact notAfter, as UTCTime and as GeneralizedTime.
+  CertificateSpec exact = named({"dave"});
+  exact.not_after = "20490102030405Z";
+  EXPECT_EQ(expiry_of(exact), std::chrono::sys_days(std::chrono::year(2049) / 1 / 2) +
+                                  std::chrono::hours(3) + std::chrono::minutes(4) + seconds(5));
+  exact.not_after = "21990102030405Z";
+  EXPECT_EQ(expiry_of(exact), std::chrono::sys_days(std::chrono::year(2199) / 1 / 2) +
+                                  std::chrono::hours(3) + std::chrono::minutes(4) + seconds(5));
+  // RFC 5280's "no well-defined expiration date".
+  CertificateSpec forever = named({"dave"});
+  forever.not_after = "99991231235959Z";
+  EXPECT_EQ(expiry_of(forever), std::nullopt);
+  // No expiry without a verified certificate: none, expired, or from another CA.
+  CertificateSpec expired = named({"dave"});
+  expired.valid_from_seconds = -7200;
+  expired.valid_until_seconds = -3600;
+  EXPECT_EQ(expiry_of(expired), std::nullopt);
+  auto anonymous = presenting_client(nullptr);
+  EXPECT_EQ(connect(*server, *anonymous).client_expiry, std::nullopt);
+}
+
+// What the server's end of a connection that open_tls made on both ends hands the session core.
+session::ConnectionSecurity server_security(asio::ssl::context& server,
+                                            asio::ssl::context& client) {
+  using Opened = Expected<std::unique_ptr<ByteStream>, TransportError>;
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+  asio::ip::tcp::socket client_socket(io);
+  client_socket.connect(acceptor.local_endpoint());
+  asio::ip::tcp::socket server_socket = acceptor.accept();
+  std::optional<Opened> client_end;
+  std::optional<Opened> server_end;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        client_end.emplace(co_await open_tls(std::move(client_socket), client, Side::kClient));
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        server_end.emplace(co_await open_tls(std::move(server_socket), server, Side::kServer));
+      },
+      asio::detached);
+  io.run();
+  if (!client_end || !*client_end || !server_end || !*server_end) {
+    ADD_FAILURE() << "open_tls failed";
+    return {};
+  }
+  return (**server_end)->security();
+}
+
+TEST_F(ClientCertificateTest, StreamGivesTheCertificatesLifetimeWithItsIdentity) {
+  using std::chrono::seconds;
+  auto server = verifying_server();
+  CertificateSpec spec = named({"dave"});
+  spec.valid_until_seconds = 3 * 3600 + 1;
+  const Issued dave = issue(temporary_.path(), "dave", spec, &ca_);
+  auto client = presenting_client(&dave);
+  ASSERT_TRUE(server && client);
+  const auto security = server_security(*server, *client);
+  EXPECT_EQ(security.peer_certificate_identity, "dave");
+  ASSERT_TRUE(security.peer_certificate_lifetime);
+  EXPECT_GE(*security.peer_certificate_lifetime, seconds(3 * 3600 - 1));
+  EXPECT_LE(*security.peer_certificate_lifetime, seconds(3 * 3600 + 1));
+  // No certificate: no identity and no lifetime.
+  auto anonymous = presenting_client(nullptr);
+  const auto without = server_security(*server, *anonymous);
+  EXPECT_EQ(without.peer_certificate_identity, "");
+  EXPECT_EQ(without.peer_certificate_lifetime, std::nullopt);
 }
 
 TEST_F(ClientCertificateTest, ClientKeyIsCheckedLikeTheServers) {

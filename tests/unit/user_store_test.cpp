@@ -72,6 +72,73 @@ TEST(UserStoreParse, ReadsUsersCommentsAndDisabledFlag) {
             "# users\n\nalice " + kVerifier + "\nbob " + kVerifier + " disabled\n");
 }
 
+TEST(UserStoreParse, ExpiryIsReadInAnyOrderAndRoundTrips) {
+  using namespace std::chrono;
+  const auto store = UserStore::parse(
+      "alice " + kVerifier + " expires=2027-03-01T12:30:05Z\n" + "bob " + kVerifier +
+      " expires=2028-02-29T00:00:00Z disabled\n" + "carol " + kVerifier +
+      " disabled expires=1970-01-01T00:00:00Z\n" + "dave " + kVerifier + "\n");
+  ASSERT_TRUE(store) << store.error();
+  ASSERT_TRUE(store->find("alice")->expires);
+  EXPECT_EQ(*store->find("alice")->expires,
+            sys_days(2027y / March / 1) + hours(12) + minutes(30) + seconds(5));
+  EXPECT_FALSE(store->find("alice")->disabled);
+  EXPECT_EQ(*store->find("bob")->expires, sys_days(2028y / February / 29));
+  EXPECT_TRUE(store->find("bob")->disabled);
+  EXPECT_EQ(*store->find("carol")->expires, system_clock::time_point{});
+  EXPECT_FALSE(store->find("dave")->expires);
+  // Written back in one canonical order; that text parses to the same users.
+  const std::string canonical = "alice " + kVerifier + " expires=2027-03-01T12:30:05Z\n" + "bob " +
+                                kVerifier + " disabled expires=2028-02-29T00:00:00Z\n" + "carol " +
+                                kVerifier + " disabled expires=1970-01-01T00:00:00Z\n" + "dave " +
+                                kVerifier + "\n";
+  EXPECT_EQ(store->serialize(), canonical);
+  EXPECT_EQ(UserStore::parse(canonical)->serialize(), canonical);
+}
+
+TEST(UserStoreParse, BadExpiriesAreLineErrors) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"expires=2027-02-30T00:00:00Z", "not a real date"},
+      {"expires=2027-13-01T00:00:00Z", "not a real date"},
+      {"expires=2027-00-10T00:00:00Z", "not a real date"},
+      {"expires=2027-02-29T00:00:00Z", "not a real date"},  // not a leap year
+      {"expires=2027-01-01T24:00:00Z", "not a real date"},
+      {"expires=2027-01-01T23:60:00Z", "not a real date"},
+      {"expires=2027-01-01T23:59:60Z", "not a real date"},  // no leap seconds
+      {"expires=1969-12-31T23:59:59Z", "the year of 1969-12-31T23:59:59Z is outside 1970..2199"},
+      {"expires=2200-01-01T00:00:00Z", "is outside 1970..2199"},
+      {"expires=9999-12-31T23:59:59Z", "is outside 1970..2199"},
+      {"expires=2027-01-01T00:00:00", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires=2027-01-01 00:00:00Z", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires=2027-01-01T00:00:00+01:00", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires=2027-1-01T00:00:00Z", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires=+027-01-01T00:00:00Z", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires=2027-01-01t00:00:00z", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires=", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires=1", "is not YYYY-MM-DDTHH:MM:SSZ"},
+      {"expires 2027-01-01T00:00:00Z", "unknown flag"},
+      {"Expires=2027-01-01T00:00:00Z", "unknown flag"},
+      {"expires=2027-01-01T00:00:00Z expires=2028-01-01T00:00:00Z", "'expires=' is given twice"},
+      {"disabled disabled", "'disabled' is given twice"},
+  };
+  for (const auto& [items, expected] : cases) {
+    const auto store = UserStore::parse("# comment\nalice " + kVerifier + " " + items + "\n");
+    ASSERT_FALSE(store) << items;
+    EXPECT_EQ(store.error().substr(0, 8), "line 2: ") << store.error();
+    EXPECT_NE(store.error().find(expected), std::string::npos) << items << ": " << store.error();
+  }
+}
+
+TEST(UserStoreParse, UtcTimestampParser) {
+  using namespace std::chrono;
+  EXPECT_EQ(*parse_utc_timestamp("2199-12-31T23:59:59Z"),
+            sys_days(2199y / December / 31) + hours(23) + minutes(59) + seconds(59));
+  EXPECT_EQ(*parse_utc_timestamp("2000-02-29T00:00:00Z"), sys_days(2000y / February / 29));
+  EXPECT_FALSE(parse_utc_timestamp("1900-02-29T00:00:00Z"));
+  EXPECT_FALSE(parse_utc_timestamp("2027-01-01T00:00:00Z "));
+  EXPECT_FALSE(parse_utc_timestamp(" 2027-01-01T00:00:00Z"));
+}
+
 TEST(UserStoreParse, SerializingIsStableWithCarriageReturns) {
   // Found by sasl_server_fuzzer: a comment ending in two CRs serialized to text that parsed back
   // to a different comment.
@@ -166,6 +233,16 @@ TEST(UserStoreEdit, SetDisableRemove) {
   EXPECT_TRUE(store.set_disabled("alice", true));
   EXPECT_TRUE(store.set("alice", verifier));  // a new password keeps the flag
   EXPECT_TRUE(store.find("alice")->disabled);
+  const auto expiry =
+      std::chrono::sys_days(std::chrono::year(2030) / 1 / 2) + std::chrono::milliseconds(1500);
+  EXPECT_TRUE(store.set_expiry("alice", expiry));
+  EXPECT_TRUE(store.set("alice", verifier));  // and the expiry, rounded down to seconds
+  EXPECT_EQ(store.find("alice")->expires,
+            std::chrono::sys_days(std::chrono::year(2030) / 1 / 2) + std::chrono::seconds(1));
+  EXPECT_EQ(store.serialize(), "alice " + kVerifier + " disabled expires=2030-01-02T00:00:01Z\n");
+  EXPECT_TRUE(store.set_expiry("alice", std::nullopt));
+  EXPECT_FALSE(store.find("alice")->expires);
+  EXPECT_FALSE(store.set_expiry("bob", expiry));
   EXPECT_FALSE(store.set_disabled("bob", true));
   EXPECT_TRUE(store.set("bob", verifier));
   EXPECT_TRUE(store.remove("alice"));

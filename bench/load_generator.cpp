@@ -7,6 +7,16 @@
 //
 // The server must allow streams to the generator's echo listener (--echo-port): start it with
 // `--allow 127.0.0.1:PORT`. bench/scale_benchmark.sh starts both.
+//
+// With --establish N it measures session establishment instead (bench/auth_benchmark.sh): N
+// sessions, at most --concurrency at once, each closed gracefully as soon as it is established;
+// for each, the time from starting the connection (TCP connect) to the Welcome; over all of them,
+// the server's CPU (utime + stime from /proc) and the generator's own, reported apart (the client's
+// side of an exchange, such as SCRAM's PBKDF2, is the generator's cost). The credential options
+// (--user, --password-file, --token-file, --cert/--key, --auth-mechanism) authenticate every
+// session in both modes, each session as a new client (its own credential, so SCRAM derives the
+// salted password every time) unless --reuse-credential. The exit status says whether all N were
+// established, and, with a credential, authenticated (and with --expect-principal, as whom).
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -16,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -29,6 +40,8 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <nlohmann/json.hpp>
 
+#include "auth/credentials.hpp"
+#include "auth/mechanism.hpp"
 #include "transport/runtime.hpp"
 #include "transport/tls.hpp"
 #include "tunnel/tunnel_protocol.hpp"
@@ -58,7 +71,56 @@ struct Arguments {
   double establish_timeout_s = 1200;
   bool resume_tls = false;
   std::string json_file;
+  // Establishment mode (--establish N): N sessions one after another, --concurrency at once.
+  std::size_t establish = 0;
+  std::size_t concurrency = 1;
+  std::size_t warmup = 5;  // sessions before the measurement (lazy initialisation, caches)
+  // Credentials (every session authenticates with them; none: the server runs --auth none).
+  std::string user;
+  std::string password_file;
+  std::string token_file;
+  std::string certificate;
+  std::string key;
+  std::string auth_mechanism;
+  std::string expect_principal;
+  bool reuse_credential = false;
 };
+
+// The client credential the arguments describe (see auth/credentials.hpp), read once.
+struct Credentials {
+  auth::ClientCredentialConfig config;
+  bool any = false;
+};
+
+Expected<Credentials, std::string> read_credentials(const Arguments& arguments) {
+  Credentials credentials;
+  auto& config = credentials.config;
+  if (!arguments.auth_mechanism.empty()) {
+    config.mechanism = auth::mechanism_named(arguments.auth_mechanism);
+    if (!config.mechanism)
+      return make_unexpected("--auth-mechanism: unknown mechanism " + arguments.auth_mechanism);
+  }
+  if (!arguments.user.empty()) {
+    if (arguments.password_file.empty())
+      return make_unexpected(std::string("--user needs --password-file"));
+    std::ifstream file(arguments.password_file);
+    std::string password;
+    if (!std::getline(file, password) || password.empty())
+      return make_unexpected("--password-file: no password on the first line of " +
+                             arguments.password_file);
+    config.user = arguments.user;
+    config.password = std::move(password);
+  }
+  config.token_file = arguments.token_file;
+  config.certificate = !arguments.certificate.empty();
+  if (arguments.certificate.empty() != arguments.key.empty())
+    return make_unexpected(std::string("--cert and --key go together"));
+  credentials.any = !config.user.empty() || !config.token_file.empty() || config.certificate;
+  // Checked once here, so that a contradiction is an error before any session starts.
+  auto authenticator = auth::make_client_authenticator(config);
+  if (!authenticator) return make_unexpected(authenticator.error());
+  return credentials;
+}
 
 // ---- /proc figures
 
@@ -272,15 +334,83 @@ double percentile(std::vector<double> samples, double fraction) {
   return samples[index];
 }
 
+// The TLS context every session uses (with the client certificate of --cert/--key, if any).
+Expected<std::shared_ptr<asio::ssl::context>, std::string> make_context(
+    const Arguments& arguments) {
+  transport::ServerTrust trust;
+  trust.fingerprint = arguments.fingerprint;
+  trust.host = arguments.host;
+  std::optional<transport::ClientCertificate> certificate;
+  if (!arguments.certificate.empty())
+    certificate = transport::ClientCertificate{arguments.certificate, arguments.key};
+  auto context = transport::make_client_context(trust, certificate);
+  if (!context) {
+    spdlog::error("{}", context.error());
+    return context;
+  }
+  if (!arguments.resume_tls) {
+    // Every session a full handshake, as distinct clients would make: keep no ticket.
+    SSL_CTX_set_session_cache_mode((*context)->native_handle(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_sess_set_new_cb((*context)->native_handle(), nullptr);
+  }
+  return context;
+}
+
+// Hands each session its client authenticator: a new one per session (a new client, deriving
+// SCRAM's salted password itself) or, with --reuse-credential, one shared by all (one client that
+// keeps the salted password); nullptr without a credential.
+class Authenticators {
+ public:
+  Authenticators(Credentials credentials, bool reuse) : credentials_(std::move(credentials)) {
+    if (reuse && credentials_.any) shared_ = make();
+  }
+  [[nodiscard]] std::shared_ptr<session::ClientAuthenticator> for_session() const {
+    if (!credentials_.any) return nullptr;
+    return shared_ ? shared_ : make();
+  }
+  [[nodiscard]] bool any() const { return credentials_.any; }
+
+ private:
+  [[nodiscard]] std::shared_ptr<session::ClientAuthenticator> make() const {
+    auto made = auth::make_client_authenticator(credentials_.config);
+    return made ? *made : nullptr;  // checked once by read_credentials
+  }
+  Credentials credentials_;
+  std::shared_ptr<session::ClientAuthenticator> shared_;
+};
+
+transport::ClientOptions client_options(
+    const Arguments& arguments, std::shared_ptr<asio::ssl::context> context,
+    std::string bind_address, std::shared_ptr<session::ClientAuthenticator> authenticator) {
+  transport::ClientOptions options;
+  options.host = arguments.host;
+  options.port = arguments.port;
+  options.tls = std::move(context);
+  options.session.heartbeat_interval = std::chrono::milliseconds(arguments.heartbeat_interval_ms);
+  options.session.missing_heartbeats_allowed = 3;
+  options.session.authenticator = std::move(authenticator);
+  options.connect_timeout = std::chrono::seconds(60);
+  options.bind_address = std::move(bind_address);
+  options.watch_network = false;
+  return options;
+}
+
+std::string source_for(const Arguments& arguments, std::size_t index) {
+  const std::size_t octet = arguments.first_source + index / arguments.sessions_per_source;
+  return "127.0.0." + std::to_string(std::min<std::size_t>(octet, 254));
+}
+
 // ---- The benchmark
 
 class Benchmark {
  public:
-  Benchmark(asio::io_context& io, Arguments arguments)
-      : io_(io), arguments_(std::move(arguments)) {}
+  Benchmark(asio::io_context& io, Arguments arguments, Credentials credentials)
+      : io_(io),
+        arguments_(std::move(arguments)),
+        authenticators_(std::move(credentials), arguments_.reuse_credential) {}
 
   asio::awaitable<void> run() {
-    auto context = make_context();
+    auto context = make_context(arguments_);
     if (!context) co_return;
     context_ = *context;
     asio::ip::tcp::acceptor echo(io_, {asio::ip::make_address("127.0.0.1"), arguments_.echo_port});
@@ -382,40 +512,9 @@ class Benchmark {
   [[nodiscard]] bool complete() const { return complete_levels_ == arguments_.levels.size(); }
 
  private:
-  Expected<std::shared_ptr<asio::ssl::context>, std::string> make_context() {
-    transport::ServerTrust trust;
-    trust.fingerprint = arguments_.fingerprint;
-    trust.host = arguments_.host;
-    auto context = transport::make_client_context(trust);
-    if (!context) {
-      spdlog::error("{}", context.error());
-      return context;
-    }
-    if (!arguments_.resume_tls) {
-      // Every session a full handshake, as distinct clients would make: keep no ticket.
-      SSL_CTX_set_session_cache_mode((*context)->native_handle(), SSL_SESS_CACHE_OFF);
-      SSL_CTX_sess_set_new_cb((*context)->native_handle(), nullptr);
-    }
-    return context;
-  }
-
   transport::ClientOptions options(std::string bind_address) const {
-    transport::ClientOptions options;
-    options.host = arguments_.host;
-    options.port = arguments_.port;
-    options.tls = context_;
-    options.session.heartbeat_interval =
-        std::chrono::milliseconds(arguments_.heartbeat_interval_ms);
-    options.session.missing_heartbeats_allowed = 3;
-    options.connect_timeout = std::chrono::seconds(60);
-    options.bind_address = std::move(bind_address);
-    options.watch_network = false;
-    return options;
-  }
-
-  std::string source_for(std::size_t index) const {
-    const std::size_t octet = arguments_.first_source + index / arguments_.sessions_per_source;
-    return "127.0.0." + std::to_string(std::min<std::size_t>(octet, 254));
+    return client_options(arguments_, context_, std::move(bind_address),
+                          authenticators_.for_session());
   }
 
   // Opens idle sessions until `level` are established, at most `window` connecting at once. False
@@ -441,8 +540,8 @@ class Benchmark {
           stop_reason_ = "out of source addresses";
           co_return false;
         }
-        idle_.push_back(
-            std::make_unique<transport::ClientRuntime>(io_, options(source_for(index)), observer_));
+        idle_.push_back(std::make_unique<transport::ClientRuntime>(
+            io_, options(source_for(arguments_, index)), observer_));
         ++observer_.connecting;
         idle_.back()->start();
       }
@@ -472,6 +571,7 @@ class Benchmark {
 
   asio::io_context& io_;
   Arguments arguments_;
+  Authenticators authenticators_;
   std::shared_ptr<asio::ssl::context> context_;
   IdleObserver observer_;
   std::vector<std::unique_ptr<transport::ClientRuntime>> idle_;
@@ -479,6 +579,206 @@ class Benchmark {
   std::string stop_reason_;
   nlohmann::json rows_ = nlohmann::json::array();
   std::size_t complete_levels_ = 0;
+};
+
+// ---- Establishment mode
+
+// One session of the establishment mode: started, established (latency taken, authentication
+// checked), closed gracefully, then its connection stopped.
+class EstablishProbe final : public transport::SessionObserver {
+ public:
+  // `on_done` is called (from a posted handler) once the session ended, established or not.
+  EstablishProbe(asio::io_context& io, transport::ClientOptions options,
+                 std::function<void()> on_done)
+      : io_(io), runtime_(io, std::move(options), *this), on_done_(std::move(on_done)) {}
+  void start() {
+    started_ = Clock::now();
+    runtime_.start();
+  }
+  void stop() { runtime_.stop(); }
+
+  void on_event(const session::SessionId&, session::Session* session,
+                const session::Event& event) override {
+    if (std::holds_alternative<session::events::Established>(event)) {
+      latency = Clock::now() - started_;
+      established = true;
+      principal = session->peer().principal;
+      mechanism = session->peer().mechanism;
+      session->close(session::Clock::now());
+    } else if (const auto* closed = std::get_if<session::events::Closed>(&event)) {
+      if (!established && failure.empty())
+        failure = "closed before it was established: " + closed->message;
+      finish();
+    }
+  }
+  void on_fatal(const transport::TransportError& error) override {
+    if (failure.empty()) failure = error.message;
+    finish();
+  }
+
+  bool established = false;
+  bool done = false;
+  Clock::duration latency{};
+  std::string principal, mechanism, failure;
+
+ private:
+  void finish() {
+    if (done) return;
+    done = true;
+    // Not from inside the runtime's own event loop: the stop closes its connections.
+    asio::post(io_, [this] {
+      runtime_.stop();
+      on_done_();
+    });
+  }
+  asio::io_context& io_;
+  transport::ClientRuntime runtime_;
+  std::function<void()> on_done_;
+  Clock::time_point started_;
+};
+
+class EstablishBenchmark {
+ public:
+  EstablishBenchmark(asio::io_context& io, Arguments arguments, Credentials credentials)
+      : io_(io),
+        arguments_(std::move(arguments)),
+        authenticators_(std::move(credentials), arguments_.reuse_credential),
+        signal_(io) {}
+
+  asio::awaitable<void> run() {
+    auto context = make_context(arguments_);
+    if (!context) co_return finish();
+    context_ = *context;
+    if (arguments_.warmup > 0 && !co_await establish(arguments_.warmup)) {
+      row_ = {{"stopped", "in the warm-up: " + stop_reason_}};
+      std::printf("RESULT %s\n", row_.dump().c_str());
+      co_return finish();
+    }
+    co_await sleep_for(std::chrono::milliseconds(200));
+    const std::size_t first = probes_.size();
+    const auto server_before = cpu_seconds(arguments_.server_pid);
+    const auto own_before = cpu_seconds(::getpid());
+    const auto started = Clock::now();
+    const bool all = co_await establish(arguments_.establish);
+    const double wall = std::chrono::duration<double>(Clock::now() - started).count();
+    // The server's share of the last closes: a moment for it to read them.
+    co_await sleep_for(std::chrono::milliseconds(100));
+    const auto server_after = cpu_seconds(arguments_.server_pid);
+    const auto own_after = cpu_seconds(::getpid());
+
+    std::vector<double> latencies;
+    std::size_t authenticated = 0;
+    for (std::size_t index = first; index < probes_.size(); ++index) {
+      const auto& probe = *probes_[index];
+      if (!probe.established) continue;
+      latencies.push_back(milliseconds(probe.latency));
+      if (authenticated_as_expected(probe)) ++authenticated;
+    }
+    const std::size_t established = latencies.size();
+    row_ = {{"sessions_wanted", arguments_.establish},
+            {"sessions", established},
+            {"authenticated", authenticated},
+            {"concurrency", arguments_.concurrency},
+            {"wall_seconds", wall},
+            {"sessions_per_second_wall", static_cast<double>(established) / std::max(wall, 1e-9)}};
+    if (!latencies.empty()) {
+      row_["latency_p50_ms"] = percentile(latencies, 0.50);
+      row_["latency_p99_ms"] = percentile(latencies, 0.99);
+      row_["latency_max_ms"] = *std::max_element(latencies.begin(), latencies.end());
+    }
+    if (server_before && server_after && established > 0) {
+      const double seconds = *server_after - *server_before;
+      row_["server_cpu_seconds"] = seconds;
+      row_["server_cpu_per_session_us"] = 1e6 * seconds / static_cast<double>(established);
+      if (seconds > 0)
+        row_["sessions_per_server_cpu_second"] = static_cast<double>(established) / seconds;
+    }
+    if (own_before && own_after && established > 0) {
+      row_["generator_cpu_seconds"] = *own_after - *own_before;
+      row_["generator_cpu_per_session_us"] =
+          1e6 * (*own_after - *own_before) / static_cast<double>(established);
+    }
+    const auto& last = *probes_.back();
+    row_["principal"] = last.principal;
+    row_["mechanism"] = last.mechanism.empty() ? "none" : last.mechanism;
+    if (!all) row_["stopped"] = stop_reason_;
+    complete_ = all && established == arguments_.establish && authenticated == arguments_.establish;
+    std::printf("RESULT %s\n", row_.dump().c_str());
+    std::fflush(stdout);
+    finish();
+  }
+
+  [[nodiscard]] const nlohmann::json& row() const { return row_; }
+  // True when every session was established and authenticated as expected.
+  [[nodiscard]] bool complete() const { return complete_; }
+
+ private:
+  // Without a credential: not authenticated (the server runs --auth none). With one: a mechanism
+  // in the Welcome and, with --expect-principal, that principal.
+  [[nodiscard]] bool authenticated_as_expected(const EstablishProbe& probe) const {
+    if (!authenticators_.any()) return probe.mechanism.empty();
+    if (probe.mechanism.empty()) return false;
+    return arguments_.expect_principal.empty() || probe.principal == arguments_.expect_principal;
+  }
+
+  // Runs `count` more sessions to their end, at most --concurrency at once. False (with
+  // stop_reason_) at the first that failed or when the time is up.
+  asio::awaitable<bool> establish(std::size_t count) {
+    const auto give_up =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(arguments_.establish_timeout_s));
+    const std::size_t end = probes_.size() + count;
+    std::size_t finished = probes_.size();  // probes before `finished` are all done
+    while (finished < end) {
+      for (std::size_t index = finished; index < probes_.size(); ++index) {
+        const auto& probe = *probes_[index];
+        if (probe.done && !probe.failure.empty()) {
+          stop_reason_ = "session " + std::to_string(index) + ": " + probe.failure;
+          spdlog::error("{}", stop_reason_);
+          co_return false;
+        }
+      }
+      while (finished < probes_.size() && probes_[finished]->done) ++finished;
+      std::size_t running = 0;
+      for (std::size_t index = finished; index < probes_.size(); ++index)
+        running += probes_[index]->done ? 0 : 1;
+      while (probes_.size() < end && running < arguments_.concurrency) {
+        const std::size_t index = probes_.size();
+        probes_.push_back(std::make_unique<EstablishProbe>(
+            io_,
+            client_options(arguments_, context_, source_for(arguments_, index),
+                           authenticators_.for_session()),
+            [this] { signal_.cancel(); }));
+        probes_.back()->start();
+        ++running;
+      }
+      if (finished >= end) break;
+      if (Clock::now() > give_up) {
+        stop_reason_ = "timed out with " + std::to_string(running) + " sessions running";
+        co_return false;
+      }
+      // Until a probe is done (it cancels the wait) or the time is up; nothing runs between the
+      // checks above and this wait, so no wake-up is lost.
+      signal_.expires_at(give_up);
+      co_await signal_.async_wait(kTuple);
+    }
+    co_return true;
+  }
+
+  void finish() {
+    for (auto& probe : probes_) probe->stop();
+    asio::post(io_, [this] { io_.stop(); });
+  }
+
+  asio::io_context& io_;
+  Arguments arguments_;
+  Authenticators authenticators_;
+  std::shared_ptr<asio::ssl::context> context_;
+  asio::steady_timer signal_;
+  std::vector<std::unique_ptr<EstablishProbe>> probes_;
+  std::string stop_reason_;
+  nlohmann::json row_ = nlohmann::json::object();
+  bool complete_ = false;
 };
 
 void print_table(const nlohmann::json& rows) {
@@ -516,8 +816,8 @@ int main(int argc, char** argv) {
   app.add_option("--server-pid", arguments.server_pid, "The server's process id (for /proc)")
       ->required();
   app.add_option("--echo-port", arguments.echo_port,
-                 "Port of this program's echo listener on 127.0.0.1 (the server must --allow it)")
-      ->required();
+                 "Port of this program's echo listener on 127.0.0.1 (the server must --allow it); "
+                 "required unless --establish");
   app.add_option("--levels", arguments.levels,
                  "Idle session counts to measure at, ascending (e.g. 0,10000,100000)")
       ->delimiter(',')
@@ -548,7 +848,41 @@ int main(int argc, char** argv) {
   app.add_flag("--resume-tls", arguments.resume_tls,
                "Resume TLS with the newest ticket (default: a full handshake per session)");
   app.add_option("--json", arguments.json_file, "Also write the results as a JSON array here");
+  app.add_option("--establish", arguments.establish,
+                 "Establishment mode: this many sessions, each closed once established; measures "
+                 "each one's latency (connect to Welcome) and the server's CPU per session");
+  app.add_option("--concurrency", arguments.concurrency,
+                 "Establishment mode: sessions under way at once")
+      ->capture_default_str();
+  app.add_option("--warmup", arguments.warmup,
+                 "Establishment mode: sessions before the measured ones")
+      ->capture_default_str();
+  app.add_option("--user", arguments.user, "Authenticate as this user (SCRAM or PLAIN)");
+  app.add_option("--password-file", arguments.password_file, "The password of --user (first line)");
+  app.add_option("--token-file", arguments.token_file,
+                 "Authenticate with this token (OAUTHBEARER)");
+  app.add_option("--cert", arguments.certificate, "Client certificate (PEM) for mTLS (EXTERNAL)");
+  app.add_option("--key", arguments.key, "Private key of --cert (PEM)");
+  app.add_option("--auth-mechanism", arguments.auth_mechanism, "Use only this mechanism");
+  app.add_option("--expect-principal", arguments.expect_principal,
+                 "Count a session as authenticated only when the Welcome names this principal");
+  app.add_flag("--reuse-credential", arguments.reuse_credential,
+               "One credential for all sessions (SCRAM keeps the salted password: PBKDF2 once) "
+               "instead of one per session (a new client each time)");
   CLI11_PARSE(app, argc, argv);
+  if (arguments.establish == 0 && arguments.echo_port == 0) {
+    std::fprintf(stderr, "--echo-port is required (unless --establish)\n");
+    return 2;
+  }
+  if (arguments.concurrency == 0) {
+    std::fprintf(stderr, "--concurrency must be at least 1\n");
+    return 2;
+  }
+  auto credentials = read_credentials(arguments);
+  if (!credentials) {
+    std::fprintf(stderr, "%s\n", credentials.error().c_str());
+    return 2;
+  }
   auto address = tunnel::split_host_port(server);
   if (!address) {
     std::fprintf(stderr, "--server: %s\n", address.error().c_str());
@@ -560,12 +894,27 @@ int main(int argc, char** argv) {
 
   spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
   spdlog::set_level(spdlog::level::warn);  // one line per session would cost more than the session
+  if (arguments.establish > 0) {
+    asio::io_context io;
+    EstablishBenchmark benchmark(io, arguments, std::move(*credentials));
+    asio::co_spawn(io, benchmark.run(), [](std::exception_ptr failure) {
+      if (!failure) return;
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& error) {
+        spdlog::error("load generator failed: {}", error.what());
+      }
+    });
+    io.run();
+    if (!arguments.json_file.empty()) std::ofstream(arguments.json_file) << benchmark.row().dump(2);
+    return benchmark.complete() ? 0 : 1;
+  }
   const std::uint64_t wanted = arguments.levels.back() + 1000;
   const std::uint64_t limit = raise_descriptor_limit(wanted);
   spdlog::warn("load generator file-descriptor limit {} (wanted {})", limit, wanted);
 
   asio::io_context io;
-  Benchmark benchmark(io, arguments);
+  Benchmark benchmark(io, arguments, std::move(*credentials));
   asio::co_spawn(io, benchmark.run(), [](std::exception_ptr failure) {
     if (!failure) return;
     try {

@@ -610,7 +610,10 @@ struct ClientArguments {
   std::string certificate;  // mTLS: --cert and --key
   std::string key;
   bool no_reauth = false;
-  bool stdio = false;  // `tether stdio`: standard input is the stream, never a prompt
+  auth::RefreshPolicy refresh;  // --token-command's refresh schedule (Kafka's sasl.login.refresh.*)
+  std::int64_t refresh_min_period_s = auth::RefreshPolicy{}.min_period.count();
+  std::int64_t refresh_buffer_s = auth::RefreshPolicy{}.buffer.count();
+  bool stdio = false;           // `tether stdio`: standard input is the stream, never a prompt
 };
 
 void add_client_options(CLI::App& command, ClientArguments& arguments) {
@@ -618,6 +621,23 @@ void add_client_options(CLI::App& command, ClientArguments& arguments) {
   command.add_option("--user", arguments.user,
                      "Authenticate as this user (SCRAM-SHA-256-PLUS over TLS); the password "
                      "comes from --password-file, TETHER_PASSWORD or a prompt");
+  command
+      .add_option("--refresh-window-factor", arguments.refresh.window_factor,
+                  "--token-command: refresh a token this far into its life (0.5-1.0; Kafka's "
+                  "sasl.login.refresh.window.factor)")
+      ->capture_default_str();
+  command
+      .add_option("--refresh-window-jitter", arguments.refresh.window_jitter,
+                  "--token-command: plus up to this much of its life at random (0-0.25)")
+      ->capture_default_str();
+  command
+      .add_option("--refresh-min-period", arguments.refresh_min_period_s,
+                  "--token-command: seconds at least between refreshes (0-900)")
+      ->capture_default_str();
+  command
+      .add_option("--refresh-buffer", arguments.refresh_buffer_s,
+                  "--token-command: refresh at least this many seconds before expiry (0-3600)")
+      ->capture_default_str();
   command.add_flag("--no-reauth", arguments.no_reauth,
                    "Do not re-authenticate in place: the session then ends when the lifetime the "
                    "server gives it runs out");
@@ -705,6 +725,9 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> client_auth
   }
   config.token_file = arguments.token_file;
   config.token_command = arguments.token_command;
+  config.refresh = arguments.refresh;
+  config.refresh.min_period = std::chrono::seconds(arguments.refresh_min_period_s);
+  config.refresh.buffer = std::chrono::seconds(arguments.refresh_buffer_s);
   config.certificate = !arguments.certificate.empty();
   return auth::make_client_authenticator(config);
 }

@@ -17,6 +17,7 @@
 #include "auth/oauthbearer.hpp"
 #include "auth/sasl_client.hpp"
 #include "auth/sasl_server.hpp"
+#include "auth/token_refresher.hpp"
 #include "auth/user_store.hpp"
 
 namespace tether::auth {
@@ -217,7 +218,10 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> make_client
   if (token_file) {
     tokens = [path = config.token_file] { return read_token_file(path); };
   } else if (token_command) {
-    tokens = [command = config.token_command] { return run_token_command(command); };
+    if (auto valid = validate(config.refresh); !valid) return make_unexpected(valid.error());
+    auto source = std::make_shared<RefreshingTokenSource>(
+        [command = config.token_command] { return run_token_command(command); }, config.refresh);
+    tokens = [source] { return source->token(); };
   }
   return std::shared_ptr<session::ClientAuthenticator>(
       std::make_shared<CombinedClientAuthenticator>(

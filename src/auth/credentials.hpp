@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/credential_refresh.hpp"
 #include "auth/mechanism.hpp"
 #include "auth/token_deny_list.hpp"
 #include "auth/user_store.hpp"
@@ -48,7 +49,10 @@ struct ClientCredentialConfig {
   std::string user;                    // SCRAM and PLAIN
   std::string password;                // SCRAM and PLAIN (from a file, a prompt or TETHER_PASSWORD)
   std::filesystem::path token_file;    // OAUTHBEARER: read for every exchange
-  std::string token_command;           // OAUTHBEARER: run for every exchange (its stdout)
+  // OAUTHBEARER: its stdout is the token. A JWT is refreshed ahead of its expiry on `refresh`'s
+  // schedule by a worker thread (token_refresher.hpp); any other token is fetched per exchange.
+  std::string token_command;
+  RefreshPolicy refresh;
   bool certificate = false;            // EXTERNAL: the TLS client certificate is configured
   std::string authorization_identity;  // optional authzid
 };

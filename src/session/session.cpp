@@ -87,8 +87,7 @@ Session::Session(SessionConfig config, RandomSource& random, Time now, const Ses
       acks_(config),
       stream_opens_(config.max_stream_opens_per_second, config.max_streams, now) {
   const std::span<const std::byte> keying_material = security.keying_material;
-  connection_security_ = security;
-  connection_security_.keying_material.clear();
+  remember_connection(security, now);
   resume_.establish(session_id_, keying_material);
   Path& created = paths_.add(path, PathState::kActive, keying_material, heartbeat_, now, role_);
   paths_.set_data_path(path);
@@ -145,8 +144,7 @@ void Session::add_path(PathId path_id, const ConnectionSecurity& security, Time 
   const bool connecting = phase() == Phase::kConnecting;
   Path& path = paths_.add(path_id, connecting ? PathState::kHelloSent : PathState::kResumeSent,
                           keying_material, heartbeat_, now, role_);
-  connection_security_ = security;
-  connection_security_.keying_material.clear();
+  remember_connection(security, now);
   path.handshake_deadline = now + config_.handshake_timeout;
   if (connecting) {
     wire::Hello hello;
@@ -578,8 +576,7 @@ Expected<void, Reason> Session::accept_resume(PathId path_id, const ConnectionSe
   switch_data_path(path_id, now);
   ++stats_.resumes;
   lifecycle_.cancel_linger();
-  connection_security_ = security;
-  connection_security_.keying_material.clear();
+  remember_connection(security, now);
   if (past_lifetime && !config_.lifetime_audit_only) {
     // Suspended past its lifetime: the client re-authenticates before any new data flows, within
     // the handshake timeout (resuming is otherwise free of round trips).

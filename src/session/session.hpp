@@ -249,7 +249,11 @@ class Session {
   void accept_lifetime(std::uint64_t lifetime_ms, Time now);
   // What an exchange on the live session binds to and may use: the session's own binding for the
   // `sequence`th exchange and what the latest connection offers (TLS, a certificate identity).
-  [[nodiscard]] ConnectionSecurity reauthentication_security(std::uint64_t sequence) const;
+  [[nodiscard]] ConnectionSecurity reauthentication_security(std::uint64_t sequence,
+                                                             Time now) const;
+  // Keeps what the latest connection offers (without its keying material); its certificate's
+  // lifetime is kept as an instant, so that a later exchange gets what is left of it.
+  void remember_connection(const ConnectionSecurity& security, Time now);
   void start_client_reauthentication(Time now);
   void handle_control(const wire::Reauthenticate& message, Time now);
   void handle_control(const wire::Reauthenticated& message, Time now);
@@ -372,6 +376,7 @@ class Session {
   // What the latest connection offers an exchange on the live session (its keying material is
   // not kept here: the paths hold it).
   ConnectionSecurity connection_security_;
+  std::optional<Time> certificate_expiry_;  // connection_security_'s certificate, as an instant
   // Server: the endpoint's authenticator (re-authentication) and statistics, owned by the
   // endpoint, which outlives its sessions.
   const std::shared_ptr<ServerAuthenticator>* server_authenticator_ = nullptr;

@@ -182,7 +182,16 @@ void Session::on_reauthentication_deadline(Time now) {
 
 // ---- The exchange ------------------------------------------------------------------------------
 
-ConnectionSecurity Session::reauthentication_security(std::uint64_t sequence) const {
+void Session::remember_connection(const ConnectionSecurity& security, Time now) {
+  connection_security_ = security;
+  connection_security_.keying_material.clear();
+  certificate_expiry_.reset();
+  if (security.peer_certificate_lifetime) {
+    certificate_expiry_ = now + std::max(Duration::zero(), *security.peer_certificate_lifetime);
+  }
+}
+
+ConnectionSecurity Session::reauthentication_security(std::uint64_t sequence, Time now) const {
   ConnectionSecurity security;
   // Bound to the session (and this round), not to one connection: the exchange outlives the
   // connection it starts on. Only a session whose connection offered a binding gets one, so the
@@ -193,6 +202,9 @@ ConnectionSecurity Session::reauthentication_security(std::uint64_t sequence) co
   }
   security.confidential = connection_security_.confidential;
   security.peer_certificate_identity = connection_security_.peer_certificate_identity;
+  if (certificate_expiry_) {
+    security.peer_certificate_lifetime = std::max(Duration::zero(), *certificate_expiry_ - now);
+  }
   return security;
 }
 
@@ -205,7 +217,7 @@ void Session::start_client_reauthentication(Time now) {
   }
   const std::uint64_t sequence = state.sequence + 1;
   std::unique_ptr<ClientAuthentication> exchange =
-      config_.authenticator->start(reauthentication_security(sequence));
+      config_.authenticator->start(reauthentication_security(sequence, now));
   AuthenticationStep step = exchange == nullptr
                                 ? AuthenticationStep::fail(AuthenticationFailure::kUnavailable,
                                                            "no credential usable on this session")
@@ -264,7 +276,7 @@ void Session::handle_control(const wire::Reauthenticate& message, Time now) {
   }
   const std::uint64_t sequence = ++state.sequence;
   std::unique_ptr<ServerAuthentication> exchange =
-      (*server_authenticator_)->start(message.mechanism, reauthentication_security(sequence));
+      (*server_authenticator_)->start(message.mechanism, reauthentication_security(sequence, now));
   if (exchange == nullptr) {
     fail_reauthentication(Reason::kAuthFailed,
                           peer_.mechanism + ": no longer offered; re-authentication failed", now);

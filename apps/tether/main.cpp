@@ -613,7 +613,7 @@ struct ClientArguments {
   auth::RefreshPolicy refresh;  // --token-command's refresh schedule (Kafka's sasl.login.refresh.*)
   std::int64_t refresh_min_period_s = auth::RefreshPolicy{}.min_period.count();
   std::int64_t refresh_buffer_s = auth::RefreshPolicy{}.buffer.count();
-  bool stdio = false;           // `tether stdio`: standard input is the stream, never a prompt
+  bool stdio = false;  // `tether stdio`: standard input is the stream, never a prompt
 };
 
 void add_client_options(CLI::App& command, ClientArguments& arguments) {

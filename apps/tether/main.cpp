@@ -381,8 +381,18 @@ void add_server_auth_options(CLI::App& command, ServerAuthArguments& arguments) 
                   "Longest a session may go between (re-)authentications, e.g. 1h (Kafka's "
                   "connections.max.reauth.ms); its credential's expiry also bounds it. Negative "
                   "(--max-reauth=-1h): audit only: sessions past it live on, and are logged and "
-                  "counted; 0: unset")
-      ->transform(duration_in_milliseconds());
+                  "counted; 0: unset. At least 2s either way (a session must be able to renew)")
+      ->transform(duration_in_milliseconds())
+      ->check(
+          [](const std::string& milliseconds) -> std::string {
+            const long long value = std::stoll(milliseconds);
+            if (value != 0 && (value > -2000 && value < 2000)) {
+              return "--max-reauth must be at least 2s (or negative, at least -2s, for audit; 0 "
+                     "for unset)";
+            }
+            return {};
+          },
+          "DURATION >= 2s");
   command
       .add_option("--expiry-enforcement", arguments.expiry_enforcement,
                   "immediate: a session past its lifetime ends at once, idle or not; on-use: at "
@@ -554,8 +564,8 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   };
   hangup->async_wait(*on_hangup);
   auto metrics = start_metrics(io, metrics_listen, "server",
-                               [&runtime, ledger = transport::SessionCounterLedger{}]() mutable {
-                                 return transport::server_metrics(runtime, ledger);
+                               [&runtime]() {
+                                 return transport::server_metrics(runtime);
                                });
   if (!metrics) {
     spdlog::error("{}", metrics.error());

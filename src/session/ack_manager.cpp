@@ -45,7 +45,8 @@ bool AckManager::due(Time now) const {
   return now_ || (deadline_ && now >= *deadline_);
 }
 
-void AckManager::write(std::vector<std::byte>& out, std::uint64_t receive_buffered) {
+void AckManager::write(std::vector<std::byte>& out, std::uint64_t receive_buffered,
+                       bool grant_credit) {
   std::vector<wire::AckEntry> entries = std::move(scratch_);
   entries.clear();
   for (const auto& [id, value] : final_) entries.push_back(wire::AckEntry{id, value, 0});
@@ -60,8 +61,9 @@ void AckManager::write(std::vector<std::byte>& out, std::uint64_t receive_buffer
       // no more credit; streams that are read promptly keep theirs (their bytes do not stay). The
       // withheld stream gets credit again when its reader catches up (the session asks for an
       // acknowledgement then).
-      const bool withhold = stream->id != kControlStream && !receive.buffer.empty() &&
-                            receive_buffered >= max_receive_buffered_ / 2;
+      const bool withhold = stream->id != kControlStream &&
+                            (!grant_credit || (!receive.buffer.empty() &&
+                                               receive_buffered >= max_receive_buffered_ / 2));
       const std::uint64_t window_limit = stream->id == kControlStream ? wire::kMaxVarint
                                          : withhold ? receive.advertised_window_limit
                                                     : std::max(receive.advertised_window_limit,

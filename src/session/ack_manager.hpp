@@ -53,8 +53,9 @@ class AckManager {
 
   // Writes Ack frames for everything pending (released streams first, then pending streams in id
   // order) and resets the delay. `receive_buffered` is the session's unread bytes: past half its
-  // bound, a stream whose reader is behind gets no more window credit.
-  void write(std::vector<std::byte>& out, std::uint64_t receive_buffered);
+  // bound, a stream whose reader is behind gets no more window credit. Without `grant_credit` no
+  // stream but the control stream gets more credit (a session past its lifetime, in its grace).
+  void write(std::vector<std::byte>& out, std::uint64_t receive_buffered, bool grant_credit = true);
   // Drops everything (the session ended).
   void clear();
 

@@ -20,16 +20,31 @@ struct ReauthenticationState {
   // deferred (audit, on-use, an exchange in flight, a suspension). Client: new stream data is
   // held until the exchange completes.
   bool lifetime_passed = false;
-  // Server: a session whose lifetime passed must complete a re-authentication by then (set when
-  // the lifetime passes during an exchange, or the session resumes past it); then it ends.
+  // Server: a session whose lifetime passed must complete a re-authentication by then, or it
+  // ends, connected or not. Set once per lifetime: when the lifetime passes during an exchange, or
+  // at the first resume past it; never moved later (reconnecting does not buy a new grace); cleared
+  // only by a successful re-authentication.
   std::optional<Time> grace_end;
+  // Server: stream data may still arrive in the grace (up to the credit the client had), because
+  // the lifetime passed while an exchange ran on a connected session and data was in flight. Not
+  // so after a resume past the lifetime (an honest client sends nothing before Reauthenticated),
+  // nor for an exchange begun after the lifetime passed: then stream data is use.
+  bool grace_allows_data = false;
+  // Client: new stream data is held while this is set (from the lifetime's end) until the
+  // exchange completes or until hold_end, whichever comes first; past it the data flows and the
+  // server decides (it ends the session, or counts the frames in audit mode), so the client never
+  // holds data without end. Like the server's grace, the hold's clock starts when the lifetime
+  // passes on a connected session or at the first resume after it, once per lifetime.
+  bool holding = false;
+  std::optional<Time> hold_end;
 
   // The exchange in flight: one of these is set, on its side, while it runs.
   std::unique_ptr<ServerAuthentication> server_exchange;
   std::unique_ptr<ClientAuthentication> client_exchange;
   std::optional<Time> started;  // when the exchange in flight began (on this side)
-  // When the exchange in flight must have finished; pushed back while the session is suspended
-  // (its messages ride the control stream and continue after the resume).
+  // When the exchange in flight must have finished. Pushed back while the session is suspended
+  // (its messages ride the control stream and continue after the resume); on a server whose
+  // session is past its lifetime, grace_end bounds it all the same.
   std::optional<Time> exchange_deadline;
   std::optional<Time> last_started;  // the once-per-interval rule
   // Client: when to start the next exchange (nullopt: none is due, e.g. the lifetime is unlimited).

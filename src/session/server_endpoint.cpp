@@ -224,12 +224,20 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
       peer.scopes = std::move(step.scopes);
       peer.credential_id = std::move(step.credential_id);
       if (step.credential_lifetime) {
-        if (*step.credential_lifetime <= Duration::zero()) {
-          // Expired at login: refused, never read as "no expiry" (KAFKA-13848).
+        if (*step.credential_lifetime < config_.minimum_lifetime()) {
+          // Expired at login: refused, never read as "no expiry" (KAFKA-13848). One about to
+          // expire is refused too: its session could not be renewed in time.
           ++stats_.authentication_failures;
           pending.authentication.reset();
           refuse(connection, pending, Reason::kCredentialsExpired, false,
-                 pending.hello->mechanism + ": the credential has already expired");
+                 pending.hello->mechanism +
+                     (*step.credential_lifetime <= Duration::zero()
+                          ? ": the credential has already expired"
+                          : ": the credential expires in less than " +
+                                std::to_string(std::chrono::ceil<std::chrono::seconds>(
+                                                   config_.minimum_lifetime())
+                                                   .count()) +
+                                " s"));
           return;
         }
         peer.credential_expiry = now + *step.credential_lifetime;
@@ -599,6 +607,14 @@ void ServerEndpoint::collect_closed_sessions() {
     // A closed session does not open again and gains no connection (Resume needs it open).
     assert(entry->session->phase() == Phase::kClosed && entry->session->path_count() == 0);
     for (const PathId connection : entry->connections) ready_connections_.erase(connection);
+    const SessionStats& counts = entry->session->stats();
+    FreedSessionCounters& freed = stats_.freed_sessions;
+    freed.bytes_sent += counts.bytes_sent;
+    freed.bytes_replayed += counts.bytes_replayed;
+    freed.bytes_received += counts.bytes_received;
+    freed.resumes += counts.resumes;
+    freed.reauthentications += counts.reauthentications;
+    freed.heartbeats_missed += counts.heartbeats_missed;
     session_deadlines_.erase(id);
     sessions_.erase(id);
   }

@@ -46,6 +46,18 @@ struct ServerLimits {
 // first frame cannot make the server buffer a megabyte.
 [[nodiscard]] std::size_t first_frame_payload_limit(const SessionConfig& config);
 
+// Counters of the sessions a server has freed, as they stood when each was freed: the live
+// sessions' own SessionStats plus these give exact totals over the server's life (a scrape that
+// only summed live sessions would lose whatever a session did after the last scrape).
+struct FreedSessionCounters {
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_replayed = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t resumes = 0;
+  std::uint64_t reauthentications = 0;
+  std::uint64_t heartbeats_missed = 0;
+};
+
 struct EndpointStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t sessions_created = 0;
@@ -71,6 +83,7 @@ struct EndpointStats {
   std::uint64_t frames_on_expired_sessions = 0;  // audit mode: frames carried past the lifetime
   std::uint64_t sessions_revoked = 0;            // ended by an operator's revocation
   LatencyHistogram reauthentication_latency;     // the server's view: first frame to result
+  FreedSessionCounters freed_sessions;
   // The endpoint's own work, for tests and benchmarks: sessions it looked at (a deadline or output
   // re-read, a due timeout, a collection) and connections awaiting their first frame whose
   // deadline it handled. Per call they grow with what the call touched, not with all sessions.

@@ -144,7 +144,8 @@ void Session::add_path(PathId path_id, const ConnectionSecurity& security, Time 
   const bool connecting = phase() == Phase::kConnecting;
   Path& path = paths_.add(path_id, connecting ? PathState::kHelloSent : PathState::kResumeSent,
                           keying_material, heartbeat_, now, role_);
-  remember_connection(security, now);
+  handshake_connection_.emplace(security, now);
+  handshake_connection_->first.keying_material.clear();
   path.handshake_deadline = now + config_.handshake_timeout;
   if (connecting) {
     wire::Hello hello;
@@ -434,6 +435,8 @@ bool Session::handle_welcome(Path& path, const wire::Welcome& welcome, Time now)
     return false;
   }
   if (!accept_welcome_authentication(welcome, now)) return false;
+  adopt_handshake_connection();
+  last_refusal_.clear();  // refusals before this success say nothing about what comes later
   session_id_ = welcome.session_id;
   resume_.establish(session_id_, path.keying_material);
   resume_.set_reset_token(welcome.reset_token);
@@ -514,6 +517,9 @@ bool Session::handle_resume_accept(Path& path, const wire::ResumeAccept& accept,
   path.state = PathState::kActive;
   path.handshake_deadline.reset();
   path.liveness.restart(heartbeat_, now);
+  adopt_handshake_connection();
+  start_hold_after_resume(now);
+  last_refusal_.clear();
   if (!streams_.apply_peer_positions(accept.received)) {
     protocol_error(now);
     return false;
@@ -542,11 +548,20 @@ Expected<void, Reason> Session::accept_resume(PathId path_id, const ConnectionSe
     return make_unexpected(Reason::kProtocolError);
   }
   if (resume.version != wire::kProtocolVersion) return make_unexpected(Reason::kProtocolError);
+  ReauthenticationState& reauthentication = reauthentication_;
   const bool past_lifetime =
-      reauthentication_.lifetime_end && now >= *reauthentication_.lifetime_end;
-  if (past_lifetime && !may_reauthenticate() && !config_.lifetime_audit_only) {
-    // A client that cannot re-authenticate cannot come back after its lifetime.
-    return make_unexpected(Reason::kCredentialsExpired);  // the expiry timer ends it next
+      reauthentication.lifetime_end && now >= *reauthentication.lifetime_end;
+  if (past_lifetime && !config_.lifetime_audit_only &&
+      (!may_reauthenticate() ||
+       (reauthentication.grace_end && now >= *reauthentication.grace_end))) {
+    // A client that cannot re-authenticate cannot come back after its lifetime, nor one whose
+    // grace ran out (reconnecting does not buy a new one): the session ends here, on both sides.
+    fail_session(Reason::kCredentialsExpired, false, false, now, true,
+                 may_reauthenticate()
+                     ? "the session's lifetime ended and it did not re-authenticate in time"
+                     : "the session's lifetime ended (the client does not support "
+                       "re-authentication)");
+    return make_unexpected(Reason::kCredentialsExpired);
   }
   const auto base = resume_.match_client_proof(session_id_, keying_material, resume.proof);
   if (!base) {
@@ -579,9 +594,10 @@ Expected<void, Reason> Session::accept_resume(PathId path_id, const ConnectionSe
   remember_connection(security, now);
   if (past_lifetime && !config_.lifetime_audit_only) {
     // Suspended past its lifetime: the client re-authenticates before any new data flows, within
-    // the handshake timeout (resuming is otherwise free of round trips).
-    reauthentication_.lifetime_passed = true;
-    if (!reauthentication_.grace_end) reauthentication_.grace_end = now + config_.handshake_timeout;
+    // the handshake timeout (resuming is otherwise free of round trips). The grace starts at the
+    // first such resume and is never moved by a later one.
+    reauthentication.lifetime_passed = true;
+    if (!reauthentication.grace_end) reauthentication.grace_end = now + config_.handshake_timeout;
   }
   mark_resumed(now);
   announce_writable(unacknowledged_before);

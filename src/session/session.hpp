@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 #include <span>
 #include <vector>
 
@@ -254,6 +255,10 @@ class Session {
   // Keeps what the latest connection offers (without its keying material); its certificate's
   // lifetime is kept as an instant, so that a later exchange gets what is left of it.
   void remember_connection(const ConnectionSecurity& security, Time now);
+  // Client: the connection in handshake was accepted; remember it (see handshake_connection_).
+  void adopt_handshake_connection();
+  // Client: a resume was accepted; a hold that began while suspended starts its clock now.
+  void start_hold_after_resume(Time now);
   void start_client_reauthentication(Time now);
   void handle_control(const wire::Reauthenticate& message, Time now);
   void handle_control(const wire::Reauthenticated& message, Time now);
@@ -268,13 +273,17 @@ class Session {
   // in its grace (the kReauthenticate slot on a server).
   void on_reauthentication_deadline(Time now);
   [[nodiscard]] std::optional<Time> reauthentication_deadline() const;
-  // Server: a frame that uses the session arrived (stream data, a control message other than the
-  // exchange's): audit counts it, on-use enforcement ends a session past its lifetime. False when
-  // the session ended.
-  bool note_use(Time now);
+  // Server: a frame that uses the session arrived (stream data; `opens_stream` when it opens a
+  // new stream): audit counts it; on-use enforcement ends a session past its lifetime outside a
+  // grace; a new stream ends it inside one too. False when the session ended.
+  bool note_use(bool opens_stream, Time now);
   // Whether only the control stream may send now: new stream data is held while a session past its
-  // lifetime re-authenticates (never dropped).
+  // lifetime re-authenticates (never dropped). On a server it also means that the client gets no
+  // new stream credit (write_ack_frame), so what it can still send is what was in flight.
   [[nodiscard]] bool holding_data() const;
+  // Server, after a re-authentication that ended a hold: acknowledges every stream whose credit
+  // was withheld, so that the client may send again.
+  void grant_withheld_credit(Time now);
 
   // ---- Capabilities: what one side did not offer is not used ----
   [[nodiscard]] bool may_resume() const { return has(capabilities_, wire::Capability::kResume); }
@@ -377,6 +386,10 @@ class Session {
   // not kept here: the paths hold it).
   ConnectionSecurity connection_security_;
   std::optional<Time> certificate_expiry_;  // connection_security_'s certificate, as an instant
+  // Client: what the connection in handshake offers, and when it was added; it becomes
+  // connection_security_ only once the server accepts that connection (Welcome or ResumeAccept),
+  // so a resume that fails changes nothing later exchanges bind to.
+  std::optional<std::pair<ConnectionSecurity, Time>> handshake_connection_;
   // Server: the endpoint's authenticator (re-authentication) and statistics, owned by the
   // endpoint, which outlives its sessions.
   const std::shared_ptr<ServerAuthenticator>* server_authenticator_ = nullptr;
@@ -384,7 +397,10 @@ class Session {
   // Client: the exchange of the Hello in flight, and the path it runs on.
   std::unique_ptr<ClientAuthentication> authentication_;
   PathId authentication_path_ = 0;
-  std::string last_refusal_;       // client: the message of the last transient Refuse
+  // Client: the message of the last transient Refuse, until a connection is accepted.
+  std::string last_refusal_;
+  // Client: why the last re-authentication could not start, until one succeeds.
+  std::string reauthentication_problem_;
   HeartbeatParameters heartbeat_;  // negotiated (see heartbeat_policy.hpp)
   SessionStats stats_;             // declared before the parts that count into it
 

@@ -166,9 +166,10 @@ void Session::fail_session(Reason reason, bool by_peer, bool transient, Time, bo
   // A session that ends after transient refusals (or a re-authentication that could not start)
   // says what the last one was, beside the peer's own words.
   if (message.empty()) {
-    message = std::move(last_refusal_);
-  } else if (by_peer && reason == Reason::kCredentialsExpired && !last_refusal_.empty()) {
-    message += " (" + last_refusal_ + ")";
+    message = !last_refusal_.empty() ? std::move(last_refusal_) : reauthentication_problem_;
+  } else if (by_peer && reason == Reason::kCredentialsExpired &&
+             !reauthentication_problem_.empty()) {
+    message += " (" + reauthentication_problem_ + ")";
   }
   finish_session(events::Closed{reason, by_peer, transient, streams_.unacknowledged_bytes(),
                                 std::move(message)});

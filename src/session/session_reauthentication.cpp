@@ -41,6 +41,9 @@ std::optional<Duration> Session::start_lifetime(Time now) {
   ReauthenticationState& state = reauthentication_;
   state.lifetime_passed = false;
   state.grace_end.reset();
+  state.grace_allows_data = false;
+  state.holding = false;
+  state.hold_end.reset();
   if (peer_.mechanism.empty()) {
     state.lifetime_end.reset();  // without authentication there is no credential to outlive
     return std::nullopt;
@@ -48,8 +51,10 @@ std::optional<Duration> Session::start_lifetime(Time now) {
   std::optional<Duration> remaining;
   // The endpoint refuses a credential that has already expired, so this is positive.
   if (peer_.credential_expiry) remaining = std::max(Duration(1), *peer_.credential_expiry - now);
-  const std::optional<Duration> lifetime =
-      lifetime::session_lifetime(remaining, config_.max_reauthentication);
+  // A cap shorter than the shortest renewable lifetime could never be renewed.
+  std::optional<Duration> cap = config_.max_reauthentication;
+  if (cap && *cap > Duration::zero()) cap = std::max(*cap, config_.minimum_lifetime());
+  const std::optional<Duration> lifetime = lifetime::session_lifetime(remaining, cap);
   state.lifetime_end = lifetime ? std::optional<Time>(now + *lifetime) : std::nullopt;
   return lifetime;
 }
@@ -58,6 +63,8 @@ void Session::accept_lifetime(std::uint64_t lifetime_ms, Time now) {
   ReauthenticationState& state = reauthentication_;
   const std::optional<Duration> lifetime = lifetime::from_wire(lifetime_ms);
   state.lifetime_passed = false;
+  state.holding = false;
+  state.hold_end.reset();
   state.next_attempt.reset();
   state.lifetime_end = lifetime ? std::optional<Time>(now + *lifetime) : std::nullopt;
   if (!lifetime || !may_reauthenticate()) return;
@@ -74,8 +81,10 @@ void Session::on_lifetime_end(Time now) {
   ReauthenticationState& state = reauthentication_;
   state.lifetime_passed = true;
   if (role_ == Role::kClient) {
-    // New data waits for the exchange (holding_data); start one now unless one runs or a retry is
-    // already planned.
+    // New data waits for the exchange (holding_data), but not without end: past the hold the
+    // server decides. Start an exchange now unless one runs or a retry is already planned.
+    state.holding = true;
+    if (!suspended()) state.hold_end = now + config_.handshake_timeout;  // else at the resume
     if (!state.in_progress() && !state.next_attempt) state.next_attempt = now;
     return;
   }
@@ -87,9 +96,11 @@ void Session::on_lifetime_end(Time now) {
   std::string message = credential_expired
                             ? "the session's credential expired and it did not re-authenticate"
                             : "the session reached its maximum lifetime without re-authenticating";
-  if (state.in_progress()) {
-    // The exchange decides; new data is held until then (holding_data).
+  if (state.in_progress() && !suspended()) {
+    // The exchange decides, within the grace; meanwhile the client gets no new credit and may open
+    // no stream (holding_data, note_use).
     state.grace_end = now + config_.handshake_timeout;
+    state.grace_allows_data = true;
     emit(events::LifetimePassed{false});
     return;
   }
@@ -106,48 +117,79 @@ void Session::on_lifetime_end(Time now) {
     return;
   }
   if (suspended()) {
-    // The client re-authenticates as part of its resume (accept_resume).
+    // The client re-authenticates as part of its resume, within a grace that starts then
+    // (accept_resume); an exchange in flight continues on the new connection.
     emit(events::LifetimePassed{false});
     return;
   }
   fail_session(Reason::kCredentialsExpired, false, false, now, true, std::move(message));
 }
 
-bool Session::note_use(Time now) {
+bool Session::note_use(bool opens_stream, Time now) {
   const ReauthenticationState& state = reauthentication_;
   if (role_ != Role::kServer || !state.lifetime_passed) return true;
   if (config_.lifetime_audit_only) {
     if (endpoint_stats_ != nullptr) ++endpoint_stats_->frames_on_expired_sessions;
     return true;
   }
-  if (config_.expiry_enforcement == ExpiryEnforcement::kOnUse && !state.in_progress() &&
-      !state.grace_end) {
-    fail_session(Reason::kCredentialsExpired, false, false, now, true,
-                 "the session was used after its lifetime ended without re-authenticating");
-    return false;
-  }
-  // In the grace of an exchange, or of a resume past the lifetime: data already in flight is
-  // delivered; the client sends no new data until the exchange completes.
-  return true;
+  // In the grace of an exchange that ran when the lifetime passed, data in flight is delivered,
+  // but only up to the credit the client had then (holding_data freezes it). Anything else is use
+  // (a client holds its data once its lifetime passed): on-use enforcement's rule, and in a
+  // resume's grace or after an exchange begun late, a client that did not hold.
+  if (state.grace_allows_data && !opens_stream) return true;
+  fail_session(Reason::kCredentialsExpired, false, false, now, true,
+               opens_stream
+                   ? "the session opened a stream after its lifetime ended, before re-authenticating"
+                   : "the session was used after its lifetime ended without re-authenticating");
+  return false;
 }
 
 bool Session::holding_data() const {
-  if (!reauthentication_.lifetime_passed) return false;
-  return role_ == Role::kClient || !config_.lifetime_audit_only;
+  const ReauthenticationState& state = reauthentication_;
+  if (!state.lifetime_passed) return false;
+  if (role_ == Role::kClient) return state.holding;
+  // A server holds (and grants no credit) in a grace, while it waits for the exchange; on-use
+  // enforcement without one sends on (answers to what came before the lifetime ended).
+  return !config_.lifetime_audit_only && state.grace_end.has_value();
 }
 
 // ---- Deadlines ---------------------------------------------------------------------------------
 
 std::optional<Time> Session::reauthentication_deadline() const {
   const ReauthenticationState& state = reauthentication_;
-  // While an exchange runs its own deadline bounds it (a grace that ends meanwhile waits for the
-  // verdict); a deadline that stays in the past would make the timer fire without end.
-  if (state.in_progress()) return state.exchange_deadline;
-  return role_ == Role::kClient ? state.next_attempt : state.grace_end;
+  const auto earliest = [](std::optional<Time> left, std::optional<Time> right) {
+    if (!left) return right;
+    if (!right) return left;
+    return std::optional<Time>(std::min(*left, *right));
+  };
+  // Every deadline here is consumed (moved or cleared) when it fires: one that stayed in the past
+  // would make the timer fire without end.
+  if (role_ == Role::kClient) {
+    return earliest(state.in_progress() ? state.exchange_deadline : state.next_attempt,
+                    state.hold_end);
+  }
+  return earliest(state.in_progress() ? state.exchange_deadline : std::nullopt, state.grace_end);
 }
 
 void Session::on_reauthentication_deadline(Time now) {
   ReauthenticationState& state = reauthentication_;
+  if (role_ == Role::kServer && state.grace_end && now >= *state.grace_end) {
+    // The grace is granted once per lifetime and ends the session wherever it is: connected or
+    // not, mid-exchange or not.
+    if (state.in_progress() && endpoint_stats_ != nullptr) {
+      ++endpoint_stats_->reauthentication_failures;
+    }
+    state.end_exchange();
+    fail_session(Reason::kCredentialsExpired, false, false, now, true,
+                 "the session's lifetime ended and it did not re-authenticate within " +
+                     seconds_text(config_.handshake_timeout));
+    return;
+  }
+  if (role_ == Role::kClient && state.hold_end && now >= *state.hold_end) {
+    // Held long enough: the data flows again and the server decides (holding_data).
+    state.holding = false;
+    state.hold_end.reset();
+  }
   if (state.in_progress() && state.exchange_deadline && now >= *state.exchange_deadline) {
     if (suspended() || !paths_.data_path()) {
       // Its messages wait in the control stream for the next connection: the clock restarts then.
@@ -163,20 +205,9 @@ void Session::on_reauthentication_deadline(Time now) {
                           message, now);
     return;
   }
-  if (role_ == Role::kClient) {
-    if (!state.in_progress() && state.next_attempt && now >= *state.next_attempt) {
-      start_client_reauthentication(now);
-    }
-    return;
-  }
-  if (state.grace_end && now >= *state.grace_end && !state.in_progress()) {
-    if (suspended()) {
-      state.grace_end.reset();  // a resume starts a new grace
-      return;
-    }
-    fail_session(Reason::kCredentialsExpired, false, false, now, true,
-                 "the session's lifetime ended and it did not re-authenticate within " +
-                     seconds_text(config_.handshake_timeout));
+  if (role_ == Role::kClient && !state.in_progress() && state.next_attempt &&
+      now >= *state.next_attempt) {
+    start_client_reauthentication(now);
   }
 }
 
@@ -189,6 +220,17 @@ void Session::remember_connection(const ConnectionSecurity& security, Time now) 
   if (security.peer_certificate_lifetime) {
     certificate_expiry_ = now + std::max(Duration::zero(), *security.peer_certificate_lifetime);
   }
+}
+
+void Session::start_hold_after_resume(Time now) {
+  ReauthenticationState& state = reauthentication_;
+  if (state.holding && !state.hold_end) state.hold_end = now + config_.handshake_timeout;
+}
+
+void Session::adopt_handshake_connection() {
+  if (!handshake_connection_) return;
+  remember_connection(handshake_connection_->first, handshake_connection_->second);
+  handshake_connection_.reset();
 }
 
 ConnectionSecurity Session::reauthentication_security(std::uint64_t sequence, Time now) const {
@@ -235,7 +277,7 @@ void Session::start_client_reauthentication(Time now) {
     // The credential cannot be used now (an unreadable token file, a failing token command): try
     // again later. If none succeeds the server ends the session at its lifetime's end, and the
     // Closed says why.
-    last_refusal_ = "re-authentication could not start: " + problem;
+    reauthentication_problem_ = "re-authentication could not start: " + problem;
     state.next_attempt = now + config_.reauthentication_retry;
     return;
   }
@@ -273,6 +315,11 @@ void Session::handle_control(const wire::Reauthenticate& message, Time now) {
                           "re-authentication must use the session's mechanism " + peer_.mechanism,
                           now);
     return;
+  }
+  if (state.lifetime_passed && !state.grace_end && !config_.lifetime_audit_only) {
+    // Begun after the lifetime passed (on-use enforcement kept the session): it gets the grace's
+    // bound, not its leave to carry data.
+    state.grace_end = now + config_.handshake_timeout;
   }
   const std::uint64_t sequence = ++state.sequence;
   std::unique_ptr<ServerAuthentication> exchange =
@@ -329,9 +376,13 @@ void Session::apply_server_reauthentication_step(AuthenticationStep step, Time n
                           now);
     return;
   }
-  if (step.credential_lifetime && *step.credential_lifetime <= Duration::zero()) {
+  if (step.credential_lifetime && *step.credential_lifetime < config_.minimum_lifetime()) {
     fail_reauthentication(Reason::kCredentialsExpired,
-                          "re-authentication with a credential that has already expired", now);
+                          *step.credential_lifetime <= Duration::zero()
+                              ? "re-authentication with a credential that has already expired"
+                              : "re-authentication with a credential that expires in less than " +
+                                    seconds_text(config_.minimum_lifetime()),
+                          now);
     return;
   }
   const Duration latency = now - *state.started;
@@ -341,8 +392,10 @@ void Session::apply_server_reauthentication_step(AuthenticationStep step, Time n
   peer_.credential_expiry = step.credential_lifetime
                                 ? std::optional<Time>(now + *step.credential_lifetime)
                                 : std::nullopt;
+  const bool credit_was_frozen = holding_data();
   const std::optional<Duration> lifetime = start_lifetime(now);
   queue_control_message(wire::Reauthenticated{lifetime::to_wire(lifetime), std::move(step.output)});
+  if (credit_was_frozen) grant_withheld_credit(now);
   ++stats_.reauthentications;
   if (endpoint_stats_ != nullptr) {
     ++endpoint_stats_->reauthentications_succeeded;
@@ -387,7 +440,7 @@ void Session::handle_control(const wire::Reauthenticated& message, Time now) {
   state.end_exchange();
   accept_lifetime(message.session_lifetime_ms, now);
   ++stats_.reauthentications;
-  last_refusal_.clear();
+  reauthentication_problem_.clear();
   emit(events::Reauthenticated{peer_.principal, peer_.mechanism,
                                lifetime::from_wire(message.session_lifetime_ms), latency});
 }

@@ -57,9 +57,13 @@ void Session::handle_stream_data(const wire::StreamData& frame, std::uint64_t fr
                                  bool first_part, Time now) {
   if (!lifecycle_.open()) return;
   const StreamId id = frame.stream_id;
-  // Application data past the lifetime: counted (audit) or refused (on-use enforcement).
-  if (id != kControlStream && first_part && !note_use(now)) return;
   Stream* stream = streams_.find(id);
+  // Application data past the lifetime: counted (audit) or refused (on-use enforcement).
+  if (id != kControlStream && first_part &&
+      !note_use(stream == nullptr && frame.open && !streams_.closed_peer_streams().contains(id),
+                now)) {
+    return;
+  }
   if (stream == nullptr) stream = accept_peer_stream(frame, first_part, now);
   if (stream == nullptr) return;
   ReceiveHalf& receive = stream->receive;
@@ -185,7 +189,17 @@ void Session::add_final_ack(StreamId id, std::uint64_t acknowledgement) {
 }
 
 void Session::write_ack_frame(std::vector<std::byte>& out) {
-  acks_.write(out, streams_.receive_buffered());
+  acks_.write(out, streams_.receive_buffered(), role_ == Role::kClient || !holding_data());
+}
+
+void Session::grant_withheld_credit(Time now) {
+  streams_.for_each([&](Stream& stream) {
+    if (stream.id != kControlStream && !stream.receive.fin_received() &&
+        stream.receive.consumed + config_.stream_receive_window >
+            stream.receive.advertised_window_limit) {
+      acks_.request(stream, AckManager::Urgency::kImmediate, now);
+    }
+  });
 }
 
 void Session::sync_budget() {

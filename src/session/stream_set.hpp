@@ -81,6 +81,12 @@ class StreamSet {
     }
   }
 
+  // Calls `each(stream)` for every open stream, the control stream included.
+  template <typename Each>
+  void for_each(Each&& each) {
+    for (auto& [id, stream] : streams_) each(stream);
+  }
+
   // Every stream sends again from what the peer acknowledged (a new data path); `each` is called
   // for every stream after its rewind.
   template <typename Each>

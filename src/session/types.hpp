@@ -124,6 +124,10 @@ struct SessionConfig {
   // Both: at most one re-authentication per this interval per session (the server ends a session
   // whose client starts them faster).
   Duration min_reauthentication_interval = seconds(1);
+  // The shortest lifetime a session can be given and still renew: a credential with less left is
+  // refused (at login and when re-authenticating), and a shorter max_reauthentication is raised
+  // to it. Twice the interval, so that a client starting at 85% of it keeps the interval.
+  [[nodiscard]] Duration minimum_lifetime() const { return 2 * min_reauthentication_interval; }
   // Client: re-authenticates in place before the lifetime the server gave runs out (with an
   // authenticator, when the server offers it). Off: the session ends at the lifetime's end.
   bool reauthenticate = true;

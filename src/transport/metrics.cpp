@@ -182,19 +182,25 @@ void count_session_state(const session::Session& session, SessionStateCounts& co
   }
 }
 
-MetricsSnapshot server_metrics(ServerRuntime& runtime, SessionCounterLedger& ledger) {
+MetricsSnapshot server_metrics(ServerRuntime& runtime) {
   MetricsSnapshot snapshot;
   snapshot.role = "server";
   // Read through the const endpoint: a scrape does not make the server re-read sessions.
   const session::ServerEndpoint& core = runtime.endpoint();
-  ledger.begin();
+  // Exact: what freed sessions carried (the endpoint adds it up as it frees them) plus the live.
+  const session::FreedSessionCounters& freed = core.stats().freed_sessions;
+  SessionCounterTotals& totals = snapshot.totals;
+  totals = SessionCounterTotals{freed.bytes_sent, freed.bytes_replayed,    freed.bytes_received,
+                                freed.resumes,    freed.reauthentications, freed.heartbeats_missed};
   for (const auto& id : core.session_ids()) {
     if (const session::Session* session = core.find(id)) {
       count_session_state(*session, snapshot.sessions);
-      ledger.observe(id, session->stats());
+      const session::SessionStats& stats = session->stats();
+      add(totals, SessionCounterTotals{stats.bytes_sent, stats.bytes_replayed,
+                                       stats.bytes_received, stats.resumes,
+                                       stats.reauthentications, stats.heartbeats_missed});
     }
   }
-  snapshot.totals = ledger.finish();
   ServerMetrics server;
   server.endpoint = core.stats();
   server.buffered_bytes = core.budget().used();

@@ -66,8 +66,8 @@ struct MetricsSnapshot {
   std::optional<ServerMetrics> server;
 };
 
-// Keeps per-session counters monotonic across sessions that come and go (a server frees closed
-// sessions, a client replaces a lost one): it remembers the counters last seen of each session and
+// Keeps a client's per-session counters monotonic across the sessions it replaces (a server needs
+// none: its endpoint adds up freed sessions exactly): it remembers the counters last seen of each session and
 // adds those of a session that is gone to a running total. A session's counts after the last
 // snapshot before it was freed are not seen. Holds one entry per live session; io thread only.
 class SessionCounterLedger {
@@ -88,7 +88,7 @@ class SessionCounterLedger {
 void count_session_state(const session::Session& session, SessionStateCounts& counts);
 
 // The snapshots of the two runtimes (call on their io thread).
-[[nodiscard]] MetricsSnapshot server_metrics(ServerRuntime& runtime, SessionCounterLedger& ledger);
+[[nodiscard]] MetricsSnapshot server_metrics(ServerRuntime& runtime);
 [[nodiscard]] MetricsSnapshot client_metrics(ClientRuntime& runtime, SessionCounterLedger& ledger,
                                              std::string role = "client");
 

@@ -80,7 +80,8 @@ struct Reauthentication {
   session::SessionId id{};
 
   explicit Reauthentication(
-      Duration life, const std::function<void(SessionConfig&, SessionConfig&)>& configure = {},
+      std::optional<Duration> life,
+      const std::function<void(SessionConfig&, SessionConfig&)>& configure = {},
       bool establish = true)
       : fixture(true, true, configure), loop(*fixture.loop) {
     fixture.server_auth->counters.lifetime = life;
@@ -101,6 +102,40 @@ struct Reauthentication {
     return closed.back();
   }
 };
+
+// A hostile client's message on the control stream: written at the end of what the real client
+// sent there, straight to the server on `path`.
+void inject_control(Loopback& loop, PathId path, const wire::Frame& message) {
+  std::uint64_t end = 0;
+  for (const auto& [id, connection] : loop.connections) {
+    const Bytes sent = loop.sent_on(id, true);
+    for (const auto& frame : frames_of<wire::StreamData>(sent)) {
+      if (frame.stream_id == session::kControlStream) {
+        end = std::max<std::uint64_t>(end, frame.offset + frame.data.size());
+      }
+    }
+  }
+  Bytes payload;
+  wire::encode_frame(message, payload);
+  wire::StreamData data;
+  data.stream_id = session::kControlStream;
+  data.offset = end;
+  data.data = payload;
+  const Bytes bytes = encode(data);
+  loop.deliver(End::kServer, path, bytes);
+}
+
+// A hostile client's stream data, straight to the server on `path`.
+bool inject_stream_data(Loopback& loop, PathId path, StreamId stream, std::uint64_t offset,
+                        bool open, const Bytes& payload) {
+  wire::StreamData data;
+  data.stream_id = stream;
+  data.offset = offset;
+  data.open = open;
+  data.data = payload;
+  const Bytes bytes = encode(data);
+  return loop.deliver(End::kServer, path, bytes);
+}
 
 TEST(Reauthentication, WelcomeCarriesTheLifetimeAndTheClientReauthenticatesBeforeItEnds) {
   Reauthentication test(seconds(100));
@@ -256,26 +291,55 @@ TEST(Reauthentication, AWrongCredentialEndsTheSessionWithAuthFailedOnBothSides) 
 }
 
 TEST(Reauthentication, AClientThatStartsMoreThanOnceASecondIsCut) {
-  // A misbehaving client (no minimum interval) with a 200 ms lifetime.
-  Reauthentication test(milliseconds(200), [](SessionConfig& client, SessionConfig&) {
-    client.min_reauthentication_interval = Duration::zero();
-  });
-  test.loop.advance(seconds(2));
+  // An honest client never starts that fast (lifetimes are at least twice the interval), so a
+  // hostile one is played by injecting a second start 200 ms after a real round.
+  Reauthentication test(seconds(10));
+  test.loop.advance(seconds(8));
+  while (test.server_reauthentications().empty() && test.loop.now < start_time() + seconds(10)) {
+    test.loop.advance(milliseconds(10));
+  }
+  ASSERT_EQ(test.server_reauthentications().size(), 1u);
+  test.loop.advance(milliseconds(200));
+  const PathId path = *test.loop.client.data_path();
+  inject_control(test.loop, path, wire::Reauthenticate{"TWO-ROUND", to_bytes("again")});
+  test.loop.pump();
   const auto server = test.server_closed();
   ASSERT_TRUE(server.has_value());
   EXPECT_EQ(server->reason, wire::Reason::kProtocolError);
-  EXPECT_NE(server->message.find("more often than once"), std::string::npos);
+  EXPECT_NE(server->message.find("more often than once"), std::string::npos) << server->message;
 }
 
-TEST(Reauthentication, AShortLifetimeStillWaitsTheMinimumIntervalBetweenRounds) {
-  // 300 ms lifetimes: the client waits its one second between rounds, so the session ends at the
-  // lifetime's end instead of being cut for its rate.
-  Reauthentication test(milliseconds(300));
-  test.loop.advance(seconds(3));
+TEST(Reauthentication, AShortMaximumIsRaisedToTheShortestRenewableLifetime) {
+  // --max-reauth below twice the minimum interval could never be renewed: it is raised to that.
+  Reauthentication test(std::nullopt, [](SessionConfig&, SessionConfig& server) {
+    server.max_reauthentication = milliseconds(300);
+  });
+  EXPECT_EQ(test.loop.client.lifetime_end(), start_time() + seconds(2));
+  test.loop.advance(seconds(20));
+  EXPECT_EQ(test.loop.client.phase(), session::Phase::kOpen);
+  EXPECT_GE(test.server_reauthentications().size(), 9u);
+  EXPECT_EQ(test.loop.server.stats().expired_sessions_closed, 0u);
+}
+
+TEST(Reauthentication, ACredentialAboutToExpireIsRefusedAtLoginAndWhenReauthenticating) {
+  {
+    Reauthentication test(milliseconds(1500), {}, false);
+    test.loop.process_events();
+    test.loop.pump();
+    const auto client = test.fixture.client_closed();
+    ASSERT_TRUE(client.has_value());
+    EXPECT_EQ(client->reason, wire::Reason::kCredentialsExpired);
+    EXPECT_NE(client->message.find("expires in less than 2 s"), std::string::npos)
+        << client->message;
+  }
+  Reauthentication test(seconds(10));
+  test.fixture.server_auth->counters.lifetime = milliseconds(1500);  // the refreshed credential
+  test.loop.advance(seconds(10));
   const auto server = test.server_closed();
   ASSERT_TRUE(server.has_value());
   EXPECT_EQ(server->reason, wire::Reason::kCredentialsExpired);
-  EXPECT_EQ(test.loop.server.stats().expired_sessions_closed, 1u);
+  EXPECT_NE(server->message.find("expires in less than 2 s"), std::string::npos)
+      << server->message;
 }
 
 TEST(Reauthentication, ACredentialThatCannotBeReadIsRetriedAndTheSessionEndsAtItsLifetime) {
@@ -464,6 +528,228 @@ TEST(Reauthentication, ALifetimeThatEndsDuringTheExchangeHoldsDataUntilItComplet
   EXPECT_EQ(test.server_reauthentications().size(), 1u);
   EXPECT_EQ(read_all(*test.server_session(), *stream, test.loop.now), to_bytes("held"));
   EXPECT_EQ(test.loop.server.stats().expired_sessions_closed, 0u);
+}
+
+// ---- Review findings: what a hostile client must not get --------------------------------------
+
+// Takes the session's connection away (the network is gone) and brings it back after `away`.
+void drop_and_resume(Reauthentication& test, Duration away) {
+  test.loop.network_up = false;
+  if (const auto path = test.loop.client.data_path()) test.loop.close_connection(*path);
+  test.loop.advance(away);
+  test.loop.network_up = true;
+  test.loop.client.on_network_available(test.loop.now);
+  test.loop.advance(milliseconds(500));
+}
+
+// Starts the client's exchange when it is due and keeps the server's first answer from it; the
+// lifetime then passes mid-exchange. Returns the held answer.
+Bytes stall_exchange_past_lifetime(Reauthentication& test, PathId path) {
+  const Time due = *test.loop.client.deadline(session::TimerSlot::kReauthenticate);
+  test.loop.advance_to(due - milliseconds(1));
+  test.loop.now = due;
+  test.loop.client.on_timeout(test.loop.now);
+  test.loop.transfer(End::kClient, path);
+  EXPECT_TRUE(test.server_session()->reauthenticating());
+  Bytes held;
+  test.loop.take(End::kServer, path, held, std::size_t{1} << 20);
+  test.loop.now = start_time() + seconds(10) + milliseconds(1);
+  test.loop.server.on_timeout(test.loop.now);
+  test.loop.client.on_timeout(test.loop.now);
+  return held;
+}
+
+TEST(Reauthentication, ReconnectingDoesNotBuyANewGrace) {
+  // A client past its lifetime that cannot re-authenticate resumes, drops, resumes again: the
+  // grace starts at the first resume and ends the session, suspended or not.
+  Reauthentication test(seconds(10), [](SessionConfig& client, SessionConfig&) {
+    client.reauthentication_retry = seconds(300);
+  });
+  test.fixture.client_auth->credential.unavailable = true;
+  test.loop.network_up = false;
+  test.loop.close_connection(*test.loop.client.data_path());
+  test.loop.advance(seconds(30));
+  test.loop.network_up = true;
+  test.loop.client.on_network_available(test.loop.now);
+  test.loop.advance(milliseconds(500));
+  ASSERT_EQ(test.loop.client.stats().resumes, 1u);
+  const Time first_resume = test.loop.now;
+  // Connected for 8 s, away while the grace ends, back: again and again.
+  for (int cycle = 0; cycle < 6 && !test.server_closed(); ++cycle) {
+    test.loop.advance(seconds(8));
+    drop_and_resume(test, seconds(4));
+  }
+  const auto server = test.server_closed();
+  ASSERT_TRUE(server.has_value()) << "the session outlived its grace by reconnecting";
+  EXPECT_EQ(server->reason, wire::Reason::kCredentialsExpired);
+  const auto at = first_time<events::Closed>(test.loop.server_events);
+  EXPECT_LE(*at, first_resume + seconds(10) + milliseconds(1));
+}
+
+TEST(Reauthentication, AnExchangeInFlightPastTheLifetimeCannotOutliveTheGraceWhileSuspended) {
+  Reauthentication test(seconds(10));
+  const PathId path = *test.loop.client.data_path();
+  const Bytes never_answered = stall_exchange_past_lifetime(test, path);
+  // The client goes away and never comes back.
+  test.loop.network_up = false;
+  test.loop.close_connection(path);
+  test.loop.advance(seconds(60));
+  const auto server = test.server_closed();
+  ASSERT_TRUE(server.has_value()) << "the exchange's deadline kept moving while suspended";
+  EXPECT_EQ(server->reason, wire::Reason::kCredentialsExpired);
+  const auto at = first_time<events::Closed>(test.loop.server_events);
+  EXPECT_LE(*at, start_time() + seconds(20) + milliseconds(2));
+}
+
+TEST(Reauthentication, InTheGraceTheClientGetsNoNewCredit) {
+  Reauthentication test(seconds(10));
+  const auto stream = test.loop.client.open_stream(0, test.loop.now);
+  ASSERT_TRUE(stream);
+  const std::size_t window = test_config().stream_receive_window;
+  ASSERT_TRUE(test.loop.client.write(*stream, Bytes(window, std::byte{1}), test.loop.now));
+  test.loop.pump();
+  const PathId path = *test.loop.client.data_path();
+  const Bytes challenge = stall_exchange_past_lifetime(test, path);
+  // The server's application reads the whole window: no credit beyond it goes out.
+  ASSERT_EQ(read_all(*test.server_session(), *stream, test.loop.now).size(), window);
+  Bytes acknowledgements;
+  test.loop.take(End::kServer, path, acknowledgements, std::size_t{1} << 20);
+  for (const auto& ack : frames_of<wire::Ack>(acknowledgements)) {
+    for (const auto& entry : ack.entries) {
+      if (entry.stream_id == *stream) {
+        EXPECT_LE(entry.window_limit, window) << "credit granted";
+      }
+    }
+  }
+  // Once the exchange completes, the credit comes.
+  test.loop.deliver(End::kClient, path, challenge);
+  test.loop.deliver(End::kClient, path, acknowledgements);
+  test.loop.pump();
+  ASSERT_EQ(test.server_reauthentications().size(), 1u);
+  std::uint64_t granted = 0;
+  const Bytes sent = test.loop.sent_on(path, false);
+  for (const auto& ack : frames_of<wire::Ack>(sent)) {
+    for (const auto& entry : ack.entries) {
+      if (entry.stream_id == *stream) granted = std::max(granted, entry.window_limit);
+    }
+  }
+  EXPECT_GT(granted, window);
+}
+
+TEST(Reauthentication, InTheGraceANewStreamEndsTheSession) {
+  Reauthentication test(seconds(10));
+  const PathId path = *test.loop.client.data_path();
+  const Bytes held = stall_exchange_past_lifetime(test, path);
+  const auto fresh = test.loop.client.open_stream(0, test.loop.now);  // an id the client would use
+  ASSERT_TRUE(fresh);
+  const bool delivered = inject_stream_data(test.loop, path, *fresh, 0, true, to_bytes("new use"));
+  EXPECT_TRUE(delivered);
+  test.loop.process_events();
+  const auto server = test.server_closed();
+  ASSERT_TRUE(server.has_value()) << *fresh;
+  EXPECT_EQ(server->reason, wire::Reason::kCredentialsExpired);
+  EXPECT_NE(server->message.find("opened a stream"), std::string::npos) << server->message;
+}
+
+TEST(Reauthentication, AClientHoldsDataOnlyUntilTheGraceEndsThenTheServerDecides) {
+  // An audit-only server never ends the session: the client's credential is gone, so without a
+  // bound on its hold its data would wait forever.
+  Reauthentication test(seconds(10), [](SessionConfig& client, SessionConfig& server) {
+    client.reauthentication_retry = seconds(300);
+    server.lifetime_audit_only = true;
+  });
+  const auto stream = test.loop.client.open_stream(0, test.loop.now);
+  ASSERT_TRUE(stream);
+  test.fixture.client_auth->credential.unavailable = true;
+  test.loop.advance(seconds(11));
+  ASSERT_TRUE(test.loop.client.write(*stream, to_bytes("late"), test.loop.now));
+  test.loop.advance(seconds(5));
+  EXPECT_TRUE(read_all(*test.server_session(), *stream, test.loop.now).empty());  // held
+  test.loop.advance(seconds(6));
+  EXPECT_EQ(read_all(*test.server_session(), *stream, test.loop.now), to_bytes("late"));
+  EXPECT_GE(test.loop.server.stats().frames_on_expired_sessions, 1u);
+  EXPECT_EQ(test.loop.client.phase(), session::Phase::kOpen);
+}
+
+TEST(Reauthentication, AResumeRefusedPastTheLifetimeEndsTheSessionAtOnce) {
+  Reauthentication test(seconds(10), [](SessionConfig& client, SessionConfig& server) {
+    client.reauthenticate = false;
+    server.expiry_enforcement = ExpiryEnforcement::kOnUse;
+  });
+  test.loop.network_up = false;
+  test.loop.close_connection(*test.loop.client.data_path());
+  test.loop.advance(seconds(30));
+  ASSERT_FALSE(test.server_closed().has_value());  // on-use: kept while unused
+  test.loop.network_up = true;
+  test.loop.client.on_network_available(test.loop.now);
+  test.loop.advance(milliseconds(500));
+  const auto server = test.server_closed();
+  ASSERT_TRUE(server.has_value()) << "the refused session lingered";
+  EXPECT_EQ(server->reason, wire::Reason::kCredentialsExpired);
+  const auto client = test.fixture.client_closed();
+  ASSERT_TRUE(client.has_value());
+  EXPECT_EQ(client->reason, wire::Reason::kCredentialsExpired);
+}
+
+TEST(Reauthentication, AConnectionThatIsNeverAcceptedChangesNothingExchangesBindTo) {
+  Reauthentication test(seconds(10));
+  // A second connection, without a channel binding, that the server never answers.
+  test.loop.bind_channels = false;
+  test.loop.connect(false, false);
+  test.loop.bind_channels = true;
+  test.loop.advance(seconds(10));
+  const auto& client = test.fixture.client_auth->credential.bindings;
+  const auto& server = test.fixture.server_auth->counters.bindings;
+  ASSERT_GE(server.size(), 2u);
+  ASSERT_EQ(client.size(), server.size());
+  EXPECT_EQ(client.back(), server.back());
+  EXPECT_EQ(client.back().size(), 32u);
+}
+
+TEST(Reauthentication, AFreedSessionsCountersStayInTheEndpointsTotals) {
+  // Metrics sum the live sessions and what the endpoint kept of the freed ones: nothing a session
+  // did before it was freed is lost.
+  Reauthentication test(seconds(10));
+  const auto stream = test.loop.client.open_stream(0, test.loop.now);
+  ASSERT_TRUE(stream);
+  ASSERT_TRUE(test.loop.client.write(*stream, Bytes(1000, std::byte{7}), test.loop.now));
+  test.loop.advance(seconds(30));
+  const std::uint64_t rounds = test.server_session()->stats().reauthentications;
+  const std::uint64_t received = test.server_session()->stats().bytes_received;
+  ASSERT_GE(rounds, 3u);
+  ASSERT_GE(received, 1000u);
+  test.loop.client.close(test.loop.now);
+  test.loop.advance(seconds(2));
+  EXPECT_EQ(test.server_session(), nullptr);  // freed
+  const session::FreedSessionCounters& freed = test.loop.server.stats().freed_sessions;
+  EXPECT_EQ(freed.reauthentications, rounds);
+  EXPECT_GE(freed.bytes_received, received);
+}
+
+TEST(Reauthentication, ATransientRefusalBeforeLoginIsNotTheReasonGivenForALaterEnd) {
+  // The first connection meets a full server (refused, transient); the retry succeeds. When the
+  // session later ends at its lifetime, its Closed must not repeat that old refusal.
+  Reauthentication test(
+      seconds(10), [](SessionConfig& client, SessionConfig&) { client.reauthenticate = false; },
+      false);
+  const std::size_t cap = test.loop.server.limits().max_pending_connections;
+  const Bytes keying(32, std::byte{9});
+  for (PathId stranger = 100000; stranger < 100000 + cap; ++stranger) {
+    test.loop.server.accept(stranger, keying, test.loop.now, "source-" + std::to_string(stranger));
+  }
+  test.loop.process_events();
+  test.loop.pump();
+  ASSERT_NE(test.loop.client.phase(), session::Phase::kOpen);
+  for (PathId stranger = 100000; stranger < 100000 + cap; ++stranger) {
+    test.loop.server.on_connection_closed(stranger, test.loop.now);
+  }
+  test.loop.advance(seconds(2));
+  ASSERT_EQ(test.loop.client.phase(), session::Phase::kOpen);
+  test.loop.advance(seconds(11));
+  const auto client = test.fixture.client_closed();
+  ASSERT_TRUE(client.has_value());
+  EXPECT_EQ(client->reason, wire::Reason::kCredentialsExpired);
+  EXPECT_EQ(client->message.find("handshaking"), std::string::npos) << client->message;
 }
 
 }  // namespace

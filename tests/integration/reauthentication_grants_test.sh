@@ -28,8 +28,9 @@ remote_port=$(free_port)
 fingerprint=$("$tether" keygen --out "$work/identity" | awk '/^fingerprint/ {print $2}')
 mkdir -m 700 "$work/secrets"
 
-# An HS256 key in a JWKS; each call signs one 10-minute token for alice with the given scopes into
-# the token file (atomically: write then rename).
+# An HS256 key in a JWKS; each call signs one 10-minute token with the given scopes into the token
+# file (atomically: write then rename). The principal carries a terminal escape, which every log
+# line that names it must show escaped ("alice\x1b[1m").
 cat >"$work/token.py" <<'PY'
 import base64, hmac, hashlib, json, os, sys, time
 directory, scope = sys.argv[1], sys.argv[2]
@@ -44,7 +45,7 @@ with open(os.path.join(directory, "jwks.json"), "w") as out:
     json.dump({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256", "k": b64(key)}]}, out)
 os.chmod(os.path.join(directory, "jwks.json"), 0o600)
 header = b64(json.dumps({"alg": "HS256", "kid": "test", "typ": "JWT"}).encode())
-claims = {"sub": "alice", "aud": "tether-test", "exp": int(time.time()) + 600, "scope": scope}
+claims = {"sub": "alice\x1b[1m", "aud": "tether-test", "exp": int(time.time()) + 600, "scope": scope}
 body = b64(json.dumps(claims).encode())
 signature = b64(hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest())
 path = os.path.join(directory, "token")
@@ -58,7 +59,7 @@ python3 "$work/token.py" "$work/secrets" \
 
 spawn socat TCP-LISTEN:$target_a,reuseaddr,fork,bind=127.0.0.1 EXEC:cat
 spawn socat TCP-LISTEN:$target_b,reuseaddr,fork,bind=127.0.0.1 EXEC:cat
-# Grants enforced (a grant for nobody turns them on); alice's token scopes are her grants. Sessions
+# Grants enforced (a grant for nobody turns them on); the token's scopes are alice's grants. Sessions
 # live 2 s: the client re-authenticates every 1.7-1.9 s.
 spawn "$tether" --log-format json server --listen 127.0.0.1:$server_port \
   --cert "$work/identity/certificate.pem" --key "$work/identity/key.pem" \
@@ -153,23 +154,27 @@ python3 -c "import sys; sys.exit(0 if $remote_closed_at - $reauthenticated_at <=
 echo "ok: closed $(python3 -c "print(f'{$closed_at - $reauthenticated_at:.3f}')") s after the re-authentication"
 
 # Why, on both sides, escaped (the server names the principal).
-grep -q "resetting stream .* after re-authentication: 127.0.0.1:$target_b is not granted to alice" \
+alice='alice\\x1b[1m'  # as the JSON log shows the escaped principal
+grep -qF "after re-authentication: 127.0.0.1:$target_b is not granted to $alice" \
   "$work/server.log" || fail "the server did not log why it reset the stream"
 grep -q "stream [0-9]* to 127.0.0.1:$target_b: reset by the peer (not granted: the credential" \
   "$work/client.log" || fail "the client did not log why its stream to B was reset"
 grep -q "resetting it too: its -R listener is no longer granted" "$work/server.log" ||
   fail "the server did not log why it reset the -R connection"
-echo "ok: both sides logged why"
+# The principal's escape byte never reaches a log as itself (raw, or as JSON's \u001b).
+grep -qF -e $'\x1b' -e '\u001b' "$work/server.log" "$work/client.log" &&
+  fail "a log carries the principal's escape byte unescaped"
+echo "ok: both sides logged why, escaped"
 
 [[ $(through $local_a a4) == a4 ]] || fail "a new connection to A was refused"
 [[ $(through $local_b refused || true) != refused ]] || fail "a new stream reached B, no longer granted"
-wait_for 5 grep -q "refused 127.0.0.1:$target_b is not granted to alice" "$work/server.log" ||
+wait_for 5 grep -qF "refused 127.0.0.1:$target_b is not granted to $alice" "$work/server.log" ||
   fail "the refusal of B does not name the principal"
 echo "ok: new connections reach A and not B"
 
 wait_for 5 bash -c "! ss -Htln 'sport = :$remote_port' | grep -q ." ||
   fail "the -R listener no longer granted is still open"
-grep -q "closing the -R listener of stream .* is not granted to alice" "$work/server.log" ||
+grep -qF "after re-authentication: 127.0.0.1:$remote_port is not granted to $alice" "$work/server.log" ||
   fail "the server did not log why it closed the -R listener"
 echo "ok: the -R listener no longer granted was closed"
 

@@ -48,7 +48,7 @@ bool dispatch_stream_event(BridgeMap& bridges, const session::Event& event) {
     with_bridge(finished->stream, [](auto it) { it->second->on_readable(); });
   } else if (const auto* reset = std::get_if<events::StreamReset>(&event)) {
     with_bridge(reset->stream, [&](auto it) {
-      it->second->on_reset();
+      it->second->on_reset(reset->error_code);
       bridges.erase(it);
     });
   } else if (std::holds_alternative<events::Writable>(event)) {
@@ -99,18 +99,20 @@ void StreamBridge::start_acceptor(ConnectPolicy policy, ListenHandler on_listen)
   asio::co_spawn(io_, downstream(), asio::detached);
 }
 
-void StreamBridge::on_reset() {
+void StreamBridge::on_reset(std::uint64_t error_code) {
   if (closed_) return;
-  spdlog::info("{}: reset by the peer", label_);
+  // The reason is this side's text for a number: nothing of the peer's reaches the log.
+  spdlog::log(error_code == kResetNotGranted ? spdlog::level::warn : spdlog::level::info,
+              "{}: reset by the peer ({})", label_, reset_reason(error_code));
   if (local_ != nullptr) local_->abort();
   end(false);
 }
 
-void StreamBridge::close(const std::string& why) {
+void StreamBridge::close(const std::string& why, std::uint64_t reset_code) {
   if (closed_) return;
   spdlog::debug("{}: closed ({})", label_, why);
   if (session::Session* session = session_()) {
-    session->reset_stream(stream_, 1, session::Clock::now());
+    session->reset_stream(stream_, reset_code, session::Clock::now());
     runtime_.wake();
   }
   end(false);
@@ -1038,20 +1040,34 @@ void ServerTunnel::enforce_grants(const session::SessionId& id, const std::strin
   if (!options_.grants.enforced()) return;
   auto bridges = bridges_.find(id);
   if (bridges == bridges_.end()) return;
+  auto session_listeners = listeners_.find(id);
   std::vector<std::shared_ptr<StreamBridge>> revoked;
   for (auto& [stream, bridge] : bridges->second) {
     const std::optional<StreamRequest>& request = bridge->request();
     if (!request || bridge->closed()) continue;
     const bool listen = request->kind == RequestKind::kListen;
-    if (auto refusal = grant_refusal(id, *request, listen)) {
-      spdlog::warn("{}: {} {} after re-authentication: {}", name,
-                   listen ? "closing the -R listener of stream" : "resetting stream", stream,
-                   *refusal);
-      revoked.push_back(bridge);
+    auto refusal = grant_refusal(id, *request, listen);
+    if (!refusal) continue;
+    spdlog::warn("{}: {} {} after re-authentication: {}", name,
+                 listen ? "closing the -R listener of stream" : "resetting stream", stream,
+                 *refusal);
+    revoked.push_back(bridge);
+    if (!listen || session_listeners == listeners_.end()) continue;
+    // What the listener accepted reached the client only through the grant withdrawn.
+    if (auto listener = session_listeners->second.find(stream);
+        listener != session_listeners->second.end()) {
+      for (const auto& weak : listener->second->connections) {
+        auto connection = weak.lock();
+        if (connection == nullptr || connection->closed()) continue;
+        spdlog::warn("{}: resetting it too: its -R listener is no longer granted",
+                     connection->label());
+        revoked.push_back(std::move(connection));
+      }
     }
   }
-  // Closed outside the loop: closing a bridge may run hooks that edit the map.
-  for (auto& bridge : revoked) bridge->close("no longer granted after re-authentication");
+  // Closed outside the loop: closing a bridge may run hooks that edit the maps.
+  for (auto& bridge : revoked)
+    bridge->close("no longer granted after re-authentication", kResetNotGranted);
   if (auto found = listeners_.find(id); found != listeners_.end()) {
     for (auto it = found->second.begin(); it != found->second.end();) {
       if (grant_refusal(id, it->second->requested, true)) {
@@ -1150,7 +1166,8 @@ Reply ServerTunnel::open_listener(const session::SessionId& id, const StreamRequ
                            transport::escape_for_log(acceptor.error()));
     return Reply{ReplyStatus::kUnreachable, acceptor.error()};
   }
-  auto listener = std::make_shared<RemoteListener>(RemoteListener{request, std::move(*acceptor)});
+  auto listener =
+      std::make_shared<RemoteListener>(RemoteListener{request, std::move(*acceptor), {}});
   const auto bound = describe(address->to_string(), listener->acceptor->local_endpoint().port());
   listeners_[id][stream] = listener;
   if (auto found = bridges_[id].find(stream); found != bridges_[id].end()) {
@@ -1197,6 +1214,11 @@ asio::awaitable<void> ServerTunnel::accept_loop(session::SessionId id, session::
     auto bridge = std::make_shared<StreamBridge>(
         io_, *runtime_, lookup, *stream, name + " -R stream " + std::to_string(*stream), &release_);
     bridges_[id][*stream] = bridge;
+    std::erase_if(listener->connections, [](const std::weak_ptr<StreamBridge>& connection) {
+      auto alive = connection.lock();
+      return alive == nullptr || alive->closed();
+    });
+    listener->connections.push_back(bridge);
     bridge->start_initiator(
         make_tcp_connection(std::move(socket)),
         StreamRequest{RequestKind::kConnect, listener->requested.host, listener->requested.port});

@@ -81,10 +81,12 @@ class StreamBridge : public std::enable_shared_from_this<StreamBridge> {
 
   void on_readable() { readable_signal_.cancel(); }
   void on_writable() { writable_signal_.cancel(); }
-  // The peer reset the stream: the local connection is aborted (RST, not FIN).
-  void on_reset();
-  // Ends the bridge; the stream is reset so that the peer ends its side too.
-  void close(const std::string& why);
+  // The peer reset the stream with `error_code`: the local connection is aborted (RST, not FIN)
+  // and the log says why (reset_reason).
+  void on_reset(std::uint64_t error_code);
+  // Ends the bridge; the stream is reset with `reset_code` (kResetClosed, kResetNotGranted) so
+  // that the peer ends its side too and can tell why.
+  void close(const std::string& why, std::uint64_t reset_code = kResetClosed);
   // Ends the bridge without touching the stream (the session is gone).
   void drop(const std::string& why);
   [[nodiscard]] bool closed() const { return closed_; }
@@ -240,6 +242,9 @@ class ServerTunnel final : public transport::SessionObserver {
   struct RemoteListener {
     StreamRequest requested;  // as the client named it: identifies the forward to the client
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+    // The connections it accepted that may still be open (ended ones are pruned at each accept):
+    // reset with the listener when its grant is withdrawn.
+    std::vector<std::weak_ptr<StreamBridge>> connections;
   };
   // The plan for a connect request of session `id` (called `name` in logs), or its refusal.
   Expected<ConnectPlan, Reply> connect_plan(const session::SessionId& id, const std::string& name,
@@ -265,7 +270,8 @@ class ServerTunnel final : public transport::SessionObserver {
   void update_grant(const session::SessionId& id, const session::Session& session,
                     const std::string& name);
   // After a re-authentication: resets the streams and closes the -R listeners of session `id` whose
-  // targets its new grants no longer allow, saying why in the log.
+  // targets its new grants no longer allow, with the connections those listeners accepted, saying
+  // why in the log and to the client (kResetNotGranted).
   void enforce_grants(const session::SessionId& id, const std::string& name);
   // The refusal when the session's principal is not granted `request` (checked by `allows`).
   [[nodiscard]] std::optional<std::string> grant_refusal(const session::SessionId& id,

@@ -1,6 +1,7 @@
 #include "tunnel/tunnel_protocol.hpp"
 
 #include <charconv>
+#include <string>
 
 namespace tether::tunnel {
 namespace {
@@ -17,6 +18,20 @@ std::string as_text(std::span<const std::byte> bytes) {
 }
 
 }  // namespace
+
+std::string reset_reason(std::uint64_t code) {
+  switch (code) {
+    case kResetClosed:
+      return "its end there closed";
+    case kResetLackOfResources:
+      return "lack-of-resources: too many bytes unread";
+    case kResetNotGranted:
+      return "not granted: the credential of the latest re-authentication no longer grants this "
+             "target";
+    default:
+      return "code " + std::to_string(code);
+  }
+}
 
 const char* to_string(ReplyStatus status) {
   switch (status) {

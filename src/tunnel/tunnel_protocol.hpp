@@ -33,6 +33,18 @@ enum class ReplyStatus : std::uint8_t {
 };
 [[nodiscard]] const char* to_string(ReplyStatus status);
 
+// The error code of a ResetStream on a tunnel stream says why it was reset (the numbers are the
+// session's Reason codes). kResetClosed: the bridge on the other side ended (a local read or write
+// failed, a bad header, the program is ending). kResetLackOfResources: sent by the session itself
+// (too many unread bytes). kResetNotGranted: the server's grants no longer allow the stream's
+// target (or the -R listener that accepted it) after a re-authentication with another credential.
+inline constexpr std::uint64_t kResetClosed = 1;
+inline constexpr std::uint64_t kResetLackOfResources = 2;
+inline constexpr std::uint64_t kResetNotGranted = 3;  // administratively-prohibited
+// Why a stream was reset, for the log of the side that receives the reset: the meaning of a known
+// code, or the number.
+[[nodiscard]] std::string reset_reason(std::uint64_t code);
+
 enum class RequestKind : std::uint8_t { kConnect = 1, kListen = 2 };
 
 struct StreamRequest {

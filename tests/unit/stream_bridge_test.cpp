@@ -6,10 +6,13 @@
 
 #include <malloc.h>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <asio.hpp>
@@ -141,6 +144,68 @@ TEST_F(StreamBridgeTest, PartialHeaderHoldsOnlyItsBytes) {
   run_for(std::chrono::milliseconds(50));
   ASSERT_EQ(bridges_.size(), 1u);
   EXPECT_EQ(bridges_.begin()->second->held_bytes(), 100u);
+}
+
+// A stream the server's bridge ends as no longer granted (after a re-authentication) reaches the
+// client as a reset that says so (kResetNotGranted, not the generic code), and the client's bridge
+// aborts its local connection at once: the local program reads a reset, not a half-open socket.
+TEST_F(StreamBridgeTest, NotGrantedResetReachesTheLocalProgramWithItsReason) {
+  const auto loopback_address = asio::ip::make_address("127.0.0.1");
+  asio::ip::tcp::acceptor target(io_, {loopback_address, 0});
+  asio::ip::tcp::socket target_side(io_);
+  target.async_accept(target_side, [](std::error_code) {});
+  // The local program's connection to the client's -L port, and the client's end of it.
+  asio::ip::tcp::acceptor local(io_, {loopback_address, 0});
+  asio::ip::tcp::socket program(io_);
+  program.connect(local.local_endpoint());
+  asio::ip::tcp::socket client_side = local.accept();
+
+  auto stream = loopback_.client.open_stream(0, loopback_.now);
+  ASSERT_TRUE(stream);
+  auto client_bridge = std::make_shared<tunnel::StreamBridge>(
+      io_, runtime_, [this] { return &loopback_.client; }, *stream, "client test");
+  std::optional<std::uint64_t> reset_code;
+  loopback_.client_app = [&](const session::Event& event) {
+    if (const auto* reset = std::get_if<events::StreamReset>(&event)) {
+      reset_code = reset->error_code;
+      client_bridge->on_reset(reset->error_code);
+    } else if (std::holds_alternative<events::StreamReadable>(event) ||
+               std::holds_alternative<events::StreamFinished>(event)) {
+      client_bridge->on_readable();
+    } else if (std::holds_alternative<events::Writable>(event)) {
+      client_bridge->on_writable();
+    }
+  };
+  client_bridge->start_initiator(tunnel::make_tcp_connection(std::move(client_side)),
+                                 tunnel::StreamRequest{tunnel::RequestKind::kConnect, "127.0.0.1",
+                                                       target.local_endpoint().port()});
+  // Connected end to end: a byte from the program reaches the target.
+  asio::write(program, asio::buffer("x", 1));
+  std::array<char, 16> buffer{};
+  std::size_t arrived = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (arrived == 0 && std::chrono::steady_clock::now() < give_up) {
+    run_for(std::chrono::milliseconds(5));
+    std::error_code error;
+    if (!target_side.is_open()) continue;
+    target_side.non_blocking(true);
+    arrived = target_side.read_some(asio::buffer(buffer), error);
+  }
+  ASSERT_EQ(arrived, 1u) << "the stream never connected";
+  ASSERT_EQ(bridges_.size(), 1u);
+
+  bridges_.begin()->second->close("no longer granted", tunnel::kResetNotGranted);
+  run_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(reset_code.has_value()) << "no reset reached the client";
+  EXPECT_EQ(*reset_code, tunnel::kResetNotGranted);
+  EXPECT_TRUE(client_bridge->closed());
+  EXPECT_EQ(tunnel::reset_reason(*reset_code).rfind("not granted", 0), 0u)
+      << tunnel::reset_reason(*reset_code);
+  // The program sees the end at once (a reset), without waiting for anything.
+  program.non_blocking(true);
+  std::error_code error;
+  (void)program.read_some(asio::buffer(buffer), error);
+  EXPECT_EQ(error, asio::error::connection_reset) << error.message();
 }
 
 session::SessionConfig small_window() {

@@ -222,5 +222,13 @@ TEST(SplitHostPort, TakesPortZeroOnlyWhenAsked) {
   EXPECT_FALSE(split_host_port("127.0.0.1:0"));
 }
 
+// A reset's code is the only reason that crosses the wire; the receiving side words it itself.
+TEST(ResetReason, SaysWhyForKnownCodesAndNamesOthersByNumber) {
+  EXPECT_EQ(reset_reason(kResetNotGranted).rfind("not granted:", 0), 0u);
+  EXPECT_EQ(reset_reason(kResetLackOfResources).rfind("lack-of-resources", 0), 0u);
+  EXPECT_NE(reset_reason(kResetClosed), reset_reason(kResetNotGranted));
+  EXPECT_EQ(reset_reason(0xffffffffffffffffu), "code 18446744073709551615");
+}
+
 }  // namespace
 }  // namespace tether::tunnel

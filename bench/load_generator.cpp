@@ -29,6 +29,8 @@
 // every session stayed open (a failed re-authentication closes its session) and every probe's
 // records all came back in order.
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -105,6 +107,7 @@ struct Arguments {
   std::size_t sessions = 1000;
   std::size_t probes = 1;
   double probe_interval_ms = 1;
+  bool probe_realtime = false;
 };
 
 // The client credential the arguments describe (see auth/credentials.hpp), read once.
@@ -1028,13 +1031,24 @@ class StreamProbe final : public transport::SessionObserver {
 // A probe with its thread, its io_context and its echo listener.
 class ProbeThread {
  public:
-  ProbeThread(transport::ClientOptions options, std::uint16_t echo_port, Clock::duration interval)
+  ProbeThread(transport::ClientOptions options, std::uint16_t echo_port, Clock::duration interval,
+              bool realtime)
       : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), echo_port}),
         probe_(io_, std::move(options), echo_port, interval) {
     asio::co_spawn(io_, echo_server(acceptor_), asio::detached);
     asio::post(io_, [this] { probe_.start(); });
     thread_ = std::thread([this] { io_.run(); });
+    if (realtime) {
+      // Round-robin real-time priority for the probe's thread (needs CAP_SYS_NICE): its timer
+      // and its reads then wait for no other process's work, only for the server's and the
+      // kernel's.
+      sched_param parameter{};
+      parameter.sched_priority = 10;
+      realtime_ = ::pthread_setschedparam(thread_.native_handle(), SCHED_RR, &parameter) == 0;
+      if (!realtime_) spdlog::warn("probe: no real-time priority (needs CAP_SYS_NICE)");
+    }
   }
+  [[nodiscard]] bool realtime() const { return realtime_; }
   ~ProbeThread() { join(); }
   StreamProbe& probe() { return probe_; }
   // Stops the probe and waits for its thread; its figures may be read afterwards.
@@ -1056,6 +1070,7 @@ class ProbeThread {
   asio::ip::tcp::acceptor acceptor_;
   StreamProbe probe_;
   std::thread thread_;
+  bool realtime_ = false;
 };
 
 // The figures of one probe's window.
@@ -1105,7 +1120,8 @@ class ReauthenticationBenchmark {
           client_options(arguments_, *probe_context, "127.0.0.1", authenticators_.fresh()),
           static_cast<std::uint16_t>(arguments_.echo_port + index),
           std::chrono::duration_cast<Clock::duration>(
-              std::chrono::duration<double, std::milli>(arguments_.probe_interval_ms))));
+              std::chrono::duration<double, std::milli>(arguments_.probe_interval_ms)),
+          arguments_.probe_realtime));
     }
     const auto give_up =
         Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -1184,6 +1200,7 @@ class ReauthenticationBenchmark {
       thread->join();
       const auto& probe = thread->probe();
       auto figures = probe_figures(probe);
+      figures["realtime"] = thread->realtime();
       if (probe.failed) {
         figures["failure"] = probe.failure;
         probes_ok = false;
@@ -1345,6 +1362,9 @@ int main(int argc, char** argv) {
   app.add_option("--probe-interval", arguments.probe_interval_ms,
                  "Re-authentication mode: milliseconds between a probe's records")
       ->capture_default_str();
+  app.add_flag("--probe-realtime", arguments.probe_realtime,
+               "Re-authentication mode: run the probes' thread at real-time priority (SCHED_RR; "
+               "needs CAP_SYS_NICE), so that other processes on the machine delay its timer less");
   CLI11_PARSE(app, argc, argv);
   if (arguments.establish == 0 && arguments.echo_port == 0 &&
       (arguments.reauthenticate_s <= 0 || arguments.probes > 0)) {

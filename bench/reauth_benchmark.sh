@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The re-authentication benchmark, through the real `tether server`: for each mechanism
 # (SCRAM-SHA-256-PLUS, SCRAM-SHA-256, OAUTHBEARER with an RS256 token, EXTERNAL with an mTLS client
-# certificate, PLAIN) a fresh server with `--max-reauth LIFETIME` (3s: every session
-# re-authenticates every ~2.6-2.9 s, at 85-95% of its lifetime) and bench/load_generator
+# certificate, PLAIN) a fresh server with `--max-reauth LIFETIME` (5s: every session
+# re-authenticates every ~4.3-4.8 s, at 85-95% of its lifetime) and bench/load_generator
 # --reauthenticate, which keeps N authenticated sessions open and one probe session (on a thread of
 # its own) writing a 16-byte timestamped record every millisecond through a tunnelled stream to an
 # echo listener. Plus, in each repetition, a baseline run "off": the same with SCRAM-SHA-256-PLUS
@@ -28,9 +28,11 @@
 #   --tether PATH      default build/gcc/apps/tether/tether
 #   --generator PATH   default build/gcc/bench/load_generator
 #   --sessions N       sessions kept open per run, besides the probe (default 1000)
+#   --plain-sessions N the same for PLAIN (default 100: PLAIN costs the server a PBKDF2 per check,
+#                      ~7 ms here, so 1,000 sessions every ~4.5 s would need ~1.5 of the 2 cores)
 #   --repeat R         repetitions, the mechanisms interleaved (default 3); the table shows medians
-#   --lifetime D       the server's --max-reauth (default 3s)
-#   --window S         seconds measured per run (default 8), after --settle S seconds (default 3,
+#   --lifetime D       the server's --max-reauth (default 5s)
+#   --window S         seconds measured per run (default 5), after --settle S seconds (default 2,
 #                      so that re-authentications are under way when the window opens)
 #   --mechanisms LIST  comma-separated subset of SCRAM-SHA-256-PLUS, SCRAM-SHA-256, OAUTHBEARER,
 #                      EXTERNAL, PLAIN (default all, PLAIN last; the baseline always runs)
@@ -45,10 +47,12 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tether="$repo/build/gcc/apps/tether/tether"
 generator="$repo/build/gcc/bench/load_generator"
 sessions=1000
+plain_sessions=100
 repeat=3
-lifetime=3s
-window=8
-settle=3
+lifetime=5s
+window=5
+settle=2
+connect_window=16
 mechanisms=SCRAM-SHA-256-PLUS,SCRAM-SHA-256,OAUTHBEARER,EXTERNAL,PLAIN
 check=false
 keep_log=false
@@ -57,10 +61,12 @@ while (($#)); do
     --tether) tether=${2:?}; shift 2 ;;
     --generator) generator=${2:?}; shift 2 ;;
     --sessions) sessions=${2:?}; shift 2 ;;
+    --plain-sessions) plain_sessions=${2:?}; shift 2 ;;
     --repeat) repeat=${2:?}; shift 2 ;;
     --lifetime) lifetime=${2:?}; shift 2 ;;
     --window) window=${2:?}; shift 2 ;;
     --settle) settle=${2:?}; shift 2 ;;
+    --connect-window) connect_window=${2:?}; shift 2 ;;
     --mechanisms) mechanisms=${2:?}; shift 2 ;;
     --check) check=true; shift ;;
     --keep-log) keep_log=true; shift ;;
@@ -180,7 +186,9 @@ client_arguments() {
 
 # run MECHANISM INDEX: one server, one generator run; its RESULT line goes to $work/results.
 run() {
-  local mechanism=$1 index=$2 port echo_port limit=$((sessions + 100))
+  local mechanism=$1 index=$2 port echo_port count=$sessions
+  if [[ $mechanism == PLAIN ]]; then count=$plain_sessions; fi
+  local limit=$((count + 100))
   port=$(free_port)
   echo_port=$(free_port)
   while [[ $echo_port == "$port" ]]; do echo_port=$(free_port); done
@@ -199,7 +207,8 @@ run() {
   local status=0
   # shellcheck disable=SC2046
   "$generator" --server "127.0.0.1:$port" --fingerprint "$fingerprint" --server-pid "$server_pid" \
-    --reauthenticate "$window" --settle "$settle" --sessions "$sessions" --probes 1 \
+    --reauthenticate "$window" --settle "$settle" --sessions "$count" --probes 1 \
+    --window "$connect_window" --probe-realtime \
     --echo-port "$echo_port" --establish-timeout 120 \
     $(client_arguments "$mechanism") \
     >"$work/generator-$mechanism-$index.log" 2>&1 || status=$?
@@ -208,7 +217,8 @@ run() {
   result=$(sed -n 's/^RESULT //p' "$work/generator-$mechanism-$index.log" | tail -n 1)
   if [[ -z $result ]]; then result='{}'; fi
   jq -c --arg mechanism "$mechanism" --argjson status "$status" --argjson index "$index" \
-    '. + {bench_mechanism: $mechanism, exit_status: $status, repetition: $index}' \
+    --argjson count "$count" \
+    '. + {bench_mechanism: $mechanism, exit_status: $status, repetition: $index, sessions_wanted: $count}' \
     <<<"$result" >>"$work/results"
   if ((status != 0)); then
     echo "run $index of $mechanism failed (exit $status):" >&2
@@ -221,7 +231,7 @@ run() {
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u +%FT%TZ)
 echo "tether $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores," \
-  "$sessions sessions + 1 probe per run, --max-reauth $lifetime, window ${window} s after" \
+  "$sessions sessions ($plain_sessions with PLAIN) + 1 probe per run, --max-reauth $lifetime, window ${window} s after" \
   "${settle} s, $repeat repetitions; load average before: $load_before"
 failures=0
 IFS=, read -r -a mechanism_list <<<"$mechanisms"
@@ -234,8 +244,8 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
-echo "| mechanism | re-auths (runs) | re-auths/s | latency p50 / p99 (ms) | server CPU per re-auth, raw / marginal (us) | re-auths/s per server core | probe gap max / p99 (ms) | probe round trip max / p99 (ms) | probe re-auths |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| mechanism | sessions | re-auths (runs) | re-auths/s | latency p50 / p99 (ms) | server CPU per re-auth, raw / marginal (us) | re-auths/s per server core | probe gap max / p99 (ms) | probe round trip max / p99 (ms) | probe re-auths |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for mechanism in "${mechanism_list[@]}"; do
   # The marginal CPU of a run: its server CPU rate minus the same repetition's baseline rate, per
   # re-authentication.
@@ -251,7 +261,7 @@ for mechanism in "${mechanism_list[@]}"; do
               / .reauthentications_per_second
         else null end)) as $marginal
     | ($marginal | median) as $m
-    | "| \($mechanism) | \($runs | map(.reauthentications) | add // 0) (\($runs | length))"
+    | "| \($mechanism) | \($runs | map(.sessions_wanted) | median // "-") | \($runs | map(.reauthentications) | add // 0) (\($runs | length))"
       + " | \($runs | map(.reauthentications_per_second) | median | fixed(0))"
       + " | \($runs | map(.latency_p50_ms) | median | fixed(2)) / \($runs | map(.latency_p99_ms) | median | fixed(2))"
       + " | \($runs | map(.server_cpu_per_reauthentication_us) | median | fixed(0)) / \($m | fixed(0))"
@@ -281,10 +291,10 @@ if ((failures > 0)); then
   exit 1
 fi
 if $check; then
-  jq -se --argjson sessions "$sessions" '
-    all(.exit_status == 0 and .sessions == $sessions and .sessions_closed == 0
+  jq -se '
+    all(.exit_status == 0 and .sessions == .sessions_wanted and .sessions_closed == 0
         and (if .bench_mechanism == "off" then .reauthentications == 0
-             else .reauthentications > 0 and .sessions_reauthenticated == $sessions
+             else .reauthentications > 0 and .sessions_reauthenticated == .sessions_wanted
                   and .probes[0].reauthentications > 0 end))' \
     "$work/results" >/dev/null || {
     echo "check failed:" >&2

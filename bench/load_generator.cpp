@@ -971,7 +971,6 @@ class StreamProbe final : public transport::SessionObserver {
   asio::awaitable<void> send() {
     ready = true;
     auto next = Clock::now();
-    std::size_t skipped_while_waiting = 0;
     while (!failed) {
       ticker_.expires_at(next);
       auto [error] = co_await ticker_.async_wait(kTuple);
@@ -988,7 +987,6 @@ class StreamProbe final : public transport::SessionObserver {
       if (!written) {
         // WouldBlock: the session's window is full; the record waits for the next tick (counted
         // as a gap by the receiver, as it should be).
-        ++skipped_while_waiting;
         next += interval_;
         continue;
       }
@@ -1000,7 +998,6 @@ class StreamProbe final : public transport::SessionObserver {
       runtime_.wake();
       next += interval_;
     }
-    (void)skipped_while_waiting;
   }
 
   void fail(const std::string& why) {

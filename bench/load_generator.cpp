@@ -17,20 +17,37 @@
 // session in both modes, each session as a new client (its own credential, so SCRAM derives the
 // salted password every time) unless --reuse-credential. The exit status says whether all N were
 // established, and, with a credential, authenticated (and with --expect-principal, as whom).
+//
+// With --reauthenticate SECONDS it measures re-authentication (bench/reauth_benchmark.sh): it
+// keeps --sessions authenticated sessions open against a server whose lifetime (--max-reauth)
+// makes the core re-authenticate them over and over, plus --probes sessions on a thread of their
+// own that each write a 16-byte timestamped record every --probe-interval ms through a tunnelled
+// stream to an echo listener (--echo-port + index; the server must --allow it). Over the window it
+// reports each re-authentication's latency as the client measured it (events::Reauthenticated),
+// their count and rate, the server's CPU (/proc) per re-authentication, and per probe the gaps
+// between consecutive echoed records' arrivals and their round trips. The exit status says whether
+// every session stayed open (a failed re-authentication closes its session) and every probe's
+// records all came back in order.
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <openssl/ssl.h>
@@ -84,6 +101,13 @@ struct Arguments {
   std::string auth_mechanism;
   std::string expect_principal;
   bool reuse_credential = false;
+  // Re-authentication mode (--reauthenticate SECONDS): --sessions sessions kept open, --probes of
+  // them carrying a timestamped stream every --probe-interval milliseconds.
+  double reauthenticate_s = 0;
+  std::size_t sessions = 1000;
+  std::size_t probes = 1;
+  double probe_interval_ms = 1;
+  bool probe_realtime = false;
 };
 
 // The client credential the arguments describe (see auth/credentials.hpp), read once.
@@ -369,6 +393,10 @@ class Authenticators {
     return shared_ ? shared_ : make();
   }
   [[nodiscard]] bool any() const { return credentials_.any; }
+  // A credential of its own (never the shared one), e.g. for a session on another thread.
+  [[nodiscard]] std::shared_ptr<session::ClientAuthenticator> fresh() const {
+    return credentials_.any ? make() : nullptr;
+  }
 
  private:
   [[nodiscard]] std::shared_ptr<session::ClientAuthenticator> make() const {
@@ -781,6 +809,454 @@ class EstablishBenchmark {
   bool complete_ = false;
 };
 
+// ---- Re-authentication mode
+
+// What the re-authenticating sessions report, counted together (one io_context: no locking).
+struct ReauthenticationTally {
+  std::size_t established = 0, connecting = 0, closed = 0, fatal = 0;
+  std::size_t reauthenticated = 0;         // in the measured window
+  std::size_t reauthenticated_before = 0;  // before it (warm-up)
+  std::vector<double> latencies_ms;        // the client's measured latency of each, in the window
+  std::string first_failure;
+  std::string mechanism;  // of the last re-authentication
+  bool recording = false;
+};
+
+// One session of the re-authentication mode: established, then idle; the core re-authenticates it
+// at 85-95% of each lifetime the server gives.
+class ReauthenticatingSession final : public transport::SessionObserver {
+ public:
+  ReauthenticatingSession(asio::io_context& io, transport::ClientOptions options,
+                          ReauthenticationTally& tally)
+      : runtime_(io, std::move(options), *this), tally_(tally) {}
+  void start() {
+    ++tally_.connecting;
+    runtime_.start();
+  }
+  void stop() { runtime_.stop(); }
+  [[nodiscard]] std::size_t reauthentications() const { return reauthentications_; }
+
+  void on_event(const session::SessionId&, session::Session*,
+                const session::Event& event) override {
+    namespace events = session::events;
+    if (std::holds_alternative<events::Established>(event)) {
+      ++tally_.established;
+      --tally_.connecting;
+    } else if (const auto* reauthenticated = std::get_if<events::Reauthenticated>(&event)) {
+      tally_.mechanism = reauthenticated->mechanism;
+      if (!tally_.recording) {
+        ++tally_.reauthenticated_before;
+        return;
+      }
+      ++reauthentications_;
+      ++tally_.reauthenticated;
+      tally_.latencies_ms.push_back(milliseconds(reauthenticated->latency));
+    } else if (const auto* closed = std::get_if<events::Closed>(&event)) {
+      // A failed re-authentication ends the session (auth-failed), as does a lifetime that ran
+      // out before one succeeded (credentials-expired): every Closed is a failure here.
+      ++tally_.closed;
+      if (tally_.first_failure.empty()) {
+        tally_.first_failure = "session closed: " + std::string(wire::to_string(closed->reason));
+        if (!closed->message.empty()) tally_.first_failure += ": " + closed->message;
+      }
+    }
+  }
+  void on_fatal(const transport::TransportError& error) override {
+    ++tally_.fatal;
+    if (tally_.first_failure.empty()) tally_.first_failure = "fatal: " + error.message;
+  }
+
+ private:
+  transport::ClientRuntime runtime_;
+  ReauthenticationTally& tally_;
+  std::size_t reauthentications_ = 0;
+};
+
+// A probe: one more authenticated session (it re-authenticates like the others) on its own thread
+// and io_context, carrying a timestamped stream: every --probe-interval a 16-byte record (sequence
+// number, send time) is written to a tunnelled stream to an echo listener on the same thread; the
+// arrival time of each echoed record is kept. Its own thread, so that the generator's work for
+// the other sessions delays its timer as little as the two cores allow.
+class StreamProbe final : public transport::SessionObserver {
+ public:
+  StreamProbe(asio::io_context& io, transport::ClientOptions options, std::uint16_t echo_port,
+              Clock::duration interval)
+      : io_(io),
+        runtime_(io, std::move(options), *this),
+        echo_port_(echo_port),
+        interval_(interval),
+        ticker_(io) {}
+  void start() { runtime_.start(); }
+  void stop() {
+    stopping_ = true;
+    ticker_.cancel();
+    runtime_.stop();
+  }
+
+  // Written by the probe's thread only; read by the others once `ready`/`failed` says so, or
+  // after the thread was joined.
+  std::atomic<bool> ready{false}, failed{false}, recording{false};
+  std::string failure;
+  struct Record {
+    std::uint64_t sequence;
+    Clock::time_point sent, scheduled, arrived;
+  };
+  std::vector<Record> records;  // the echoed records sent while `recording`, in arrival order
+  std::size_t out_of_order = 0, reauthentications = 0;
+
+  void on_event(const session::SessionId&, session::Session* session,
+                const session::Event& event) override {
+    namespace events = session::events;
+    if (std::holds_alternative<events::Established>(event)) {
+      auto opened = session->open_stream(0, session::Clock::now());
+      if (!opened) return fail("cannot open the probe stream");
+      stream_ = *opened;
+      const auto request = tunnel::encode(
+          tunnel::StreamRequest{tunnel::RequestKind::kConnect, "127.0.0.1", echo_port_});
+      auto written = session->write(stream_, request, session::Clock::now());
+      if (!written || *written != request.size()) return fail("cannot write the stream request");
+    } else if (const auto* readable = std::get_if<events::StreamReadable>(&event)) {
+      if (readable->stream != stream_) return;
+      std::array<std::byte, 4096> buffer{};
+      while (true) {
+        auto read = session->read(stream_, buffer, session::Clock::now());
+        if (!read || read->bytes == 0) break;
+        take(std::span(buffer).first(read->bytes));
+      }
+    } else if (std::holds_alternative<events::Reauthenticated>(event)) {
+      if (recording) ++reauthentications;
+    } else if (const auto* closed = std::get_if<events::Closed>(&event)) {
+      fail("the probe session closed: " + std::string(wire::to_string(closed->reason)) + " " +
+           closed->message);
+    } else if (std::holds_alternative<events::StreamReset>(event) ||
+               std::holds_alternative<events::StreamFinished>(event)) {
+      fail("the probe stream ended");
+    }
+  }
+  void on_fatal(const transport::TransportError& error) override { fail(error.message); }
+
+ private:
+  static constexpr std::size_t kRecordSize = 16;
+
+  void take(std::span<const std::byte> bytes) {
+    const auto now = Clock::now();
+    pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+    std::size_t offset = 0;
+    if (!connected_) {
+      auto reply = tunnel::parse_reply(pending_, offset);
+      if (!reply) return fail("malformed reply: " + reply.error());
+      if (!*reply) return;
+      if ((*reply)->status != tunnel::ReplyStatus::kConnected)
+        return fail(std::string("echo target refused: ") + tunnel::to_string((*reply)->status));
+      connected_ = true;
+      asio::co_spawn(io_, send(), asio::detached);
+    }
+    for (; pending_.size() - offset >= kRecordSize; offset += kRecordSize) {
+      std::uint64_t sequence = 0;
+      std::int64_t sent_ticks = 0;
+      std::memcpy(&sequence, pending_.data() + offset, 8);
+      std::memcpy(&sent_ticks, pending_.data() + offset + 8, 8);
+      if (sequence != expected_sequence_) ++out_of_order;
+      expected_sequence_ = sequence + 1;
+      if (sequence >= first_recorded_ && sequence < scheduled_.size()) {
+        records.push_back(
+            {sequence, Clock::time_point(Clock::duration(sent_ticks)), scheduled_[sequence], now});
+      }
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(offset));
+  }
+
+  // Writes a record at every tick of a fixed schedule (a late tick is written at once, never
+  // skipped), from the moment the echo target is connected until stopped.
+  asio::awaitable<void> send() {
+    ready = true;
+    auto next = Clock::now();
+    while (!failed) {
+      ticker_.expires_at(next);
+      auto [error] = co_await ticker_.async_wait(kTuple);
+      if (error) co_return;
+      const bool record = recording.load();
+      if (record && first_recorded_ == kNone) first_recorded_ = scheduled_.size();
+      if (!record && first_recorded_ != kNone) co_return;  // the window is over
+      std::array<std::byte, kRecordSize> message{};
+      const std::uint64_t sequence = scheduled_.size();
+      const std::int64_t sent = Clock::now().time_since_epoch().count();
+      std::memcpy(message.data(), &sequence, 8);
+      std::memcpy(message.data() + 8, &sent, 8);
+      auto written = runtime_.session().write(stream_, message, session::Clock::now());
+      if (!written) {
+        // WouldBlock: the session's window is full; the record waits for the next tick (counted
+        // as a gap by the receiver, as it should be).
+        next += interval_;
+        continue;
+      }
+      if (*written != message.size()) {
+        fail("a record was written in part");
+        co_return;
+      }
+      scheduled_.push_back(next);
+      runtime_.wake();
+      next += interval_;
+    }
+  }
+
+  void fail(const std::string& why) {
+    if (stopping_) return;  // the end of the run, not a failure
+    if (!failed) {
+      failure = why;
+      spdlog::error("probe: {}", why);
+    }
+    failed = true;
+    ticker_.cancel();
+  }
+
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  asio::io_context& io_;
+  transport::ClientRuntime runtime_;
+  std::uint16_t echo_port_;
+  Clock::duration interval_;
+  asio::steady_timer ticker_;
+  session::StreamId stream_ = 0;
+  std::vector<std::byte> pending_;
+  bool connected_ = false;
+  std::vector<Clock::time_point> scheduled_;  // by sequence number
+  std::size_t first_recorded_ = kNone;
+  std::uint64_t expected_sequence_ = 0;
+  bool stopping_ = false;
+};
+
+// A probe with its thread, its io_context and its echo listener.
+class ProbeThread {
+ public:
+  ProbeThread(transport::ClientOptions options, std::uint16_t echo_port, Clock::duration interval,
+              bool realtime)
+      : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), echo_port}),
+        probe_(io_, std::move(options), echo_port, interval) {
+    asio::co_spawn(io_, echo_server(acceptor_), asio::detached);
+    asio::post(io_, [this] { probe_.start(); });
+    thread_ = std::thread([this] { io_.run(); });
+    if (realtime) {
+      // Round-robin real-time priority for the probe's thread (needs CAP_SYS_NICE): its timer
+      // and its reads then wait for no other process's work, only for the server's and the
+      // kernel's.
+      sched_param parameter{};
+      parameter.sched_priority = 10;
+      realtime_ = ::pthread_setschedparam(thread_.native_handle(), SCHED_RR, &parameter) == 0;
+      if (!realtime_) spdlog::warn("probe: no real-time priority (needs CAP_SYS_NICE)");
+    }
+  }
+  [[nodiscard]] bool realtime() const { return realtime_; }
+  ~ProbeThread() { join(); }
+  StreamProbe& probe() { return probe_; }
+  // Stops the probe and waits for its thread; its figures may be read afterwards.
+  void join() {
+    if (!thread_.joinable()) return;
+    asio::post(io_, [this] {
+      probe_.stop();
+      std::error_code ignored;
+      acceptor_.close(ignored);
+      // A moment for the stop's closes to be written, then the loop ends.
+      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
+      timer->async_wait([this, timer](std::error_code) { io_.stop(); });
+    });
+    thread_.join();
+  }
+
+ private:
+  asio::io_context io_;
+  asio::ip::tcp::acceptor acceptor_;
+  StreamProbe probe_;
+  std::thread thread_;
+  bool realtime_ = false;
+};
+
+// The figures of one probe's window.
+nlohmann::json probe_figures(const StreamProbe& probe) {
+  nlohmann::json row = nlohmann::json::object();
+  const auto& records = probe.records;
+  row["messages"] = records.size();
+  row["out_of_order"] = probe.out_of_order;
+  row["reauthentications"] = probe.reauthentications;
+  if (records.size() < 2) return row;
+  std::vector<double> gaps, latencies, lateness;
+  for (std::size_t index = 0; index < records.size(); ++index) {
+    latencies.push_back(milliseconds(records[index].arrived - records[index].sent));
+    lateness.push_back(milliseconds(records[index].sent - records[index].scheduled));
+    if (index > 0)
+      gaps.push_back(milliseconds(records[index].arrived - records[index - 1].arrived));
+  }
+  row["gap_p50_ms"] = percentile(gaps, 0.50);
+  row["gap_p99_ms"] = percentile(gaps, 0.99);
+  row["gap_p999_ms"] = percentile(gaps, 0.999);
+  row["gap_max_ms"] = *std::max_element(gaps.begin(), gaps.end());
+  row["round_trip_p50_ms"] = percentile(latencies, 0.50);
+  row["round_trip_p99_ms"] = percentile(latencies, 0.99);
+  row["round_trip_max_ms"] = *std::max_element(latencies.begin(), latencies.end());
+  row["send_late_p99_ms"] = percentile(lateness, 0.99);
+  row["send_late_max_ms"] = *std::max_element(lateness.begin(), lateness.end());
+  return row;
+}
+
+class ReauthenticationBenchmark {
+ public:
+  ReauthenticationBenchmark(asio::io_context& io, Arguments arguments, Credentials credentials)
+      : io_(io),
+        arguments_(std::move(arguments)),
+        authenticators_(std::move(credentials), arguments_.reuse_credential) {}
+
+  asio::awaitable<void> run() {
+    auto context = make_context(arguments_);
+    if (!context) co_return finish();
+    context_ = *context;
+    // The probes first (each on its thread, with its own TLS context and credential: nothing
+    // shared across threads), then the sessions, --window connecting at once.
+    for (std::size_t index = 0; index < arguments_.probes; ++index) {
+      auto probe_context = make_context(arguments_);
+      if (!probe_context) co_return finish();
+      probes_.push_back(std::make_unique<ProbeThread>(
+          client_options(arguments_, *probe_context, "127.0.0.1", authenticators_.fresh()),
+          static_cast<std::uint16_t>(arguments_.echo_port + index),
+          std::chrono::duration_cast<Clock::duration>(
+              std::chrono::duration<double, std::milli>(arguments_.probe_interval_ms)),
+          arguments_.probe_realtime));
+    }
+    const auto give_up =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(arguments_.establish_timeout_s));
+    const auto started = Clock::now();
+    while (tally_.established < arguments_.sessions) {
+      if (tally_.closed > 0 || tally_.fatal > 0) co_return stop(tally_.first_failure);
+      if (Clock::now() > give_up) co_return stop("timed out establishing the sessions");
+      while (sessions_.size() < arguments_.sessions && tally_.connecting < arguments_.window) {
+        sessions_.push_back(std::make_unique<ReauthenticatingSession>(
+            io_,
+            client_options(arguments_, context_, source_for(arguments_, sessions_.size()),
+                           authenticators_.for_session()),
+            tally_));
+        sessions_.back()->start();
+      }
+      co_await sleep_for(std::chrono::milliseconds(5));
+    }
+    row_["establish_seconds"] = std::chrono::duration<double>(Clock::now() - started).count();
+    for (auto& thread : probes_) {
+      while (!thread->probe().ready && !thread->probe().failed && Clock::now() < give_up)
+        co_await sleep_for(std::chrono::milliseconds(10));
+      if (!thread->probe().ready) co_return stop("probe: " + thread->probe().failure);
+    }
+    co_await sleep_for(seconds(arguments_.settle_s));
+    if (tally_.closed > 0 || tally_.fatal > 0) co_return stop(tally_.first_failure);
+
+    // The window: re-authentications counted, their latencies kept, the probes' records kept.
+    const auto server_before = cpu_seconds(arguments_.server_pid);
+    const auto own_before = cpu_seconds(::getpid());
+    tally_.recording = true;
+    for (auto& thread : probes_) thread->probe().recording = true;
+    const auto window_start = Clock::now();
+    co_await sleep_for(seconds(arguments_.reauthenticate_s));
+    tally_.recording = false;
+    for (auto& thread : probes_) thread->probe().recording = false;
+    const double window = std::chrono::duration<double>(Clock::now() - window_start).count();
+    const auto server_after = cpu_seconds(arguments_.server_pid);
+    const auto own_after = cpu_seconds(::getpid());
+    // The last records' echoes.
+    co_await sleep_for(std::chrono::milliseconds(200));
+
+    std::size_t sessions_reauthenticated = 0;
+    for (const auto& session : sessions_)
+      sessions_reauthenticated += session->reauthentications() > 0;
+    row_["sessions"] = tally_.established;
+    row_["window_seconds"] = window;
+    row_["reauthentications"] = tally_.reauthenticated;
+    row_["reauthentications_before_window"] = tally_.reauthenticated_before;
+    row_["sessions_reauthenticated"] = sessions_reauthenticated;
+    row_["reauthentications_per_second"] = static_cast<double>(tally_.reauthenticated) / window;
+    row_["sessions_closed"] = tally_.closed;
+    row_["fatal"] = tally_.fatal;
+    if (!tally_.first_failure.empty()) row_["first_failure"] = tally_.first_failure;
+    row_["mechanism"] = tally_.mechanism;
+    if (!tally_.latencies_ms.empty()) {
+      row_["latency_p50_ms"] = percentile(tally_.latencies_ms, 0.50);
+      row_["latency_p99_ms"] = percentile(tally_.latencies_ms, 0.99);
+      row_["latency_max_ms"] =
+          *std::max_element(tally_.latencies_ms.begin(), tally_.latencies_ms.end());
+    }
+    if (server_before && server_after) {
+      const double cpu = *server_after - *server_before;
+      row_["server_cpu_seconds"] = cpu;
+      row_["server_cpu_percent"] = 100 * cpu / window;
+      if (tally_.reauthenticated > 0)
+        row_["server_cpu_per_reauthentication_us"] =
+            1e6 * cpu / static_cast<double>(tally_.reauthenticated);
+    }
+    if (own_before && own_after) {
+      row_["generator_cpu_percent"] = 100 * (*own_after - *own_before) / window;
+    }
+    bool probes_ok = true;
+    nlohmann::json probe_rows = nlohmann::json::array();
+    for (auto& thread : probes_) {
+      thread->join();
+      const auto& probe = thread->probe();
+      auto figures = probe_figures(probe);
+      figures["realtime"] = thread->realtime();
+      if (probe.failed) {
+        figures["failure"] = probe.failure;
+        probes_ok = false;
+      }
+      if (probe.out_of_order > 0 || probe.records.size() < 2) probes_ok = false;
+      probe_rows.push_back(figures);
+    }
+    row_["probes"] = probe_rows;
+    if (!probe_rows.empty()) {  // the worst probe's figures, for the table
+      auto worst = [&probe_rows](const char* key) {
+        double value = 0;
+        for (const auto& probe : probe_rows)
+          if (probe.contains(key)) value = std::max(value, probe[key].get<double>());
+        return value;
+      };
+      for (const char* key : {"gap_p99_ms", "gap_max_ms", "round_trip_p99_ms", "round_trip_max_ms",
+                              "send_late_max_ms"})
+        row_[std::string("probe_") + key] = worst(key);
+    }
+    complete_ = tally_.closed == 0 && tally_.fatal == 0 && probes_ok &&
+                tally_.established == arguments_.sessions;
+    std::printf("RESULT %s\n", row_.dump().c_str());
+    std::fflush(stdout);
+    finish();
+  }
+
+  [[nodiscard]] const nlohmann::json& row() const { return row_; }
+  // Every session established, none closed, every probe's records back in order.
+  [[nodiscard]] bool complete() const { return complete_; }
+
+ private:
+  static Clock::duration seconds(double value) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(value));
+  }
+  void stop(const std::string& why) {
+    spdlog::error("{}", why);
+    row_["stopped"] = why;
+    row_["sessions"] = tally_.established;
+    std::printf("RESULT %s\n", row_.dump().c_str());
+    std::fflush(stdout);
+    finish();
+  }
+  void finish() {
+    for (auto& thread : probes_) thread->join();
+    for (auto& session : sessions_) session->stop();
+    asio::post(io_, [this] { io_.stop(); });
+  }
+
+  asio::io_context& io_;
+  Arguments arguments_;
+  Authenticators authenticators_;
+  std::shared_ptr<asio::ssl::context> context_;
+  ReauthenticationTally tally_;
+  std::vector<std::unique_ptr<ReauthenticatingSession>> sessions_;
+  std::vector<std::unique_ptr<ProbeThread>> probes_;
+  nlohmann::json row_ = nlohmann::json::object();
+  bool complete_ = false;
+};
+
 void print_table(const nlohmann::json& rows) {
   std::printf(
       "\n| idle sessions | server RSS per idle session | server CPU, idle | generator CPU, "
@@ -869,9 +1345,27 @@ int main(int argc, char** argv) {
   app.add_flag("--reuse-credential", arguments.reuse_credential,
                "One credential for all sessions (SCRAM keeps the salted password: PBKDF2 once) "
                "instead of one per session (a new client each time)");
+  app.add_option("--reauthenticate", arguments.reauthenticate_s,
+                 "Re-authentication mode: keep --sessions authenticated sessions and --probes "
+                 "stream probes open, then measure for this many seconds (after --settle) the "
+                 "re-authentications the server's lifetime causes, their latency, the server's "
+                 "CPU and the probes' stream gaps");
+  app.add_option("--sessions", arguments.sessions, "Re-authentication mode: sessions kept open")
+      ->capture_default_str();
+  app.add_option("--probes", arguments.probes,
+                 "Re-authentication mode: sessions carrying a timestamped echo stream, each to "
+                 "its own echo listener on --echo-port + its index")
+      ->capture_default_str();
+  app.add_option("--probe-interval", arguments.probe_interval_ms,
+                 "Re-authentication mode: milliseconds between a probe's records")
+      ->capture_default_str();
+  app.add_flag("--probe-realtime", arguments.probe_realtime,
+               "Re-authentication mode: run the probes' thread at real-time priority (SCHED_RR; "
+               "needs CAP_SYS_NICE), so that other processes on the machine delay its timer less");
   CLI11_PARSE(app, argc, argv);
-  if (arguments.establish == 0 && arguments.echo_port == 0) {
-    std::fprintf(stderr, "--echo-port is required (unless --establish)\n");
+  if (arguments.establish == 0 && arguments.echo_port == 0 &&
+      (arguments.reauthenticate_s <= 0 || arguments.probes > 0)) {
+    std::fprintf(stderr, "--echo-port is required (unless --establish, or --probes 0)\n");
     return 2;
   }
   if (arguments.concurrency == 0) {
@@ -894,6 +1388,25 @@ int main(int argc, char** argv) {
 
   spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
   spdlog::set_level(spdlog::level::warn);  // one line per session would cost more than the session
+  if (arguments.reauthenticate_s > 0) {
+    const std::uint64_t wanted = arguments.sessions + arguments.probes + 1000;
+    const std::uint64_t limit = raise_descriptor_limit(wanted);
+    if (limit < wanted)
+      spdlog::warn("load generator file-descriptor limit {} (wanted {})", limit, wanted);
+    asio::io_context io;
+    ReauthenticationBenchmark benchmark(io, arguments, std::move(*credentials));
+    asio::co_spawn(io, benchmark.run(), [](std::exception_ptr failure) {
+      if (!failure) return;
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& error) {
+        spdlog::error("load generator failed: {}", error.what());
+      }
+    });
+    io.run();
+    if (!arguments.json_file.empty()) std::ofstream(arguments.json_file) << benchmark.row().dump(2);
+    return benchmark.complete() ? 0 : 1;
+  }
   if (arguments.establish > 0) {
     asio::io_context io;
     EstablishBenchmark benchmark(io, arguments, std::move(*credentials));

@@ -62,6 +62,10 @@ using std::chrono::seconds;
 
 // TETHER_FUZZ_TRACE=1 prints each step and each frame the server sends.
 const bool kTrace = std::getenv("TETHER_FUZZ_TRACE") != nullptr;
+// TETHER_FUZZ_SKIP_KNOWN=1 lets pass the shapes of the findings reported and not fixed yet (see
+// tests/unit/reauthentication_fuzz_findings_test.cpp), so that fuzzing looks for others: data
+// delivered during an exchange in on-use mode, and within the grace of the latest resume.
+const bool kSkipKnown = std::getenv("TETHER_FUZZ_SKIP_KNOWN") != nullptr;
 
 constexpr std::size_t kMaxSteps = 192;
 constexpr std::size_t kMaxConnections = 24;
@@ -85,7 +89,8 @@ Time g_now = kStart;
 const std::chrono::system_clock::time_point kWallStart =
     std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 20454);  // 2026
 std::chrono::system_clock::time_point wall_now() {
-  return kWallStart + std::chrono::duration_cast<std::chrono::system_clock::duration>(g_now - kStart);
+  return kWallStart +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(g_now - kStart);
 }
 
 // Offers SCRAM-SHA-256 (and the others of the SASL layer) as auth/credentials.cpp composes it.
@@ -185,15 +190,15 @@ struct Client {
   bool exchange_genuine = false;  // every message of this exchange so far was the client's
   bool exchange_right = false;    // its credential is the session principal's (and valid)
   std::optional<std::vector<std::byte>> answer;  // its answer to the last challenge
-  bool final_sent = false;        // the answer sent was its last one (client-final)
-  std::uint64_t server_successes = 0;  // Reauthenticated events the server emitted
-  std::uint64_t client_successes = 0;  // Reauthenticated messages the harness read
+  bool final_sent = false;                       // the answer sent was its last one (client-final)
+  std::uint64_t server_successes = 0;            // Reauthenticated events the server emitted
+  std::uint64_t client_successes = 0;            // Reauthenticated messages the harness read
 };
 
 struct Connection {
   std::vector<std::byte> keying;
   bool first_frame_sent = false;
-  bool joined = false;   // Welcome or ResumeAccept seen
+  bool joined = false;  // Welcome or ResumeAccept seen
   bool resuming = false;
   session::Secret resume_secret{};  // what the Resume's proof used
   bool done = false;
@@ -220,6 +225,7 @@ struct World {
   // connected (not suspended) since then.
   std::optional<Time> measured_end;
   Duration connected_past_end{0};
+  std::optional<Time> last_resume;  // when the latest ResumeAccept came
 
   explicit World(Input& input) {
     const std::uint8_t policy = input.u8();
@@ -338,10 +344,11 @@ struct World {
       const session::Secret expected = session::resume_proof(
           connection.resume_secret, session::Role::kServer, *client.session, connection.keying);
       FUZZ_CHECK(accept->proof == expected);
-      client.resume_secret = session::ratchet_resume_secret(connection.resume_secret,
-                                                            connection.keying);
+      client.resume_secret =
+          session::ratchet_resume_secret(connection.resume_secret, connection.keying);
       connection.resuming = false;
       connection.joined = true;
+      last_resume = now;
       return;
     }
     if (const auto* ping = std::get_if<wire::Ping>(&frame)) {
@@ -353,7 +360,8 @@ struct World {
     // The control stream, in order (a resume replays what was not acknowledged).
     const std::uint64_t end = data->offset + data->data.size();
     if (data->offset > client.control_in || end <= client.control_in) return;
-    const auto fresh = data->data.subspan(static_cast<std::size_t>(client.control_in - data->offset));
+    const auto fresh =
+        data->data.subspan(static_cast<std::size_t>(client.control_in - data->offset));
     client.control.insert(client.control.end(), fresh.begin(), fresh.end());
     client.control_in = end;
     std::size_t used = 0;
@@ -442,12 +450,23 @@ struct World {
         const auto end = session->lifetime_end();
         if (end && now > *end) {
           if (kTrace) {
-            std::fprintf(stderr, "  delivered %zu bytes %lld ms connected past the lifetime\n",
+            std::fprintf(stderr,
+                         "  delivered %zu bytes %lld ms connected past the lifetime (%s, %s, "
+                         "%zu connections)\n",
                          read->bytes,
                          static_cast<long long>(
-                             std::chrono::duration_cast<milliseconds>(connected_past_end).count()));
+                             std::chrono::duration_cast<milliseconds>(connected_past_end).count()),
+                         config.expiry_enforcement == session::ExpiryEnforcement::kOnUse
+                             ? "on use"
+                             : "immediate",
+                         session->reauthenticating() ? "exchange running" : "no exchange",
+                         connections.size());
           }
-          FUZZ_CHECK(connected_past_end <= config.handshake_timeout);
+          const bool known =
+              kSkipKnown && ((config.expiry_enforcement == session::ExpiryEnforcement::kOnUse &&
+                              session->reauthenticating()) ||
+                             (last_resume && now - *last_resume <= config.handshake_timeout));
+          if (!known) FUZZ_CHECK(connected_past_end <= config.handshake_timeout);
         }
       }
     }
@@ -534,9 +553,9 @@ struct World {
     FUZZ_CHECK(welcome != nullptr);
     FUZZ_CHECK(login->finish(welcome->server_final).status == Status::kSucceeded);
     FUZZ_CHECK(welcome->principal == (user == 1 ? "erin" : "alice"));
-    FUZZ_CHECK(welcome->session_lifetime_ms > 0 || (!config.max_reauthentication && user == 0) ||
-               (config.max_reauthentication && *config.max_reauthentication <= Duration{0} &&
-                user == 0));
+    FUZZ_CHECK(
+        welcome->session_lifetime_ms > 0 || (!config.max_reauthentication && user == 0) ||
+        (config.max_reauthentication && *config.max_reauthentication <= Duration{0} && user == 0));
     Connection& connection = connections.at(id);
     connection.joined = true;
     connection.inbound.assign(out.begin() + static_cast<std::ptrdiff_t>((*decoded)->consumed),
@@ -578,7 +597,8 @@ struct World {
       client.exchange_genuine = false;
       client.final_sent = false;
       static const std::string kLong(21, 'S');
-      static constexpr std::string_view kOthers[] = {"SCRAM-SHA-256-PLUS", "PLAIN", "", "scram-sha-256"};
+      static constexpr std::string_view kOthers[] = {"SCRAM-SHA-256-PLUS", "PLAIN", "",
+                                                     "scram-sha-256"};
       if (mode >= 200 && mode < 220) {
         message.mechanism = mode % 5 == 4 ? kLong : std::string(kOthers[mode % 4]);
       }
@@ -744,10 +764,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t step = 0; step < kMaxSteps && !input.empty(); ++step) {
     const std::uint8_t operation = input.u8() % 16;
     if (kTrace) {
-      static constexpr const char* kNames[] = {
-          "reauthenticate", "respond", "other control", "stream data", "time (ms)",
-          "time (s)",       "to the lifetime's end", "drop", "resume", "raw bytes",
-          "acknowledge",    "read (partial)", "respond", "stream data", "time (ms)", "flush"};
+      static constexpr const char* kNames[] = {"reauthenticate",
+                                               "respond",
+                                               "other control",
+                                               "stream data",
+                                               "time (ms)",
+                                               "time (s)",
+                                               "to the lifetime's end",
+                                               "drop",
+                                               "resume",
+                                               "raw bytes",
+                                               "acknowledge",
+                                               "read (partial)",
+                                               "respond",
+                                               "stream data",
+                                               "time (ms)",
+                                               "flush"};
       std::fprintf(stderr, "step %zu at %lld ms: %s\n", step,
                    static_cast<long long>(
                        std::chrono::duration_cast<milliseconds>(world.now - kStart).count()),

@@ -46,6 +46,7 @@
 #include "session/key_schedule.hpp"
 #include "session/server_endpoint.hpp"
 #include "session/session.hpp"
+#include "tests/support/session_pair.hpp"
 #include "wire/codec.hpp"
 
 namespace {
@@ -755,11 +756,216 @@ struct World {
   }
 };
 
+// The other client: tether's own client Session (its re-authentication schedule, its holding of
+// data, its resumes), joined to an endpoint by SessionPair, with the input choosing the
+// application's writes, time, connection drops, a network that goes away and comes back, one lost
+// direction, and raw bytes a stranger slips into the connection. The same invariant holds; a
+// Reauthenticated on the server comes only while the client runs its exchange.
+class RealPair final : public tether::testing::SessionPair {
+ public:
+  RealPair(const session::SessionConfig& client_config, const session::SessionConfig& server_config)
+      : SessionPair(client_config, server_config, std::make_unique<fuzz::FixedRandom>(21),
+                    std::make_unique<fuzz::FixedRandom>(22),
+                    std::make_unique<fuzz::FixedRandom>(23), kStart) {
+    server.set_authenticator(fixture().authenticator);
+  }
+
+  session::SessionConfig server_config;
+  std::string principal;
+  std::optional<SessionId> session_id;
+  bool network_down = false;
+  std::size_t pending_paths = 0;
+  std::optional<session::StreamId> stream;
+  std::optional<Time> measured_end;
+  Duration connected_past_end{0};
+  std::optional<Time> last_resume;
+  std::uint64_t server_successes = 0;
+  std::uint64_t client_successes = 0;
+  std::array<std::byte, 4096> scratch{};
+
+  session::Session* server_session() { return session_id ? server.find(*session_id) : nullptr; }
+
+  void on_client_event(const session::Event& event) override {
+    if (const auto* established = std::get_if<session::events::Established>(&event)) {
+      session_id = established->session_id;
+    }
+    if (std::holds_alternative<session::events::Reauthenticated>(event)) ++client_successes;
+  }
+  void on_server_event(const session::SessionEvent& event) override {
+    if (std::holds_alternative<session::events::Resumed>(event.event)) last_resume = now;
+    if (const auto* again = std::get_if<session::events::Reauthenticated>(&event.event)) {
+      FUZZ_CHECK(session_id && event.session == *session_id);
+      FUZZ_CHECK(again->principal == principal);
+      FUZZ_CHECK(again->mechanism == kMechanism);
+      // Only the client's own exchange, which it then checks: every server success is one the
+      // client has seen succeed (the pair drains the client's events first), or is running.
+      ++server_successes;
+      if (kTrace) std::fprintf(stderr, "  server: reauthenticated %s\n", again->principal.c_str());
+      FUZZ_CHECK(server_successes <= client_successes + (client.reauthenticating() ? 1u : 0u));
+    }
+  }
+  void on_path_wanted() override {
+    if (network_down || connections.size() >= kMaxConnections) {
+      ++pending_paths;
+      return;
+    }
+    open_connection();
+  }
+
+  void read_application() {
+    session::Session* session = server_session();
+    if (session == nullptr || !stream) return;
+    for (;;) {
+      auto read = session->read(*stream, scratch, now);
+      if (!read || read->bytes == 0) break;
+      if (server_config.lifetime_audit_only) continue;
+      const auto end = session->lifetime_end();
+      if (!end || now <= *end) continue;
+      if (kTrace) {
+        std::fprintf(stderr, "  delivered %zu bytes %lld ms connected past the lifetime\n",
+                     read->bytes,
+                     static_cast<long long>(
+                         std::chrono::duration_cast<milliseconds>(connected_past_end).count()));
+      }
+      const bool known =
+          kSkipKnown && last_resume && now - *last_resume <= server_config.handshake_timeout;
+      if (!known) FUZZ_CHECK(connected_past_end <= server_config.handshake_timeout);
+    }
+  }
+  void account(Time to) {
+    session::Session* session = server_session();
+    const std::optional<Time> end = session != nullptr ? session->lifetime_end() : std::nullopt;
+    if (end != measured_end) {
+      measured_end = end;
+      connected_past_end = Duration{0};
+    }
+    if (end && session != nullptr && !session->suspended() && to > *end) {
+      connected_past_end += to - std::max(now, *end);
+    }
+    now = std::max(now, to);
+    g_now = now;
+  }
+  void settle() {
+    pump(4096);
+    read_application();
+    account(now);
+  }
+  void advance(Duration step) {
+    const Time target = now + step;
+    settle();
+    for (int fired = 0; fired < 10000; ++fired) {
+      const std::optional<Time> next = next_deadline();
+      if (!next || *next > target) break;
+      account(*next);
+      fire_timers();
+      settle();
+    }
+    account(target);
+    settle();
+  }
+
+  void run(Input& input) {
+    settle();
+    for (std::size_t step = 0; step < kMaxSteps && !input.empty(); ++step) {
+      const std::uint8_t operation = input.u8() % 10;
+      if (kTrace) {
+        static constexpr const char* kNames[] = {
+            "write",     "time (ms)",    "time (s)",   "to the lifetime's end",
+            "drop",      "network down", "network up", "lose a direction",
+            "raw bytes", "time (ms)"};
+        std::fprintf(
+            stderr, "real client, step %zu at %lld ms: %s\n", step,
+            static_cast<long long>(std::chrono::duration_cast<milliseconds>(now - kStart).count()),
+            kNames[operation]);
+      }
+      switch (operation) {
+        case 0: {
+          if (!stream) {
+            auto opened = client.open_stream(1, now);
+            if (opened) stream = *opened;
+          }
+          if (stream) (void)client.write(*stream, std::span(scratch).first(1 + input.u8()), now);
+          break;
+        }
+        case 1:
+        case 9:
+          advance(milliseconds(input.u16() % 4000));
+          break;
+        case 2:
+          advance(seconds(1 + input.u8() % 64));
+          break;
+        case 3: {
+          const session::Session* session = server_session();
+          std::optional<Time> end = session != nullptr ? session->lifetime_end() : std::nullopt;
+          const auto offset = milliseconds(static_cast<std::int8_t>(input.u8()) * 8);
+          if (end && *end + offset > now) advance(*end + offset - now);
+          break;
+        }
+        case 4:
+          if (const auto path = client.data_path()) close_connection(*path);
+          break;
+        case 5:
+          network_down = true;
+          if (const auto path = client.data_path()) close_connection(*path);
+          break;
+        case 6:
+          network_down = false;
+          client.on_network_available(now);
+          for (; pending_paths > 0 && connections.size() < kMaxConnections; --pending_paths)
+            open_connection();
+          break;
+        case 7:
+          if (const auto path = client.data_path()) {
+            auto it = connections.find(*path);
+            if (it != connections.end()) {
+              const std::uint8_t which = input.u8();
+              it->second.to_server = (which & 1) != 0 || (which & 2) == 0;
+              it->second.to_client = (which & 1) == 0 || (which & 2) == 0;
+            }
+          }
+          break;
+        default:
+          if (const auto path = client.data_path()) {
+            const auto bytes = input.bytes(input.u8() % 64);
+            if (!bytes.empty()) server.receive(*path, bytes, now);
+          }
+          break;
+      }
+      settle();
+    }
+  }
+};
+
+// Runs the real client against the endpoint: `choice` picked the user; the policy is the world's.
+void run_real_client(Input& input, const session::SessionConfig& server_config,
+                     std::uint8_t choice) {
+  session::SessionConfig client_config;
+  client_config.heartbeat_interval = seconds(1);
+  client_config.missing_heartbeats_allowed = 3;
+  const std::size_t user = (choice & 1) != 0 ? 1 : 0;
+  auth::SaslClientConfig sasl;
+  sasl.mechanism = auth::Mechanism::kScramSha256;
+  sasl.credential = fixture().credentials[user];
+  client_config.authenticator = std::make_shared<auth::SaslClientAuthenticator>(sasl);
+  client_config.reauthenticate = (choice & 0x10) == 0 || (choice & 0x20) == 0;
+  g_now = kStart;
+  RealPair pair(client_config, server_config);
+  pair.server_config = server_config;
+  pair.principal = user == 1 ? "erin" : "alice";
+  pair.run(input);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   Input input(data, size);
   World world(input);
+  // One input in eight (by its login choice) runs tether's own client instead of the harness's.
+  if (size > 1 && (data[1] & 0x0e) == 0x0e) {
+    (void)input.u8();
+    run_real_client(input, world.config, data[1]);
+    return 0;
+  }
   if (!world.log_in(input)) return 0;
   for (std::size_t step = 0; step < kMaxSteps && !input.empty(); ++step) {
     const std::uint8_t operation = input.u8() % 16;

@@ -114,5 +114,62 @@ TEST(ReauthenticationFuzzFindings, AResumePastTheLifetimeDeliversNoDataBeforeThe
          "re-authentication";
 }
 
+// Resume past the lifetime, again: "the server ends it if no exchange completes within the
+// handshake timeout of the resume". A client that starts its exchange late in that grace and never
+// finishes it keeps the session until the exchange's own deadline (the grace "waits for the
+// verdict"), up to twice the handshake timeout after the resume, with no exchange completed (and,
+// with the finding above, its data delivered all along). Found by the fuzzer in immediate mode
+// with TETHER_FUZZ_SKIP_KNOWN (crash-fd445d64..., finding-late-exchange-extends-resume-grace).
+TEST(ReauthenticationFuzzFindings, AnExchangeStartedLateInAResumesGraceDoesNotExtendIt) {
+  Fixture fixture(true, true, [](SessionConfig& client, SessionConfig& server) {
+    // A silence budget (15 s) longer than the grace, so that no side suspends meanwhile.
+    client.heartbeat_interval = seconds(5);
+    server.heartbeat_interval = seconds(5);
+    client.reauthentication_retry = seconds(8);
+  });
+  Loopback& loop = *fixture.loop;
+  fixture.server_auth->counters.lifetime = seconds(10);
+  const session::SessionId id = loop.establish();
+  // Away past the lifetime, and the credential unreadable: the client's attempts fail meanwhile.
+  fixture.client_auth->credential.unavailable = true;
+  loop.network_up = false;
+  loop.close_connection(*loop.client.data_path());
+  loop.advance(seconds(30));
+  loop.network_up = true;
+  loop.client.on_network_available(loop.now);
+  for (int tick = 0; tick < 100 && loop.client.suspended(); ++tick) loop.advance(milliseconds(100));
+  ASSERT_FALSE(loop.client.suspended());
+  session::Session* server_session = loop.server.find(id);
+  ASSERT_NE(server_session, nullptr);
+  ASSERT_FALSE(server_session->suspended());
+  const Time resumed = loop.now;
+  // The credential is back; the client's next attempt comes within the grace.
+  fixture.client_auth->credential.unavailable = false;
+  const auto due = loop.client.deadline(session::TimerSlot::kReauthenticate);
+  ASSERT_TRUE(due.has_value());
+  ASSERT_GT(*due, resumed);
+  ASSERT_LT(*due, resumed + seconds(10));
+  loop.advance_to(*due - milliseconds(1));
+  loop.now = *due;
+  loop.client.on_timeout(loop.now);
+  ASSERT_TRUE(loop.client.reauthenticating());
+  const PathId path = *loop.client.data_path();
+  loop.transfer(End::kClient, path);  // the Reauthenticate reaches the server
+  server_session = loop.server.find(id);
+  ASSERT_NE(server_session, nullptr);
+  ASSERT_TRUE(server_session->reauthenticating());
+  loop.connections.at(path).to_server = false;  // the client's answer never does
+  loop.advance_to(resumed + seconds(10) + milliseconds(1));
+  server_session = loop.server.find(id);
+  EXPECT_TRUE(server_session == nullptr || server_session->phase() == session::Phase::kClosed)
+      << "the session lives on past the grace of its resume without a completed exchange, "
+      << std::chrono::duration_cast<milliseconds>(*due - resumed).count()
+      << " ms after which its exchange started";
+  // It ends at the exchange's own deadline (today's behaviour, which bounds the finding).
+  loop.advance_to(*due + seconds(10) + milliseconds(1));
+  server_session = loop.server.find(id);
+  EXPECT_TRUE(server_session == nullptr || server_session->phase() == session::Phase::kClosed);
+}
+
 }  // namespace
 }  // namespace tether::test

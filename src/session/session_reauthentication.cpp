@@ -138,7 +138,7 @@ bool Session::note_use(bool opens_stream, Time now) {
   // resume's grace or after an exchange begun late, a client that did not hold.
   if (state.grace_allows_data && !opens_stream) return true;
   fail_session(Reason::kCredentialsExpired, false, false, now, true,
-               opens_stream
+               opens_stream && state.grace_end
                    ? "the session opened a stream after its lifetime ended, before re-authenticating"
                    : "the session was used after its lifetime ended without re-authenticating");
   return false;

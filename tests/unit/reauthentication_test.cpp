@@ -691,21 +691,6 @@ TEST(Reauthentication, AResumeRefusedPastTheLifetimeEndsTheSessionAtOnce) {
   EXPECT_EQ(client->reason, wire::Reason::kCredentialsExpired);
 }
 
-TEST(Reauthentication, AConnectionThatIsNeverAcceptedChangesNothingExchangesBindTo) {
-  Reauthentication test(seconds(10));
-  // A second connection, without a channel binding, that the server never answers.
-  test.loop.bind_channels = false;
-  test.loop.connect(false, false);
-  test.loop.bind_channels = true;
-  test.loop.advance(seconds(10));
-  const auto& client = test.fixture.client_auth->credential.bindings;
-  const auto& server = test.fixture.server_auth->counters.bindings;
-  ASSERT_GE(server.size(), 2u);
-  ASSERT_EQ(client.size(), server.size());
-  EXPECT_EQ(client.back(), server.back());
-  EXPECT_EQ(client.back().size(), 32u);
-}
-
 TEST(Reauthentication, AFreedSessionsCountersStayInTheEndpointsTotals) {
   // Metrics sum the live sessions and what the endpoint kept of the freed ones: nothing a session
   // did before it was freed is lost.

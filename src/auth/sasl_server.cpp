@@ -48,6 +48,34 @@ std::string bad_credentials_message(Mechanism mechanism) {
   return std::string(name(mechanism)) + ": authentication failed (unknown user or wrong password)";
 }
 
+// PLAIN's password check, handed to the caller's worker (ServerAuthentication::allow_deferral):
+// derives StoredKey from the password with the verifier's salt and iterations (the costly part) and
+// compares it in constant time. Owns copies of everything; the password is wiped once used.
+class PlainVerification final : public session::DeferredWork {
+ public:
+  PlainVerification(std::string password, const ScramVerifier& verifier)
+      : password_(std::move(password)), verifier_(verifier) {}
+  PlainVerification(const PlainVerification&) = delete;
+  PlainVerification& operator=(const PlainVerification&) = delete;
+  ~PlainVerification() override { OPENSSL_cleanse(password_.data(), password_.size()); }
+
+  void run() override {
+    auto derived = make_verifier(password_, verifier_.salt, verifier_.iterations);
+    matched_ = derived && CRYPTO_memcmp(derived->stored_key.data(), verifier_.stored_key.data(),
+                                        verifier_.stored_key.size()) == 0;
+    OPENSSL_cleanse(password_.data(), password_.size());
+    ran_ = true;
+  }
+  // After run(): whether the password derives the stored key.
+  [[nodiscard]] bool matched() const { return ran_ && matched_; }
+
+ private:
+  std::string password_;
+  ScramVerifier verifier_;
+  bool matched_ = false;
+  bool ran_ = false;
+};
+
 class ServerExchange final : public session::ServerAuthentication, public detail::GsaslExchange {
  public:
   ServerExchange(Mechanism mechanism, std::shared_ptr<const Shared> shared,
@@ -83,6 +111,28 @@ class ServerExchange final : public session::ServerAuthentication, public detail
   AuthenticationStep step(std::span<const std::byte> input) override {
     try {
       return advance(input);
+    } catch (...) {
+      return finish_with_failure(AuthenticationFailure::kUnavailable,
+                                 std::string(name(mechanism_)) + ": out of memory");
+    }
+  }
+
+  void allow_deferral() override { deferral_allowed_ = true; }
+
+  AuthenticationStep resume() override {
+    try {
+      if (plain_verification_ == nullptr || finished_) {
+        return finish_with_failure(AuthenticationFailure::kMalformed,
+                                   std::string(name(mechanism_)) + ": nothing to resume");
+      }
+      const bool matched = plain_verification_->matched();
+      plain_verification_.reset();
+      if (!matched || !user_accepted_) {
+        user_accepted_ = false;
+        return finish_with_failure(AuthenticationFailure::kBadCredentials,
+                                   bad_credentials_message(mechanism_));
+      }
+      return succeed({});
     } catch (...) {
       return finish_with_failure(AuthenticationFailure::kUnavailable,
                                  std::string(name(mechanism_)) + ": out of memory");
@@ -166,6 +216,13 @@ class ServerExchange final : public session::ServerAuthentication, public detail
       auto next = AuthenticationStep::proceed(std::move(result.output));
       next.claimed_identity = claimed_identity_;
       return next;
+    }
+    if (result.status == GSASL_OK && plain_verification_ != nullptr) {
+      // PLAIN parsed; its password check is the caller's to run (resume() gives the verdict).
+      AuthenticationStep deferred = AuthenticationStep::proceed({});
+      deferred.deferred = plain_verification_;
+      deferred.claimed_identity = claimed_identity_;
+      return deferred;
     }
     if (result.status == GSASL_OK) return succeed(std::move(result.output));
     if (failure_override_) {
@@ -268,6 +325,11 @@ class ServerExchange final : public session::ServerAuthentication, public detail
   int validate_plain() {
     const std::string password = property(GSASL_PASSWORD);
     resolve_verifier();
+    if (deferral_allowed_) {
+      // Accepted for now so that GNU SASL finishes parsing; the verdict is resume()'s.
+      plain_verification_ = std::make_shared<PlainVerification>(password, verifier_);
+      return GSASL_OK;
+    }
     // Derive even for an unknown user, so that the answer takes as long as for a known one.
     auto derived = make_verifier(password, verifier_.salt, verifier_.iterations);
     const bool match =
@@ -305,6 +367,8 @@ class ServerExchange final : public session::ServerAuthentication, public detail
   std::string claimed_identity_;
   std::optional<AuthenticationFailure> failure_override_;
   std::string override_message_;
+  bool deferral_allowed_ = false;
+  std::shared_ptr<PlainVerification> plain_verification_;  // handed out, until resume()
 };
 
 }  // namespace

@@ -11,6 +11,8 @@
 //   has a binding and -PLUS is offered: that is a downgrade.
 // - PLAIN only on a confidential connection; the password is checked by deriving StoredKey with
 //   the stored salt and iterations (no plaintext is kept), compared with CRYPTO_memcmp.
+//   After allow_deferral() that check (the PBKDF2, thousands of iterations) is handed to the caller
+//   as DeferredWork, and resume() gives the verdict; otherwise it runs inside the step.
 // - EXTERNAL: the principal is peer_certificate_identity; an authzid different from it is
 //   kNotPermitted. SCRAM and PLAIN: an authzid different from the authid is kNotPermitted.
 // - Credential lifetime: SCRAM and PLAIN give the users file's password expiry minus the wall

@@ -64,6 +64,17 @@ enum class AuthenticationFailure : std::uint8_t {
 // administratively-prohibited (not permitted) or auth-failed.
 [[nodiscard]] Reason reason_for(AuthenticationFailure failure);
 
+// CPU-bound work a server exchange hands to its caller instead of doing it on the caller's thread
+// (PLAIN's PBKDF2), when the caller allowed it (ServerAuthentication::allow_deferral). It holds
+// owned copies of what it reads and writes only its own result, so that any one thread may run it,
+// once; the exchange reads that result in resume(), which its caller calls on the exchange's own
+// thread after run() has returned (the hand-over between the threads orders the two).
+class DeferredWork {
+ public:
+  virtual ~DeferredWork() = default;
+  virtual void run() = 0;
+};
+
 // One step of an exchange, on either side.
 struct AuthenticationStep {
   enum class Status : std::uint8_t {
@@ -93,6 +104,9 @@ struct AuthenticationStep {
   // Who the peer claimed to be, once the mechanism has read it (empty before); for throttling per
   // user and for logs (escape it: it is a peer string). Not authenticated unless kSucceeded.
   std::string claimed_identity;
+  // Server, only after allow_deferral(): kContinue with nothing to send yet; `deferred` must run
+  // (off the caller's thread, once) and then resume() gives the step it decided. Null otherwise.
+  std::shared_ptr<DeferredWork> deferred;
 
   [[nodiscard]] static AuthenticationStep proceed(std::vector<std::byte> output) {
     AuthenticationStep step;
@@ -118,6 +132,14 @@ class ServerAuthentication {
   virtual AuthenticationStep start(std::optional<std::span<const std::byte>> initial_response) = 0;
   // Each later client message.
   virtual AuthenticationStep step(std::span<const std::byte> input) = 0;
+  // Called once, before start(), by a caller that can run DeferredWork elsewhere (the
+  // ServerEndpoint's handshake, when its runtime has a worker pool). Only then may start() and
+  // step() return a step with `deferred` set; a mechanism without costly work ignores it.
+  virtual void allow_deferral() {}
+  // After the last step's `deferred` work has run: the step it decided (never deferred again).
+  virtual AuthenticationStep resume() {
+    return AuthenticationStep::fail(AuthenticationFailure::kMalformed, "no deferred work");
+  }
 };
 
 // The server's authentication policy: the mechanisms it offers and one exchange per connection.

@@ -130,6 +130,10 @@ void ServerEndpoint::handle_hello(PathId connection, PendingConnection& pending,
            "unsupported protocol version " + std::to_string(hello.version));
     return;
   }
+  if (authenticator_ != nullptr) {
+    pending.authenticating = true;
+    pending.mechanism = hello.mechanism.substr(0, 64);  // a peer string, for the refusal report
+  }
   if (authenticator_ == nullptr) {
     // No authentication (--auth none): whatever the client offered, the session is anonymous.
     // The Welcome says so, and a client that requires authentication ends it.
@@ -167,6 +171,7 @@ void ServerEndpoint::handle_hello(PathId connection, PendingConnection& pending,
            "mechanism not offered on this connection; this server offers " + offered_mechanisms());
     return;
   }
+  if (deferred_work_enabled_) pending.authentication->allow_deferral();
   pending.hello = hello;
   std::optional<std::span<const std::byte>> initial;
   if (hello.initial_response) initial = std::span<const std::byte>(*hello.initial_response);
@@ -192,6 +197,24 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
   }
   switch (step.status) {
     case AuthenticationStep::Status::kContinue:
+      if (step.deferred != nullptr) {
+        if (!deferred_work_enabled_) {  // a mechanism that broke the contract: never wait forever
+          ++stats_.authentication_failures;
+          pending.authentication.reset();
+          refuse(connection, pending, Reason::kAuthFailed, true,
+                 "authentication could not be completed");
+          return;
+        }
+        // Nothing is sent: the runtime runs the work and calls complete_deferred.
+        ++stats_.authentications_deferred;
+        if (deferred_.size() >= limits_.max_pending_connections) {
+          std::erase_if(deferred_,
+                        [](const DeferredAuthentication& entry) { return entry.work.expired(); });
+        }
+        pending.deferred = std::move(step.deferred);
+        deferred_.push_back(DeferredAuthentication{connection, pending.deferred});
+        return;
+      }
       if (step.output.size() > config_.max_authentication_message) {
         ++stats_.authentication_failures;
         pending.authentication.reset();
@@ -216,6 +239,7 @@ void ServerEndpoint::apply_authentication_step(PathId connection, PendingConnect
     }
     case AuthenticationStep::Status::kSucceeded: {
       ++stats_.authentications_succeeded;
+      pending.authenticating = false;
       source_throttle_.refund(pending.source, now);
       user_throttle_.refund(pending.claimed_identity, now);
       AuthenticatedPeer peer;
@@ -281,6 +305,15 @@ void ServerEndpoint::create_session(PathId connection, PendingConnection& pendin
 
 bool ServerEndpoint::handle_pending_frame(PathId connection, PendingConnection& pending,
                                           const wire::Frame& frame, Time now) {
+  if (pending.deferred != nullptr) {
+    // The client waits for the verdict (Welcome or Refuse) before it sends anything more.
+    ++stats_.handshake_failures;
+    ++stats_.authentication_failures;
+    pending.authentication.reset();
+    refuse(connection, pending, Reason::kProtocolError, false,
+           "a frame arrived while the credentials were being verified");
+    return false;
+  }
   if (pending.authentication != nullptr) {
     // Mid-exchange: only the client's next answer belongs here.
     const auto* response = std::get_if<wire::AuthResponse>(&frame);
@@ -478,8 +511,56 @@ bool ServerEndpoint::revoke_session(const SessionId& session_id, Time now,
 
 void ServerEndpoint::refuse(PathId connection, PendingConnection& pending, Reason reason,
                             bool transient, std::string message) {
+  pending.deferred.reset();  // work not yet started is skipped (its weak pointer expires)
+  if (pending.authenticating && !pending.done && refusal_observer_) {
+    pending.authenticating = false;
+    refusal_observer_(AuthenticationRefusal{connection, pending.source, pending.mechanism,
+                                            pending.claimed_identity, reason, transient, message});
+  }
   wire::encode_frame(wire::Refuse{reason, transient, std::move(message)}, pending.outgoing);
   finish_pending(connection, pending);
+}
+
+void ServerEndpoint::take_deferred_work(std::vector<DeferredAuthentication>& out) {
+  out.clear();
+  for (DeferredAuthentication& entry : deferred_) {
+    if (!entry.work.expired()) out.push_back(std::move(entry));
+  }
+  deferred_.clear();
+}
+
+void ServerEndpoint::complete_deferred(PathId connection, const DeferredWork& work, Time now) {
+  refresh();
+  auto it = pending_.find(connection);
+  if (it == pending_.end() || it->second.done || it->second.deferred.get() != &work ||
+      it->second.authentication == nullptr) {
+    return;  // closed, timed out or refused meanwhile: the result is dropped
+  }
+  PendingConnection& pending = it->second;
+  pending.deferred.reset();
+  apply_authentication_step(connection, pending, pending.authentication->resume(), now);
+  if (connection_sessions_.contains(connection)) {
+    // Routed, as at the end of receive(): a partial frame already held belongs to the session.
+    std::vector<std::byte> rest = pending.inbound.release();
+    const SessionId session_id = connection_sessions_.at(connection);
+    pending_deadlines_.erase(connection);
+    pending_.erase(it);
+    if (Session* session = find(session_id); session != nullptr && !rest.empty()) {
+      session->receive(connection, rest, now);
+    }
+  }
+  refresh();
+}
+
+void ServerEndpoint::refuse_deferred(PathId connection, const DeferredWork& work) {
+  auto it = pending_.find(connection);
+  if (it == pending_.end() || it->second.done || it->second.deferred.get() != &work) return;
+  // The attempt stays counted in the throttles (taken back only on success), like any abandoned
+  // one: a flood of PLAIN logins that fills the pool slows its own sources.
+  ++stats_.authentications_refused_busy;
+  it->second.authentication.reset();
+  refuse(connection, it->second, Reason::kLackOfResources, true,
+         "server busy verifying credentials; retry");
 }
 
 void ServerEndpoint::finish_pending(PathId connection, PendingConnection& pending) {

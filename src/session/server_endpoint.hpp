@@ -74,6 +74,10 @@ struct EndpointStats {
   std::uint64_t authentication_failures = 0;  // refused credentials, malformed exchanges, timeouts
   std::uint64_t authentications_throttled = 0;    // refused unheard: too many recent failures
   std::uint64_t pending_connections_refused = 0;  // max_pending_connections reached
+  // Exchanges whose costly work was handed to the runtime (set_deferred_work), and those of them
+  // refused because the runtime could not take the work (refuse_deferred: server busy).
+  std::uint64_t authentications_deferred = 0;
+  std::uint64_t authentications_refused_busy = 0;
   // Lifetime and re-authentication (KIP-368's metrics, issue #15).
   std::uint64_t reauthentications_succeeded = 0;
   std::uint64_t reauthentication_failures = 0;  // refused, malformed, timed out, identity changed
@@ -121,6 +125,45 @@ class ServerEndpoint {
     if (authenticator_ != nullptr) config_.capabilities |= reauthentication;
   }
   [[nodiscard]] bool authenticates() const { return authenticator_ != nullptr; }
+
+  // ---- Deferred verification (PLAIN's PBKDF2 off the runtime's event loop) --------------------
+  // Lets the handshake's exchanges hand their costly work to the caller (ServerAuthentication::
+  // allow_deferral). Off by default: every step is then computed inside receive(). On, the caller
+  // takes the work with take_deferred_work, runs it off its thread, and then calls
+  // complete_deferred (or refuse_deferred) on this endpoint's thread. Meanwhile the connection
+  // stays pending: its handshake timeout runs, any frame from it is a protocol error, and closing
+  // it drops the exchange (the work's weak pointer then expires, so work not yet started is
+  // skipped).
+  void set_deferred_work(bool enabled) { deferred_work_enabled_ = enabled; }
+  struct DeferredAuthentication {
+    PathId connection = 0;
+    std::weak_ptr<DeferredWork> work;  // expired once the exchange is gone: skip it
+  };
+  // Moves into `out` (replacing its contents) the work handed over since the last call, each once.
+  void take_deferred_work(std::vector<DeferredAuthentication>& out);
+  // `work` of `connection` has run: the exchange resumes (a challenge, the session or a refusal).
+  // Ignored when the connection is gone or done, or is not waiting for this work.
+  void complete_deferred(PathId connection, const DeferredWork& work, Time now);
+  // `work` will not run (the caller's queue is full): the attempt is refused with
+  // lack-of-resources, transient ("server busy"). Ignored like complete_deferred.
+  void refuse_deferred(PathId connection, const DeferredWork& work);
+
+  // A refused authentication attempt (any refusal of a Hello once the server authenticates:
+  // credentials, throttles, mechanism, timeout, busy), for the runtime's log. The views live for
+  // the call only; mechanism, claimed_identity and message hold peer strings: escape them.
+  struct AuthenticationRefusal {
+    PathId connection = 0;
+    std::string_view source;
+    std::string_view mechanism;         // as the Hello named it (may be empty)
+    std::string_view claimed_identity;  // once the exchange read it, else empty
+    Reason reason = Reason::kAuthFailed;
+    bool transient = false;
+    std::string_view message;  // what the client is told
+  };
+  // Called synchronously on each such refusal; it must not call into the endpoint.
+  void set_refusal_observer(std::function<void(const AuthenticationRefusal&)> observer) {
+    refusal_observer_ = std::move(observer);
+  }
   void receive(PathId connection, std::span<const std::byte> bytes, Time now);
   void on_connection_closed(PathId connection, Time now);
   std::size_t take_outgoing(PathId connection, std::vector<std::byte>& out, std::size_t max_bytes,
@@ -192,6 +235,12 @@ class ServerEndpoint {
     std::optional<wire::Hello> hello;
     std::unique_ptr<ServerAuthentication> authentication;
     std::string claimed_identity;
+    // Set from the Hello on (once the server authenticates) until the exchange succeeds: a refusal
+    // meanwhile is an AuthenticationRefusal.
+    bool authenticating = false;
+    std::string mechanism;
+    // The exchange's work handed to the runtime, until complete_deferred or refuse_deferred.
+    std::shared_ptr<DeferredWork> deferred;
     InboundBuffer inbound;
     std::vector<std::byte> outgoing;
     Time deadline;
@@ -252,6 +301,10 @@ class ServerEndpoint {
   std::set<PathId> ready_connections_;  // may have output (see take_ready_connections)
   std::vector<SessionId> touched_scratch_;
   std::shared_ptr<ServerAuthenticator> authenticator_;
+  bool deferred_work_enabled_ = false;
+  // Work not yet taken; at most one live entry per pending connection (expired ones are pruned).
+  std::vector<DeferredAuthentication> deferred_;
+  std::function<void(const AuthenticationRefusal&)> refusal_observer_;
   AuthenticationThrottle source_throttle_;
   AuthenticationThrottle user_throttle_;
   EndpointStats stats_;

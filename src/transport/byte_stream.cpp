@@ -280,6 +280,7 @@ class TlsStream final : public ByteStream {
     return security;
   }
   asio::ip::tcp::socket& socket() override { return socket_; }
+  std::string peer_certificate_problem() const override { return peer_certificate_problem_; }
   std::size_t held_bytes() const override {
     return input_size_ + output_.capacity() + in_flight_.capacity();
   }
@@ -290,6 +291,7 @@ class TlsStream final : public ByteStream {
   std::string peer_certificate_identity_;
   // And its notAfter (client_certificate_expiry); security() gives the time left until it.
   std::optional<std::chrono::system_clock::time_point> peer_certificate_expiry_;
+  std::string peer_certificate_problem_;  // client_certificate_problem, taken with the identity
 
  private:
   // Decrypts into `buffer` every record OpenSSL can complete from the ciphertext at hand, until the
@@ -566,6 +568,7 @@ asio::awaitable<Expected<std::unique_ptr<ByteStream>, TransportError>> open_tls(
     tls->peer_certificate_identity_ = client_certificate_identity(tls->ssl());
     if (!tls->peer_certificate_identity_.empty())
       tls->peer_certificate_expiry_ = client_certificate_expiry(tls->ssl());
+    tls->peer_certificate_problem_ = client_certificate_problem(tls->ssl());
   }
   co_return std::unique_ptr<ByteStream>(std::move(tls));
 }

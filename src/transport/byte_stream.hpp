@@ -53,6 +53,9 @@ class ByteStream {
   // What authentication may use of this connection: the keying material, and for TLS the
   // RFC 9266 channel binding and confidentiality (see session::ConnectionSecurity).
   [[nodiscard]] virtual session::ConnectionSecurity security() const;
+  // Server side, TLS verifying client certificates: why the connection has no certificate identity
+  // (client_certificate_problem); empty otherwise.
+  [[nodiscard]] virtual std::string peer_certificate_problem() const { return {}; }
   virtual asio::ip::tcp::socket& socket() = 0;
 };
 

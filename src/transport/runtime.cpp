@@ -537,7 +537,68 @@ ServerRuntime::ServerRuntime(asio::io_context& io, ServerOptions options, Sessio
       options_(std::move(options)),
       endpoint_(options_.session, options_.static_key, random_, options_.limits),
       acceptor_(io),
-      admission_(options_.admission) {}
+      admission_(options_.admission),
+      verification_pool_(options_.verification_threads != 0 ? options_.verification_threads
+                                                            : WorkerPool::default_threads(),
+                         options_.verification_queue) {
+  endpoint_.set_deferred_work(true);
+  endpoint_.set_refusal_observer(
+      [this](const session::ServerEndpoint::AuthenticationRefusal& refusal) {
+        log_refusal(refusal);
+      });
+}
+
+void ServerRuntime::dispatch_deferred_work() {
+  endpoint_.take_deferred_work(deferred_scratch_);
+  for (const auto& entry : deferred_scratch_) {
+    std::shared_ptr<session::DeferredWork> work = entry.work.lock();
+    if (work == nullptr) continue;
+    const session::PathId connection = entry.connection;
+    // The queue holds only a weak pointer: a connection that goes away (closed, timed out) while
+    // its job waits frees the exchange, and the job is then skipped unrun.
+    const bool queued =
+        verification_pool_.try_submit([this, connection, weak = entry.work, alive = alive_] {
+          std::shared_ptr<session::DeferredWork> job = weak.lock();
+          if (job == nullptr) return;
+          job->run();
+          // Back on the event loop; the shared pointer keeps the work's identity until then.
+          asio::post(io_, [this, connection, job = std::move(job), alive] {
+            if (!*alive) return;
+            endpoint_.complete_deferred(connection, *job, now());
+            if (admitted_.contains(connection) && !endpoint_.is_pending(connection))
+              release_admission(connection);
+            process();
+          });
+        });
+    if (queued) {
+      spdlog::debug("server connection {} verifying credentials on the worker pool", connection);
+    } else {
+      endpoint_.refuse_deferred(connection, *work);
+    }
+  }
+}
+
+void ServerRuntime::log_refusal(const session::ServerEndpoint::AuthenticationRefusal& refusal) {
+  // Its own limiter: 10 lines a second, then one line saying how many were held back.
+  static LogRateLimiter limiter(10, std::chrono::seconds(1));
+  if (!spdlog::should_log(spdlog::level::warn)) return;
+  const auto decision = limiter.admit("refused authentication", LogRateLimiter::Clock::now());
+  if (!decision.log) return;
+  if (decision.suppressed > 0) {
+    spdlog::warn("{} similar lines (refused authentication) suppressed", decision.suppressed);
+  }
+  std::string certificate;
+  if (auto it = certificate_problems_.find(refusal.connection); it != certificate_problems_.end())
+    certificate = "; client certificate: " + it->second;  // OpenSSL's text and ours: no peer bytes
+  spdlog::warn(
+      "server refused authentication from {} (connection {}): mechanism {}, user {}, {}{}: {}{}",
+      refusal.source, refusal.connection,
+      refusal.mechanism.empty() ? std::string("none") : escape_for_log(refusal.mechanism),
+      refusal.claimed_identity.empty() ? std::string("unknown")
+                                       : escape_for_log(refusal.claimed_identity),
+      wire::to_string(refusal.reason), refusal.transient ? " (transient)" : "",
+      escape_for_log(refusal.message), certificate);
+}
 
 Expected<void, std::string> ServerRuntime::start() {
   std::error_code error;
@@ -587,6 +648,7 @@ void ServerRuntime::core_receive(session::PathId path, std::span<const std::byte
 }
 
 void ServerRuntime::release_admission(session::PathId path) {
+  certificate_problems_.erase(path);
   auto it = admitted_.find(path);
   if (it == admitted_.end()) return;
   admission_.release(it->second);
@@ -602,6 +664,7 @@ void ServerRuntime::core_closed(session::PathId path) {
 }
 
 bool ServerRuntime::drain_events() {
+  dispatch_deferred_work();
   bool any = false;
   while (auto tagged = endpoint_.poll_event()) {
     any = true;
@@ -677,6 +740,8 @@ asio::awaitable<void> ServerRuntime::handshake(asio::ip::tcp::socket socket) {
   const session::PathId id = next_path_++;
   session::ConnectionSecurity security = (*opened)->security();
   admitted_.emplace(id, source);
+  if (std::string problem = (*opened)->peer_certificate_problem(); !problem.empty())
+    certificate_problems_.emplace(id, std::move(problem));
   attach(id, std::move(*opened));
   endpoint_.accept(id, std::move(security), now(), source);
   spdlog::debug("server connection {} from {}:{}", id, remote.address().to_string(), remote.port());

@@ -20,6 +20,7 @@
 #include "transport/byte_stream.hpp"
 #include "transport/route_monitor.hpp"
 #include "transport/transport_error.hpp"
+#include "transport/worker_pool.hpp"
 
 namespace tether::transport {
 
@@ -180,6 +181,11 @@ struct ServerOptions {
   std::chrono::milliseconds handshake_timeout{10000};
   session::ServerLimits limits;
   AdmissionLimits admission;
+  // The pool that verifies PLAIN passwords (PBKDF2) off the event loop: its threads (0:
+  // WorkerPool::default_threads()) and how many verifications may wait; past that an attempt is
+  // refused at once as transient (server busy).
+  std::size_t verification_threads = 0;
+  std::size_t verification_queue = 64;
 };
 
 class ServerRuntime final : public RuntimeBase {
@@ -215,6 +221,11 @@ class ServerRuntime final : public RuntimeBase {
   asio::awaitable<void> handshake(asio::ip::tcp::socket socket);
   // Gives back the admission slot of `path` once it joined a session or closed.
   void release_admission(session::PathId path);
+  // Hands the endpoint's deferred verifications to the pool (or refuses them when it is full);
+  // each completion is posted back to the event loop.
+  void dispatch_deferred_work();
+  // The endpoint's refusal observer: one rate-limited log line per refused authentication.
+  void log_refusal(const session::ServerEndpoint::AuthenticationRefusal& refusal);
 
   ServerOptions options_;
   SystemRandom random_;
@@ -222,7 +233,13 @@ class ServerRuntime final : public RuntimeBase {
   asio::ip::tcp::acceptor acceptor_;
   ConnectionAdmission admission_;
   std::map<session::PathId, std::string> admitted_;  // connections holding an admission slot
+  // Pending connections whose client certificate gave no identity, and why (for refusal logs).
+  std::map<session::PathId, std::string> certificate_problems_;
+  std::vector<session::ServerEndpoint::DeferredAuthentication> deferred_scratch_;
   std::uint64_t connections_refused_ = 0;  // admission refusals (logged through log_limited)
+  // Last: its workers are joined before anything they could touch is destroyed (they touch only
+  // their job's work and post completions to io_).
+  WorkerPool verification_pool_;
 };
 
 // Logs one line per lifecycle event (established, suspended and why, resumed with downtime and

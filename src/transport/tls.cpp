@@ -757,6 +757,22 @@ std::string client_certificate_identity(const SSL* ssl) {
   return {};
 }
 
+std::string client_certificate_problem(const SSL* ssl) {
+  const auto* state = static_cast<const ServerState*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), server_state_index()));
+  if (state == nullptr || SSL_is_server(ssl) != 1) return {};
+  if (SSL_get0_peer_certificate(ssl) == nullptr) return "no client certificate";
+  const long result = SSL_get_verify_result(ssl);
+  if (result != X509_V_OK) {
+    return std::string("verification failed: ") + X509_verify_cert_error_string(result);
+  }
+  if (SSL_get_ex_data(ssl, verification_failed_index()) != nullptr) return "verification failed";
+  if (client_certificate_identity(ssl).empty()) {
+    return "the certificate's identity field is missing or unusable";
+  }
+  return {};
+}
+
 std::optional<std::chrono::system_clock::time_point> client_certificate_expiry(const SSL* ssl) {
   const ServerState* state = nullptr;
   const X509* certificate = verified_client_certificate(ssl, state);

@@ -157,6 +157,13 @@ void prepare_client_connection(SSL* ssl);
 // character). A resumed TLS session keeps the certificate and verdict of its first handshake.
 [[nodiscard]] std::string client_certificate_identity(const SSL* ssl);
 
+// After a completed server handshake on `ssl`, when the context verifies client certificates and
+// the connection got no certificate identity: why, for the server's log ("no client certificate",
+// "verification failed: " and OpenSSL's X509_verify_cert_error_string such as "unable to get local
+// issuer certificate", or that the chosen field is unusable). Empty when the identity was taken or
+// the context verifies no client certificates.
+[[nodiscard]] std::string client_certificate_problem(const SSL* ssl);
+
 // After a completed server handshake on `ssl`: the notAfter of the client certificate that
 // client_certificate_identity reads, when it verified (kept across TLS resumption like the
 // identity); nullopt when there is none, and for a notAfter after kLatestCertificateExpiry (RFC

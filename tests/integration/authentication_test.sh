@@ -76,11 +76,12 @@ status=$("$tether" status --json --socket "$work/server.sock" | jq '.[0]')
 echo "ok: SCRAM-SHA-256-PLUS end to end, principal logged and in tether status"
 
 # 2. Wrong password: exit 9, the message names the mechanism; nothing about the secret.
-TETHER_PASSWORD='wrong' client "$work/wrong.log" $server_port --user alice
+TETHER_PASSWORD='Tr0ub4dor-3' client "$work/wrong.log" $server_port --user alice
 expect_exit 9 "$work/wrong.log"
 has_event "$work/wrong.log" '.event == "closed" and .reason == "auth-failed" and (.message | contains("SCRAM-SHA-256-PLUS"))' ||
   fail "wrong password: no auth-failed naming the mechanism ($(tail -n 3 "$work/wrong.log"))"
-grep -q wrong "$work/server.log" && fail "the password appears in the server log"
+# (Not the word "wrong": the server's refusal line says "wrong password".)
+grep -q Tr0ub4dor "$work/server.log" && fail "the password appears in the server log"
 # An unknown user gets exactly the same message as a wrong password.
 TETHER_PASSWORD='wrong' client "$work/unknown.log" $server_port --user mallory
 expect_exit 9 "$work/unknown.log"

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -199,6 +200,96 @@ exit-on-session-loss = false
   TetherLikeCommand client_command;
   client_command.parse({"--config", file, "client", "--exit-on-session-loss"});
   EXPECT_TRUE(client_command.exit_on_session_loss);  // The command-line flag wins over false.
+}
+
+// The authentication and lifetime options of issues #14/#15 as tether declares them (strings, a
+// signed duration with units, a checked choice); config_auth_test.sh runs the real binary's.
+struct AuthOptions {
+  explicit AuthOptions(TetherLikeCommand& command) {
+    CLI::App& server = *command.server;
+    server.add_option("--users", users);
+    server.add_option("--jwks", jwks);
+    server.add_option("--audience", audience);
+    server.add_option("--token-deny-list", deny_list);
+    server.add_option("--metrics-listen", metrics_listen);
+    server.add_option("--max-reauth", max_reauth_ms)
+        ->transform(CLI::AsNumberWithUnit(
+            std::map<std::string, std::int64_t>{{"ms", 1}, {"s", 1000}, {"h", 3600 * 1000}},
+            CLI::AsNumberWithUnit::CASE_SENSITIVE, "DURATION"));
+    server.add_option("--expiry-enforcement", enforcement)
+        ->check(CLI::IsMember({"immediate", "on-use"}));
+    command.client->add_option("--refresh-window-factor", refresh_window_factor);
+    command.client->add_option("--token-command", token_command);
+  }
+  std::string users, jwks, audience, deny_list, metrics_listen, enforcement = "immediate";
+  std::int64_t max_reauth_ms = 0;
+  double refresh_window_factor = 0.8;
+  std::string token_command;
+};
+
+TEST_F(ConfigFileTest, AuthenticationAndLifetimeOptionsComeFromTheFile) {
+  const std::string file = write("tether.toml", R"([server]
+auth = "SCRAM-SHA-256-PLUS,PLAIN"
+users = "/etc/tether/users"
+jwks = "/etc/tether/jwks.json"
+audience = "tether"
+token-deny-list = "/etc/tether/deny"
+metrics-listen = "127.0.0.1:9464"
+max-reauth = "-1h"
+expiry-enforcement = "on-use"
+[client]
+server = "host:1"
+token-command = "get-token --audience tether"
+refresh-window-factor = 0.9
+)");
+  TetherLikeCommand server_command;
+  AuthOptions server_options(server_command);
+  server_command.parse({"--config", file, "server"});
+  EXPECT_EQ(server_command.auth, "SCRAM-SHA-256-PLUS,PLAIN");
+  EXPECT_EQ(server_options.users, "/etc/tether/users");
+  EXPECT_EQ(server_options.jwks, "/etc/tether/jwks.json");
+  EXPECT_EQ(server_options.audience, "tether");
+  EXPECT_EQ(server_options.deny_list, "/etc/tether/deny");
+  EXPECT_EQ(server_options.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(server_options.max_reauth_ms, -3600 * 1000);  // the unit's transform applies
+  EXPECT_EQ(server_options.enforcement, "on-use");
+  TetherLikeCommand client_command;
+  AuthOptions client_options(client_command);
+  client_command.parse({"--config", file, "client"});
+  EXPECT_EQ(client_options.token_command, "get-token --audience tether");
+  EXPECT_DOUBLE_EQ(client_options.refresh_window_factor, 0.9);
+}
+
+TEST_F(ConfigFileTest, ABadCheckedValueInTheFileIsRefusedNamingTheOption) {
+  const auto message_for = [&](const std::string& line) -> std::string {
+    const std::string file = write("bad.toml", "[server]\nauth = \"PLAIN\"\n" + line + "\n");
+    TetherLikeCommand command;
+    AuthOptions options(command);
+    try {
+      command.parse({"--config", file, "server"});
+    } catch (const CLI::ParseError& error) {
+      return error.what();
+    }
+    return "(accepted)";
+  };
+  const std::string enforcement = message_for("expiry-enforcement = \"sometimes\"");
+  EXPECT_NE(enforcement.find("--expiry-enforcement: sometimes not in {immediate,on-use}"),
+            std::string::npos)
+      << enforcement;
+  const std::string reauth = message_for("max-reauth = \"forever\"");
+  EXPECT_NE(reauth.find("--max-reauth"), std::string::npos) << reauth;
+  // A number option given a word: CLI11's conversion error names the option.
+  const std::string file =
+      write("client.toml", "[client]\nserver = \"h:1\"\nrefresh-window-factor = \"often\"\n");
+  TetherLikeCommand command;
+  AuthOptions options(command);
+  try {
+    command.parse({"--config", file, "client"});
+    ADD_FAILURE() << "a word for --refresh-window-factor was accepted";
+  } catch (const CLI::ConversionError& error) {
+    EXPECT_NE(std::string(error.what()).find("refresh-window-factor"), std::string::npos)
+        << error.what();
+  }
 }
 
 TEST_F(ConfigFileTest, TopLevelKeysSetTheMainCommandsOptions) {

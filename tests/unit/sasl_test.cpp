@@ -534,6 +534,55 @@ TEST_F(SaslExchangeTest, ClientRejectsWrongOrMissingServerSignature) {
   }
 }
 
+TEST_F(SaslExchangeTest, PlainDefersItsPasswordCheckWhenAllowed) {
+  // With allow_deferral() the PBKDF2 is handed out as DeferredWork, run here on another thread, and
+  // resume() gives the verdict: the same as the synchronous check's, for every kind of user.
+  std::string synchronous_message;
+  for (const auto& [user, password, succeeds] :
+       std::vector<std::tuple<std::string, std::string, bool>>{{"alice", "pencil", true},
+                                                               {"alice", "wrong", false},
+                                                               {"mallory", "pencil", false},
+                                                               {"bob", "hunter2", false}}) {
+    const std::string message = std::string("\0", 1) + user + std::string("\0", 1) + password;
+    auto exchange = server_->start("PLAIN", tls_);
+    ASSERT_NE(exchange, nullptr);
+    exchange->allow_deferral();
+    auto step = exchange->start(bytes_of(message));
+    ASSERT_EQ(step.status, Status::kContinue) << user;
+    ASSERT_NE(step.deferred, nullptr);
+    EXPECT_TRUE(step.output.empty());
+    EXPECT_EQ(step.claimed_identity, user);
+    std::thread([work = step.deferred] { work->run(); }).join();
+    const auto verdict = exchange->resume();
+    auto synchronous = server_->start("PLAIN", tls_);
+    const auto expected = synchronous->start(bytes_of(message));
+    EXPECT_EQ(verdict.status, expected.status) << user;
+    EXPECT_EQ(verdict.message, expected.message) << user;
+    EXPECT_EQ(verdict.failure, expected.failure) << user;
+    if (succeeds) {
+      EXPECT_EQ(verdict.status, Status::kSucceeded);
+      EXPECT_EQ(verdict.principal, "alice");
+    } else {
+      EXPECT_EQ(verdict.failure, AuthenticationFailure::kBadCredentials);
+    }
+    // Nothing more to resume, and the exchange is over.
+    EXPECT_EQ(exchange->resume().status, Status::kFailed);
+  }
+  // SCRAM has no costly server work: allowed or not, it never defers.
+  auto scram = server_->start("SCRAM-SHA-256", tls_);
+  scram->allow_deferral();
+  const auto first = scram->start(bytes_of("n,,n=alice,r=abcdefghijklmnop"));
+  EXPECT_EQ(first.status, Status::kContinue);
+  EXPECT_EQ(first.deferred, nullptr);
+  // An exchange destroyed while its work is out: the work stays valid on its own.
+  auto abandoned = server_->start("PLAIN", tls_);
+  abandoned->allow_deferral();
+  auto work = abandoned->start(bytes_of(std::string("\0alice\0pencil", 13))).deferred;
+  ASSERT_NE(work, nullptr);
+  abandoned.reset();
+  work->run();
+}
+
 TEST_F(SaslExchangeTest, MessagesAfterTheEndAndDestructionMidExchange) {
   auto exchange = server_->start("SCRAM-SHA-256", tls_);
   EXPECT_EQ(exchange->start(bytes_of("n,,n=alice,r=abcdefghijklmnop")).status, Status::kContinue);

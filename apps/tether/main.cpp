@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "admin_command.hpp"
+#include "auth/credential_sources.hpp"
 #include "auth/credentials.hpp"
 #include "auth/mechanism.hpp"
 #include "config_file.hpp"
@@ -739,7 +740,29 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> client_auth
   config.refresh.min_period = std::chrono::seconds(arguments.refresh_min_period_s);
   config.refresh.buffer = std::chrono::seconds(arguments.refresh_buffer_s);
   config.certificate = !arguments.certificate.empty();
-  return auth::make_client_authenticator(config);
+  config.certificate_file = arguments.certificate;
+  auto authenticator = auth::make_client_authenticator(config);
+  if (!authenticator) return authenticator;
+  // Say when the credential expires, and warn once its refresh window has come (KIP-368's
+  // schedule): a certificate or a token file is renewed outside tether.
+  auto credential = auth::client_credential(config, authenticator->get());
+  if (!credential) return make_unexpected(credential.error());
+  if (*credential != nullptr && config.token_command.empty()) {
+    if (auto* file = dynamic_cast<auth::TokenFileCredential*>(credential->get())) {
+      (void)file->token();  // its claims; an unreadable file is reported at the exchange
+    }
+    bool renewal_due = false;
+    const std::string line = auth::describe_expiry(**credential, auth::WallClock::now(),
+                                                   config.refresh, 0.5, renewal_due);
+    if (!line.empty()) {
+      if (renewal_due) {
+        spdlog::warn("{}", line);
+      } else {
+        spdlog::info("{}", line);
+      }
+    }
+  }
+  return authenticator;
 }
 
 Expected<transport::ClientOptions, std::string> client_options(ClientArguments arguments) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "auth/credential_sources.hpp"
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
 #include "auth/oauthbearer.hpp"
@@ -77,11 +78,18 @@ class CombinedServerAuthenticator final : public session::ServerAuthenticator {
 class CombinedClientAuthenticator final : public session::ClientAuthenticator {
  public:
   CombinedClientAuthenticator(std::optional<Mechanism> mechanism, SaslClientConfig sasl,
-                              OAuthBearerClient::TokenProvider tokens, std::string authzid)
+                              OAuthBearerClient::TokenProvider tokens, std::string authzid,
+                              std::shared_ptr<ExpiringCredential> token_source)
       : mechanism_(mechanism),
         sasl_(std::move(sasl)),
         tokens_(std::move(tokens)),
-        authzid_(std::move(authzid)) {}
+        authzid_(std::move(authzid)),
+        token_source_(std::move(token_source)) {}
+
+  // The token file's or command's source the tokens come from (nullptr without tokens).
+  [[nodiscard]] const std::shared_ptr<ExpiringCredential>& token_source() const {
+    return token_source_;
+  }
 
   [[nodiscard]] std::unique_ptr<session::ClientAuthentication> start(
       const session::ConnectionSecurity& security) override {
@@ -99,6 +107,7 @@ class CombinedClientAuthenticator final : public session::ClientAuthenticator {
   SaslClientConfig sasl_;
   OAuthBearerClient::TokenProvider tokens_;
   std::string authzid_;
+  std::shared_ptr<ExpiringCredential> token_source_;
 };
 
 }  // namespace
@@ -215,17 +224,45 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> make_client
   if (password) sasl.credential = std::make_shared<ScramCredential>(config.user, config.password);
   sasl.authorization_identity = config.authorization_identity;
   OAuthBearerClient::TokenProvider tokens;
+  std::shared_ptr<ExpiringCredential> token_source;
   if (token_file) {
-    tokens = [path = config.token_file] { return read_token_file(path); };
+    auto source = std::make_shared<TokenFileCredential>(config.token_file);
+    tokens = [source] { return source->token(); };
+    token_source = source;
   } else if (token_command) {
     if (auto valid = validate(config.refresh); !valid) return make_unexpected(valid.error());
     auto source = std::make_shared<RefreshingTokenSource>(
         [command = config.token_command] { return run_token_command(command); }, config.refresh);
     tokens = [source] { return source->token(); };
+    token_source = source;
   }
   return std::shared_ptr<session::ClientAuthenticator>(
-      std::make_shared<CombinedClientAuthenticator>(
-          config.mechanism, std::move(sasl), std::move(tokens), config.authorization_identity));
+      std::make_shared<CombinedClientAuthenticator>(config.mechanism, std::move(sasl),
+                                                    std::move(tokens),
+                                                    config.authorization_identity,
+                                                    std::move(token_source)));
+}
+
+Expected<std::shared_ptr<ExpiringCredential>, std::string> client_credential(
+    const ClientCredentialConfig& config, const session::ClientAuthenticator* authenticator_source) {
+  if (const auto* combined = dynamic_cast<const CombinedClientAuthenticator*>(authenticator_source);
+      combined != nullptr && combined->token_source() != nullptr) {
+    return combined->token_source();
+  }
+  if (!config.token_file.empty()) {
+    return std::shared_ptr<ExpiringCredential>(
+        std::make_shared<TokenFileCredential>(config.token_file));
+  }
+  if (!config.user.empty()) {
+    return std::shared_ptr<ExpiringCredential>(std::make_shared<PasswordCredential>(config.user));
+  }
+  if (!config.certificate_file.empty()) {
+    auto certificate = CertificateCredential::load(config.certificate_file);
+    if (!certificate) return make_unexpected(certificate.error());
+    return std::shared_ptr<ExpiringCredential>(
+        std::make_shared<CertificateCredential>(std::move(*certificate)));
+  }
+  return std::shared_ptr<ExpiringCredential>{};
 }
 
 Expected<std::string, std::string> read_token_file(const std::filesystem::path& path) {

@@ -54,6 +54,7 @@ struct ClientCredentialConfig {
   std::string token_command;
   RefreshPolicy refresh;
   bool certificate = false;            // EXTERNAL: the TLS client certificate is configured
+  std::filesystem::path certificate_file;  // its PEM file, to describe it (may be empty)
   std::string authorization_identity;  // optional authzid
 };
 
@@ -61,6 +62,14 @@ struct ClientCredentialConfig {
 // authenticate); an error when the configuration is contradictory.
 [[nodiscard]] Expected<std::shared_ptr<session::ClientAuthenticator>, std::string>
 make_client_authenticator(const ClientCredentialConfig& config);
+
+// The credential the client's configuration names, as an ExpiringCredential (credential_sources.hpp
+// and token_refresher.hpp): the token command's or the token file's source (the same object the
+// authenticator reads, when `authenticator_source` is the one make_client_authenticator made), the
+// password, or the client certificate; nullptr when there is none. An error when the certificate
+// file cannot be read.
+[[nodiscard]] Expected<std::shared_ptr<ExpiringCredential>, std::string> client_credential(
+    const ClientCredentialConfig& config, const session::ClientAuthenticator* authenticator_source);
 
 // A token from a file (trailing whitespace trimmed), bounded in size.
 [[nodiscard]] Expected<std::string, std::string> read_token_file(const std::filesystem::path& path);

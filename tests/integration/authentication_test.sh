@@ -26,24 +26,12 @@ printf 'old pencil\n' | "$tether" passwd --users "$users" --expires 2001-02-03T0
   2>>"$work/passwd.log"
 
 # An HS256 key in a JWKS, and tokens signed with it (python3's hmac; nothing leaves this machine).
-python3 - "$work/secrets" <<'PY'
-import base64, hmac, hashlib, json, os, sys, time
-directory = sys.argv[1]
-b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-key = os.urandom(32)
-with open(os.path.join(directory, "jwks.json"), "w") as out:
-    json.dump({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256", "k": b64(key)}]}, out)
-def token(claims):
-    header = b64(json.dumps({"alg": "HS256", "kid": "test", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(signature)}"
-now = int(time.time())
-for name, exp in (("token", now + 3600), ("expired", now - 3600)):
-    with open(os.path.join(directory, name), "w") as out:
-        out.write(token({"sub": "carol", "aud": "tether-test", "iss": "test-issuer", "exp": exp,
-                         "scope": "tether:connect"}) + "\n")
-PY
+tokens="$(dirname "$0")/test_tokens.py"
+python3 "$tokens" jwks "$work/secrets"
+python3 "$tokens" token "$work/secrets" token \
+  '{"sub": "carol", "aud": "tether-test", "iss": "test-issuer", "exp_in": 3600, "scope": "tether:connect"}'
+python3 "$tokens" token "$work/secrets" expired \
+  '{"sub": "carol", "aud": "tether-test", "iss": "test-issuer", "exp_in": -3600, "scope": "tether:connect"}'
 chmod 600 "$work/secrets/"*
 
 spawn socat TCP-LISTEN:$target_port,reuseaddr,fork,bind=127.0.0.1 EXEC:cat

@@ -27,24 +27,12 @@ users=$work/secrets/users
 printf 'correct horse\n' | "$tether" passwd --users "$users" alice 2>>"$work/passwd.log"
 printf 'correct horse\n' >"$work/secrets/password"
 printf '# revoked tokens\n' >"$work/secrets/deny"
-python3 - "$work/secrets" <<'PY'
-import base64, hmac, hashlib, json, os, sys, time
-directory = sys.argv[1]
-b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-key = os.urandom(32)
-with open(os.path.join(directory, "jwks.json"), "w") as out:
-    json.dump({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256", "k": b64(key)}]}, out)
-def token(claims):
-    header = b64(json.dumps({"alg": "HS256", "kid": "test", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(signature)}"
-now = int(time.time())
-for name, jti in (("token", "good-1"), ("denied", "revoked-1")):
-    with open(os.path.join(directory, name), "w") as out:
-        out.write(token({"sub": "carol", "aud": "tether-test", "iss": "test-issuer",
-                         "exp": now + 3600, "jti": jti}) + "\n")
-PY
+tokens="$(dirname "$0")/test_tokens.py"
+python3 "$tokens" jwks "$work/secrets"
+python3 "$tokens" token "$work/secrets" token \
+  '{"sub": "carol", "aud": "tether-test", "iss": "test-issuer", "exp_in": 3600, "jti": "good-1"}'
+python3 "$tokens" token "$work/secrets" denied \
+  '{"sub": "carol", "aud": "tether-test", "iss": "test-issuer", "exp_in": 3600, "jti": "revoked-1"}'
 printf 'revoked-1\n' >>"$work/secrets/deny"
 chmod 600 "$work/secrets/"*
 

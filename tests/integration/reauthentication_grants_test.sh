@@ -31,30 +31,13 @@ mkdir -m 700 "$work/secrets"
 # An HS256 key in a JWKS; each call signs one 10-minute token with the given scopes into the token
 # file (atomically: write then rename). The principal carries a terminal escape, which every log
 # line that names it must show escaped ("alice\x1b[1m").
-cat >"$work/token.py" <<'PY'
-import base64, hmac, hashlib, json, os, sys, time
-directory, scope = sys.argv[1], sys.argv[2]
-b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-key_path = os.path.join(directory, "hs256.key")
-if not os.path.exists(key_path):
-    with open(key_path, "wb") as out:
-        out.write(os.urandom(32))
-    os.chmod(key_path, 0o600)
-key = open(key_path, "rb").read()
-with open(os.path.join(directory, "jwks.json"), "w") as out:
-    json.dump({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256", "k": b64(key)}]}, out)
-os.chmod(os.path.join(directory, "jwks.json"), 0o600)
-header = b64(json.dumps({"alg": "HS256", "kid": "test", "typ": "JWT"}).encode())
-claims = {"sub": "alice\x1b[1m", "aud": "tether-test", "exp": int(time.time()) + 600, "scope": scope}
-body = b64(json.dumps(claims).encode())
-signature = b64(hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest())
-path = os.path.join(directory, "token")
-with open(path + ".new", "w") as out:
-    out.write(f"{header}.{body}.{signature}\n")
-os.chmod(path + ".new", 0o600)
-os.rename(path + ".new", path)
-PY
-python3 "$work/token.py" "$work/secrets" \
+tokens="$(dirname "$0")/test_tokens.py"
+python3 "$tokens" jwks "$work/secrets"
+sign_token() {
+  python3 "$tokens" token "$work/secrets" token \
+    "$(jq -cn --arg scope "$1" '{sub: "alice\u001b[1m", aud: "tether-test", exp_in: 600, scope: $scope}')"
+}
+sign_token \
   "tether:connect:127.0.0.1:$target_a tether:connect:127.0.0.1:$target_b tether:listen:127.0.0.1:$remote_port"
 
 spawn socat TCP-LISTEN:$target_a,reuseaddr,fork,bind=127.0.0.1 EXEC:cat
@@ -126,7 +109,7 @@ read -r -t 10 line <&$holder_in || fail "the holder did not start ($(cat "$work/
 
 # From now on the token grants only A.
 switched=$EPOCHREALTIME
-python3 "$work/token.py" "$work/secrets" "tether:connect:127.0.0.1:$target_a"
+sign_token "tether:connect:127.0.0.1:$target_a"
 echo switched >&$holder_out
 read -r -t 20 _ how closed_at <&$holder_in || fail "the holder reported nothing ($(cat "$work/hold.err"))"
 [[ $how == reset || $how == eof ]] || fail "the connection to B stayed open ($how)"

@@ -28,43 +28,25 @@ printf 'correct horse\n' | "$tether" passwd --users "$users" alice 2>>"$work/pas
 
 # An HS256 key in a JWKS; a writer signs a fresh 5-second token into the token file every second
 # (atomically: write then rename), until its stop file appears.
+python3 "$(dirname "$0")/test_tokens.py" jwks "$work/secrets"
 cat >"$work/tokens.py" <<'PY'
-import base64, hmac, hashlib, json, os, sys, time
-directory, stop = sys.argv[1], sys.argv[2]
-name = sys.argv[3] if len(sys.argv) > 3 else "token"
-scope_file = sys.argv[4] if len(sys.argv) > 4 else None
-b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-key_path = os.path.join(directory, "hs256.key")
-if not os.path.exists(key_path):
-    with open(key_path, "wb") as out:
-        out.write(os.urandom(32))
-    os.chmod(key_path, 0o600)
-key = open(key_path, "rb").read()
-with open(os.path.join(directory, "jwks.json"), "w") as out:
-    json.dump({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256", "k": b64(key)}]}, out)
-os.chmod(os.path.join(directory, "jwks.json"), 0o600)
-def token(exp):
-    header = b64(json.dumps({"alg": "HS256", "kid": "test", "typ": "JWT"}).encode())
-    claims = {"sub": "carol", "aud": "tether-test", "exp": exp}
-    if scope_file:
-        claims["scope"] = open(scope_file).read().strip()
-    body = b64(json.dumps(claims).encode())
-    signature = hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(signature)}"
+import os, sys, time
+sys.path.insert(0, sys.argv[3])
+import test_tokens
+directory, stop, name = sys.argv[1], sys.argv[2], "token"
+key = test_tokens.load_key(directory)
 path = os.path.join(directory, name)
 while True:
     exp = int(time.time()) + 5
-    with open(path + ".new", "w") as out:
-        out.write(token(exp) + "\n")
-    os.chmod(path + ".new", 0o600)
-    os.rename(path + ".new", path)
+    claims = {"sub": "carol", "aud": "tether-test", "exp": exp}
+    test_tokens.write_atomically(path, test_tokens.sign(key, claims) + "\n")
     with open(os.path.join(directory, name + "-last-exp"), "w") as out:
         out.write(f"{exp}\n")
     if os.path.exists(stop):
         break
     time.sleep(1)
 PY
-spawn python3 "$work/tokens.py" "$work/secrets" "$work/stop-tokens"
+spawn python3 "$work/tokens.py" "$work/secrets" "$work/stop-tokens" "$(dirname "$0")"
 writer_pid=$spawned
 wait_for 10 test -s "$work/secrets/token" || fail "the token writer wrote no token"
 

@@ -25,24 +25,12 @@ for user in alice bob dave; do
 done
 
 # An HS256 key in a JWKS, and tokens with a jti signed with it (python3's hmac).
-python3 - "$work/secrets" <<'PY'
-import base64, hmac, hashlib, json, os, sys, time
-directory = sys.argv[1]
-b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-key = os.urandom(32)
-with open(os.path.join(directory, "jwks.json"), "w") as out:
-    json.dump({"keys": [{"kty": "oct", "kid": "test", "alg": "HS256", "k": b64(key)}]}, out)
-def token(claims):
-    header = b64(json.dumps({"alg": "HS256", "kid": "test", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(signature)}"
-now = int(time.time())
-for name, jti in (("token-1", "jti-carol-1"), ("token-2", "jti-carol-2")):
-    with open(os.path.join(directory, name), "w") as out:
-        out.write(token({"sub": "carol", "aud": "tether-test", "iss": "test-issuer",
-                         "exp": now + 3600, "jti": jti}) + "\n")
-PY
+tokens="$(dirname "$0")/test_tokens.py"
+python3 "$tokens" jwks "$work/secrets"
+for n in 1 2; do
+  python3 "$tokens" token "$work/secrets" token-$n \
+    '{"sub": "carol", "aud": "tether-test", "iss": "test-issuer", "exp_in": 3600, "jti": "jti-carol-'$n'"}'
+done
 printf '# revoked tokens, one jti a line\n' >"$work/secrets/denied"
 chmod 600 "$work/secrets/"*
 

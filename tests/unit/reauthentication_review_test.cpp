@@ -333,5 +333,39 @@ TEST(ReauthenticationReview, StreamDataPastTheLifetimeIsRefusedEvenBeforeTheTime
   EXPECT_TRUE(got.empty()) << "accepted 500 ms past the lifetime: " << text_of(got);
 }
 
+// ---- Finding 6: in the grace, data on a stream the server opened meanwhile is let through -----
+
+TEST(ReauthenticationReview, InTheGraceTheClientCannotUseAStreamTheServerOpenedMeanwhile) {
+  // The lifetime passes mid-exchange: the grace lets through only data in flight on streams the
+  // client had, within the credit it had. A stream the server opens in the grace (a -R listener's
+  // new connection) is held, so the client has never heard of it; but note_use asks only whether
+  // the stream exists here, so a client that guesses its id (server ids are 2, 4, ...) sends a
+  // whole initial window on it, which the server's application forwards.
+  Review test(seconds(10));
+  const PathId path = *test.loop.client.data_path();
+  const Time due = *test.loop.client.deadline(session::TimerSlot::kReauthenticate);
+  test.loop.advance_to(due - milliseconds(1));
+  test.loop.now = due;
+  test.loop.client.on_timeout(test.loop.now);
+  test.loop.transfer(End::kClient, path);
+  ASSERT_TRUE(test.server_session()->reauthenticating());
+  Bytes held;
+  test.loop.take(End::kServer, path, held, std::size_t{1} << 20);  // the challenge, kept back
+  test.loop.now = start_time() + seconds(10) + milliseconds(1);
+  test.loop.server.on_timeout(test.loop.now);
+  session::Session* server = test.server_session();
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(server->reauthenticating());
+  const auto opened = server->open_stream(0, test.loop.now);  // in the grace
+  ASSERT_TRUE(opened);
+  ASSERT_TRUE(inject_stream_data(test.loop, path, *opened, 0, true, to_bytes("new use")));
+  test.loop.process_events();
+  server = test.server_session();
+  ASSERT_NE(server, nullptr);
+  const Bytes got = read_all(*server, *opened, test.loop.now);
+  EXPECT_TRUE(got.empty() || test.server_closed().has_value())
+      << "new use in the grace: " << text_of(got);
+}
+
 }  // namespace
 }  // namespace tether::test

@@ -565,9 +565,7 @@ int run_server(const std::string& listen, const std::string& certificate, const 
   };
   hangup->async_wait(*on_hangup);
   auto metrics = start_metrics(io, metrics_listen, "server",
-                               [&runtime]() {
-                                 return transport::server_metrics(runtime);
-                               });
+                               [&runtime]() { return transport::server_metrics(runtime); });
   if (!metrics) {
     spdlog::error("{}", metrics.error());
     return 1;

@@ -129,8 +129,8 @@ std::string describe_expiry(const ExpiringCredential& credential, WallTime now,
     renewal_due = true;
     return who + " expired at " + utc_text(*expiry) + "; renew it";
   }
-  std::string line = who + " expires at " + utc_text(*expiry) + " (in " +
-                     duration_text(*expiry - now) + ")";
+  std::string line =
+      who + " expires at " + utc_text(*expiry) + " (in " + duration_text(*expiry - now) + ")";
   // Due once the refresh window (factor plus this draw of the jitter) of its validity has passed,
   // or, when its start is unknown, once it is within the buffer of its expiry.
   const double fraction =

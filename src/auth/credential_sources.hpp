@@ -1,8 +1,9 @@
 // The CLI's client credential sources as ExpiringCredentials (credential_refresh.hpp): a password,
 // a token file and a client certificate each say whose credential they hold, since when and until
 // when, so that the client can report them and schedule their renewal like the token command's
-// RefreshingTokenSource (token_refresher.hpp). A password the client holds does not expire as far as
-// the client knows (the server's users file may still give it an expiry, which the server enforces).
+// RefreshingTokenSource (token_refresher.hpp). A password the client holds does not expire as far
+// as the client knows (the server's users file may still give it an expiry, which the server
+// enforces).
 #pragma once
 
 #include <filesystem>

@@ -237,14 +237,14 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> make_client
     token_source = source;
   }
   return std::shared_ptr<session::ClientAuthenticator>(
-      std::make_shared<CombinedClientAuthenticator>(config.mechanism, std::move(sasl),
-                                                    std::move(tokens),
-                                                    config.authorization_identity,
-                                                    std::move(token_source)));
+      std::make_shared<CombinedClientAuthenticator>(
+          config.mechanism, std::move(sasl), std::move(tokens), config.authorization_identity,
+          std::move(token_source)));
 }
 
 Expected<std::shared_ptr<ExpiringCredential>, std::string> client_credential(
-    const ClientCredentialConfig& config, const session::ClientAuthenticator* authenticator_source) {
+    const ClientCredentialConfig& config,
+    const session::ClientAuthenticator* authenticator_source) {
   if (const auto* combined = dynamic_cast<const CombinedClientAuthenticator*>(authenticator_source);
       combined != nullptr && combined->token_source() != nullptr) {
     return combined->token_source();

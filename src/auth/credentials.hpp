@@ -53,9 +53,9 @@ struct ClientCredentialConfig {
   // schedule by a worker thread (token_refresher.hpp); any other token is fetched per exchange.
   std::string token_command;
   RefreshPolicy refresh;
-  bool certificate = false;            // EXTERNAL: the TLS client certificate is configured
+  bool certificate = false;                // EXTERNAL: the TLS client certificate is configured
   std::filesystem::path certificate_file;  // its PEM file, to describe it (may be empty)
-  std::string authorization_identity;  // optional authzid
+  std::string authorization_identity;      // optional authzid
 };
 
 // The client's authenticator, or nullptr when no credential is configured (the client does not

@@ -42,11 +42,18 @@ struct ReauthenticationState {
   std::unique_ptr<ServerAuthentication> server_exchange;
   std::unique_ptr<ClientAuthentication> client_exchange;
   std::optional<Time> started;  // when the exchange in flight began (on this side)
-  // When the exchange in flight must have finished. Pushed back while the session is suspended
-  // (its messages ride the control stream and continue after the resume); on a server whose
-  // session is past its lifetime, grace_end bounds it all the same.
+  // When the exchange in flight must have finished: the handshake timeout of connected time (its
+  // messages ride the control stream and continue after a resume; on a server whose session is
+  // past its lifetime, grace_end bounds it all the same).
   std::optional<Time> exchange_deadline;
+  // While suspended, the exchange's clock stops: what was left of it (exchange_deadline unset).
+  std::optional<Duration> exchange_time_left;
   std::optional<Time> last_started;  // the once-per-interval rule
+  // Client: when it sent the last message the next verdict answers (the Hello or the login's last
+  // AuthResponse; Reauthenticate or the exchange's last AuthResponse). The server's verdict comes
+  // after it, so a lifetime counted from here never ends after the server's, however long the
+  // verdict took to arrive (a slow network, a suspension before it was delivered).
+  std::optional<Time> request_sent;
   // Client: when to start the next exchange (nullopt: none is due, e.g. the lifetime is unlimited).
   std::optional<Time> next_attempt;
   // Exchanges begun on this session, in order; both sides count alike, and the count names the
@@ -59,6 +66,7 @@ struct ReauthenticationState {
     client_exchange.reset();
     started.reset();
     exchange_deadline.reset();
+    exchange_time_left.reset();
   }
 };
 

@@ -46,6 +46,8 @@ const char* to_string(StreamError error) {
       return "session not open for writing";
     case StreamError::kTooManyStreams:
       return "too many streams";
+    case StreamError::kLifetimePassed:
+      return "the session's lifetime passed; no new stream before it re-authenticates";
   }
   return "unknown";
 }
@@ -173,6 +175,7 @@ void Session::add_path(PathId path_id, const ConnectionSecurity& security, Time 
       hello.initial_response = std::move(step.output);
       authentication_path_ = path_id;
     }
+    reauthentication_.request_sent = now;
     queue_frame(path, hello);
     return;
   }
@@ -226,6 +229,10 @@ void Session::receive(PathId path_id, std::span<const std::byte> bytes, Time now
   if (path.state == PathState::kDone) return;
   path.liveness.on_inbound(now);
   if (role_ == Role::kServer && suspended() && paths_.is_data_path(path_id)) mark_resumed(now);
+  // A lifetime that ended before these bytes is applied before them, even if its timer has not
+  // run yet (the runtime may read before it handles due timers).
+  if (role_ == Role::kServer) catch_up_lifetime(now);
+  if (lifecycle_.closed()) return;
 
   const std::uint64_t unacknowledged_before = streams_.unacknowledged_bytes();
   auto result = path.inbound.feed_streaming(
@@ -473,6 +480,7 @@ bool Session::handle_auth_challenge(Path& path, const wire::AuthChallenge& chall
     fail_session(Reason::kAuthFailed, false, false, now, false, std::move(message));
     return false;
   }
+  reauthentication_.request_sent = now;
   queue_frame(path, wire::AuthResponse{std::move(step.output)});
   return true;
 }
@@ -548,21 +556,6 @@ Expected<void, Reason> Session::accept_resume(PathId path_id, const ConnectionSe
     return make_unexpected(Reason::kProtocolError);
   }
   if (resume.version != wire::kProtocolVersion) return make_unexpected(Reason::kProtocolError);
-  ReauthenticationState& reauthentication = reauthentication_;
-  const bool past_lifetime =
-      reauthentication.lifetime_end && now >= *reauthentication.lifetime_end;
-  if (past_lifetime && !config_.lifetime_audit_only &&
-      (!may_reauthenticate() ||
-       (reauthentication.grace_end && now >= *reauthentication.grace_end))) {
-    // A client that cannot re-authenticate cannot come back after its lifetime, nor one whose
-    // grace ran out (reconnecting does not buy a new one): the session ends here, on both sides.
-    fail_session(Reason::kCredentialsExpired, false, false, now, true,
-                 may_reauthenticate()
-                     ? "the session's lifetime ended and it did not re-authenticate in time"
-                     : "the session's lifetime ended (the client does not support "
-                       "re-authentication)");
-    return make_unexpected(Reason::kCredentialsExpired);
-  }
   const auto base = resume_.match_client_proof(session_id_, keying_material, resume.proof);
   if (!base) {
     ++stats_.rejected_resume_attempts;
@@ -572,6 +565,21 @@ Expected<void, Reason> Session::accept_resume(PathId path_id, const ConnectionSe
   if (!streams_.peer_positions_possible(resume.received)) {
     ++stats_.rejected_resume_attempts;
     return make_unexpected(Reason::kProtocolError);
+  }
+  ReauthenticationState& reauthentication = reauthentication_;
+  const bool past_lifetime = reauthentication.lifetime_end && now >= *reauthentication.lifetime_end;
+  if (past_lifetime && !config_.lifetime_audit_only &&
+      (!may_reauthenticate() ||
+       (reauthentication.grace_end && now >= *reauthentication.grace_end))) {
+    // A client that cannot re-authenticate cannot come back after its lifetime, nor one whose
+    // grace ran out (reconnecting does not buy a new one): the session ends here, on both sides.
+    // Only for a proven Resume: a stranger's changes nothing (checked above).
+    fail_session(Reason::kCredentialsExpired, false, false, now, true,
+                 may_reauthenticate()
+                     ? "the session's lifetime ended and it did not re-authenticate in time"
+                     : "the session's lifetime ended (the client does not support "
+                       "re-authentication)");
+    return make_unexpected(Reason::kCredentialsExpired);
   }
   wire::ResumeAccept accept;
   accept.proof = resume_.accept_client(*base, session_id_, keying_material);
@@ -629,6 +637,12 @@ void Session::handle_ack(const wire::Ack& ack, Time now) {
     Stream* stream = streams_.find(entry.stream_id);
     if (stream == nullptr) continue;
     if (entry.stream_id != kControlStream && entry.window_limit > stream->send.peer_window_limit) {
+      // New credit asks for more data: past the lifetime that is use like sending it (a client
+      // that only acknowledges would otherwise download without end under on-use enforcement).
+      if (role_ == Role::kServer && reauthentication_.lifetime_passed &&
+          !config_.lifetime_audit_only && !reauthentication_.grace_end && !note_use(false, now)) {
+        return;
+      }
       stream->send.peer_window_limit = entry.window_limit;
       streams_.mark_send_candidate(*stream);
     }

@@ -7,8 +7,8 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <utility>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "session/ack_manager.hpp"
@@ -38,6 +38,9 @@ enum class StreamError : std::uint8_t {
   kStreamFinished,  // finish() was already called on this stream
   kNotOpen,         // the session is not established yet, or it is closing or closed
   kTooManyStreams,  // SessionConfig::max_streams streams are open
+  // Server: the session's lifetime passed and no re-authentication has completed since (enforcing
+  // servers only): no new stream until one does.
+  kLifetimePassed,
 };
 [[nodiscard]] const char* to_string(StreamError error);
 
@@ -247,6 +250,7 @@ class Session {
   // session_lifetime.hpp) and returns it, nullopt for none.
   std::optional<Duration> start_lifetime(Time now);
   // Client: the lifetime a Welcome or Reauthenticated gave, and when to re-authenticate.
+  // Client: the lifetime a verdict gave, counted from reauthentication_.request_sent.
   void accept_lifetime(std::uint64_t lifetime_ms, Time now);
   // What an exchange on the live session binds to and may use: the session's own binding for the
   // `sequence`th exchange and what the latest connection offers (TLS, a certificate identity).
@@ -269,6 +273,12 @@ class Session {
   void fail_reauthentication(Reason reason, std::string message, Time now);
   // The lifetime ended (the kCredentialExpiry slot).
   void on_lifetime_end(Time now);
+  // The exchange in flight counts connected time only: its clock stops at a suspension and goes on
+  // at the resume.
+  void pause_exchange_clock(Time now);
+  void resume_exchange_clock(Time now);
+  // Server: runs on_lifetime_end now if the lifetime has ended and its timer has not run yet.
+  void catch_up_lifetime(Time now);
   // The exchange in flight ran out of time, or a session past its lifetime did not complete one
   // in its grace (the kReauthenticate slot on a server).
   void on_reauthentication_deadline(Time now);

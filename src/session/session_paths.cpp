@@ -78,6 +78,7 @@ void Session::on_data_path_lost(SuspendCause cause, Time now) {
 void Session::suspend(SuspendCause cause, Time now) {
   if (!lifecycle_.on_suspended(now)) return;
   if (suspended_index_ != nullptr) suspended_index_->insert({now, session_id_});
+  pause_exchange_clock(now);
   streams_.trim_pool();  // nothing moves while suspended
   emit(events::Suspended{cause});
 }
@@ -86,6 +87,7 @@ void Session::mark_resumed(Time now) {
   events::Resumed resumed;
   resumed.bytes_replayed = streams_.planned_replay();
   const Time since = lifecycle_.suspended_since();
+  resume_exchange_clock(now);
   if (const auto downtime = lifecycle_.on_resumed(now)) {
     resumed.downtime = *downtime;
     stats_.total_downtime += *downtime;

@@ -62,15 +62,17 @@ std::optional<Duration> Session::start_lifetime(Time now) {
 void Session::accept_lifetime(std::uint64_t lifetime_ms, Time now) {
   ReauthenticationState& state = reauthentication_;
   const std::optional<Duration> lifetime = lifetime::from_wire(lifetime_ms);
+  const Time from = std::min(state.request_sent.value_or(now), now);
+  state.request_sent.reset();
   state.lifetime_passed = false;
   state.holding = false;
   state.hold_end.reset();
   state.next_attempt.reset();
-  state.lifetime_end = lifetime ? std::optional<Time>(now + *lifetime) : std::nullopt;
+  state.lifetime_end = lifetime ? std::optional<Time>(from + *lifetime) : std::nullopt;
   if (!lifetime || !may_reauthenticate()) return;
-  Time next =
-      now + lifetime::reauthentication_delay(*lifetime, lifetime::unit_interval(random_.next_u64()),
-                                             config_.min_reauthentication_interval);
+  Time next = std::max(now, from + lifetime::reauthentication_delay(
+                                       *lifetime, lifetime::unit_interval(random_.next_u64()),
+                                       config_.min_reauthentication_interval));
   if (state.last_started) {
     next = std::max(next, *state.last_started + config_.min_reauthentication_interval);
   }
@@ -125,6 +127,28 @@ void Session::on_lifetime_end(Time now) {
   fail_session(Reason::kCredentialsExpired, false, false, now, true, std::move(message));
 }
 
+void Session::pause_exchange_clock(Time now) {
+  ReauthenticationState& state = reauthentication_;
+  if (!state.in_progress() || !state.exchange_deadline) return;
+  state.exchange_time_left = std::max(Duration::zero(), *state.exchange_deadline - now);
+  state.exchange_deadline.reset();
+}
+
+void Session::resume_exchange_clock(Time now) {
+  ReauthenticationState& state = reauthentication_;
+  if (!state.in_progress() || !state.exchange_time_left) return;
+  state.exchange_deadline = now + *state.exchange_time_left;
+  state.exchange_time_left.reset();
+}
+
+void Session::catch_up_lifetime(Time now) {
+  const ReauthenticationState& state = reauthentication_;
+  if (!state.lifetime_passed && state.lifetime_end && now >= *state.lifetime_end &&
+      lifecycle_.open()) {
+    on_lifetime_end(now);
+  }
+}
+
 bool Session::note_use(bool opens_stream, Time now) {
   const ReauthenticationState& state = reauthentication_;
   if (role_ != Role::kServer || !state.lifetime_passed) return true;
@@ -137,10 +161,11 @@ bool Session::note_use(bool opens_stream, Time now) {
   // (a client holds its data once its lifetime passed): on-use enforcement's rule, and in a
   // resume's grace or after an exchange begun late, a client that did not hold.
   if (state.grace_allows_data && !opens_stream) return true;
-  fail_session(Reason::kCredentialsExpired, false, false, now, true,
-               opens_stream && state.grace_end
-                   ? "the session opened a stream after its lifetime ended, before re-authenticating"
-                   : "the session was used after its lifetime ended without re-authenticating");
+  fail_session(
+      Reason::kCredentialsExpired, false, false, now, true,
+      opens_stream && state.grace_end
+          ? "the session opened a stream after its lifetime ended, before re-authenticating"
+          : "the session was used after its lifetime ended without re-authenticating");
   return false;
 }
 
@@ -192,8 +217,9 @@ void Session::on_reauthentication_deadline(Time now) {
   }
   if (state.in_progress() && state.exchange_deadline && now >= *state.exchange_deadline) {
     if (suspended() || !paths_.data_path()) {
-      // Its messages wait in the control stream for the next connection: the clock restarts then.
-      state.exchange_deadline = now + config_.handshake_timeout;
+      // Its messages wait in the control stream for the next connection (suspend() normally
+      // stopped the clock already): what is left of it runs after the resume.
+      pause_exchange_clock(now);
       return;
     }
     const std::string message = role_ == Role::kClient
@@ -285,6 +311,7 @@ void Session::start_client_reauthentication(Time now) {
   state.client_exchange = std::move(exchange);
   state.started = now;
   state.last_started = now;
+  state.request_sent = now;
   state.exchange_deadline = now + config_.handshake_timeout;
   queue_control_message(wire::Reauthenticate{peer_.mechanism, std::move(step.output)});
 }
@@ -417,6 +444,7 @@ void Session::handle_control(const wire::AuthChallenge& message, Time now) {
                           "re-authentication failed: " + failure_text(step, peer_.mechanism), now);
     return;
   }
+  state.request_sent = now;
   queue_control_message(wire::AuthResponse{std::move(step.output)});
 }
 

@@ -237,6 +237,8 @@ Expected<StreamId, StreamError> Session::open_stream(std::uint8_t priority, Time
     return make_unexpected(StreamError::kNotOpen);
   if (streams_.local_count() >= config_.max_streams)
     return make_unexpected(StreamError::kTooManyStreams);
+  if (role_ == Role::kServer && reauthentication_.lifetime_passed && !config_.lifetime_audit_only)
+    return make_unexpected(StreamError::kLifetimePassed);
   const StreamId id = streams_.take_local_id();
   streams_.create(id, priority);
   return id;

@@ -196,9 +196,9 @@ MetricsSnapshot server_metrics(ServerRuntime& runtime) {
     if (const session::Session* session = core.find(id)) {
       count_session_state(*session, snapshot.sessions);
       const session::SessionStats& stats = session->stats();
-      add(totals, SessionCounterTotals{stats.bytes_sent, stats.bytes_replayed,
-                                       stats.bytes_received, stats.resumes,
-                                       stats.reauthentications, stats.heartbeats_missed});
+      add(totals,
+          SessionCounterTotals{stats.bytes_sent, stats.bytes_replayed, stats.bytes_received,
+                               stats.resumes, stats.reauthentications, stats.heartbeats_missed});
     }
   }
   ServerMetrics server;

@@ -67,9 +67,9 @@ struct MetricsSnapshot {
 };
 
 // Keeps a client's per-session counters monotonic across the sessions it replaces (a server needs
-// none: its endpoint adds up freed sessions exactly): it remembers the counters last seen of each session and
-// adds those of a session that is gone to a running total. A session's counts after the last
-// snapshot before it was freed are not seen. Holds one entry per live session; io thread only.
+// none: its endpoint adds up freed sessions exactly): it remembers the counters last seen of each
+// session and adds those of a session that is gone to a running total. A session's counts after the
+// last snapshot before it was freed are not seen. Holds one entry per live session; io thread only.
 class SessionCounterLedger {
  public:
   // Starts a pass; then observe() every live session once, then finish().

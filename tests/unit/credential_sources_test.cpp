@@ -30,15 +30,14 @@ fs::path temporary(const std::string& name) {
 }
 
 std::string base64url(const std::string& text) {
-  return base64url_encode(
-      std::span(reinterpret_cast<const std::byte*>(text.data()), text.size()));
+  return base64url_encode(std::span(reinterpret_cast<const std::byte*>(text.data()), text.size()));
 }
 
 // A JWT-shaped token (the client reads its claims unverified; the signature is the server's job).
 std::string token_with(const std::string& subject, std::int64_t issued, std::int64_t expires) {
   return base64url(R"({"alg":"HS256","typ":"JWT"})") + "." +
-         base64url(R"({"sub":")" + subject + R"(","iat":)" + std::to_string(issued) +
-                   R"(,"exp":)" + std::to_string(expires) + "}") +
+         base64url(R"({"sub":")" + subject + R"(","iat":)" + std::to_string(issued) + R"(,"exp":)" +
+                   std::to_string(expires) + "}") +
          ".c2lnbmF0dXJl";
 }
 

@@ -338,8 +338,7 @@ TEST(Reauthentication, ACredentialAboutToExpireIsRefusedAtLoginAndWhenReauthenti
   const auto server = test.server_closed();
   ASSERT_TRUE(server.has_value());
   EXPECT_EQ(server->reason, wire::Reason::kCredentialsExpired);
-  EXPECT_NE(server->message.find("expires in less than 2 s"), std::string::npos)
-      << server->message;
+  EXPECT_NE(server->message.find("expires in less than 2 s"), std::string::npos) << server->message;
 }
 
 TEST(Reauthentication, ACredentialThatCannotBeReadIsRetriedAndTheSessionEndsAtItsLifetime) {

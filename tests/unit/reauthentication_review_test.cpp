@@ -10,6 +10,7 @@
 
 #include "tests/unit/authentication_doubles.hpp"
 #include "tests/unit/loopback.hpp"
+#include "tests/unit/reauthentication_support.hpp"
 
 namespace tether::test {
 namespace {
@@ -17,65 +18,16 @@ namespace {
 using session::ExpiryEnforcement;
 namespace events = session::events;
 
-// As reauthentication_test.cpp's fixture: credentials that last `life` on the server's word, over
-// TLS-like connections.
-struct Review {
-  Fixture fixture;
-  Loopback& loop;
-  session::SessionId id{};
-
-  explicit Review(std::optional<Duration> life,
-                  const std::function<void(SessionConfig&, SessionConfig&)>& configure = {})
-      : fixture(true, true, configure), loop(*fixture.loop) {
-    fixture.server_auth->counters.lifetime = life;
-    loop.bind_channels = true;
-    id = loop.establish();
-  }
-
-  session::Session* server_session() { return loop.server.find(id); }
-  std::optional<events::Closed> server_closed() const {
-    auto closed = events_of<events::Closed>(loop.server_events);
-    if (closed.empty()) return std::nullopt;
-    return closed.back();
-  }
+// The shared fixture (reauthentication_support.hpp), with counts of re-authentications.
+struct Review : Reauthentication {
+  using Reauthentication::Reauthentication;
   std::size_t server_reauthentications() const {
-    return events_of<events::Reauthenticated>(loop.server_events).size();
+    return Reauthentication::server_reauthentications().size();
   }
   std::size_t client_reauthentications() const {
-    return events_of<events::Reauthenticated>(loop.client_events).size();
+    return Reauthentication::client_reauthentications().size();
   }
 };
-
-// A hostile client's message on the control stream, at the end of what the real client sent
-// there, straight to the server on `path`.
-[[maybe_unused]] void inject_control(Loopback& loop, PathId path, const wire::Frame& message) {
-  std::uint64_t end = 0;
-  for (const auto& [id, connection] : loop.connections) {
-    for (const auto& frame : frames_of<wire::StreamData>(loop.sent_on(id, true))) {
-      if (frame.stream_id == session::kControlStream) {
-        end = std::max<std::uint64_t>(end, frame.offset + frame.data.size());
-      }
-    }
-  }
-  Bytes payload;
-  wire::encode_frame(message, payload);
-  wire::StreamData data;
-  data.stream_id = session::kControlStream;
-  data.offset = end;
-  data.data = payload;
-  loop.deliver(End::kServer, path, encode(data));
-}
-
-// A hostile client's stream data, straight to the server on `path`.
-bool inject_stream_data(Loopback& loop, PathId path, StreamId stream, std::uint64_t offset,
-                        bool open, const Bytes& payload) {
-  wire::StreamData data;
-  data.stream_id = stream;
-  data.offset = offset;
-  data.open = open;
-  data.data = payload;
-  return loop.deliver(End::kServer, path, encode(data));
-}
 
 // ---- Finding 1: the client measures the lifetime from when Reauthenticated reaches it --------
 

@@ -688,14 +688,7 @@ void ServerEndpoint::collect_closed_sessions() {
     // A closed session does not open again and gains no connection (Resume needs it open).
     assert(entry->session->phase() == Phase::kClosed && entry->session->path_count() == 0);
     for (const PathId connection : entry->connections) ready_connections_.erase(connection);
-    const SessionStats& counts = entry->session->stats();
-    FreedSessionCounters& freed = stats_.freed_sessions;
-    freed.bytes_sent += counts.bytes_sent;
-    freed.bytes_replayed += counts.bytes_replayed;
-    freed.bytes_received += counts.bytes_received;
-    freed.resumes += counts.resumes;
-    freed.reauthentications += counts.reauthentications;
-    freed.heartbeats_missed += counts.heartbeats_missed;
+    stats_.freed_sessions.add(entry->session->stats());
     session_deadlines_.erase(id);
     sessions_.erase(id);
   }

@@ -46,16 +46,29 @@ struct ServerLimits {
 // first frame cannot make the server buffer a megabyte.
 [[nodiscard]] std::size_t first_frame_payload_limit(const SessionConfig& config);
 
-// Counters of the sessions a server has freed, as they stood when each was freed: the live
-// sessions' own SessionStats plus these give exact totals over the server's life (a scrape that
-// only summed live sessions would lose whatever a session did after the last scrape).
-struct FreedSessionCounters {
+// The SessionStats counters that metrics add up over sessions (EndpointStats::freed_sessions, the
+// metrics' totals).
+struct SessionCounters {
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_replayed = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t resumes = 0;
   std::uint64_t reauthentications = 0;
   std::uint64_t heartbeats_missed = 0;
+
+  void add(const SessionCounters& other) {
+    bytes_sent += other.bytes_sent;
+    bytes_replayed += other.bytes_replayed;
+    bytes_received += other.bytes_received;
+    resumes += other.resumes;
+    reauthentications += other.reauthentications;
+    heartbeats_missed += other.heartbeats_missed;
+  }
+  void add(const SessionStats& stats) { add(of(stats)); }
+  [[nodiscard]] static SessionCounters of(const SessionStats& stats) {
+    return SessionCounters{stats.bytes_sent, stats.bytes_replayed,    stats.bytes_received,
+                           stats.resumes,    stats.reauthentications, stats.heartbeats_missed};
+  }
 };
 
 struct EndpointStats {
@@ -87,7 +100,10 @@ struct EndpointStats {
   std::uint64_t frames_on_expired_sessions = 0;  // audit mode: frames carried past the lifetime
   std::uint64_t sessions_revoked = 0;            // ended by an operator's revocation
   LatencyHistogram reauthentication_latency;     // the server's view: first frame to result
-  FreedSessionCounters freed_sessions;
+  // The counters of the sessions already freed, as they stood when each was freed: the live
+  // sessions' own plus these give exact totals over the server's life (a scrape that only summed
+  // live sessions would lose whatever a session did after the last scrape).
+  SessionCounters freed_sessions;
   // The endpoint's own work, for tests and benchmarks: sessions it looked at (a deadline or output
   // re-read, a due timeout, a collection) and connections awaiting their first frame whose
   // deadline it handled. Per call they grow with what the call touched, not with all sessions.

@@ -26,15 +26,6 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-void add(SessionCounterTotals& into, const SessionCounterTotals& counts) {
-  into.bytes_sent += counts.bytes_sent;
-  into.bytes_replayed += counts.bytes_replayed;
-  into.bytes_received += counts.bytes_received;
-  into.resumes += counts.resumes;
-  into.reauthentications += counts.reauthentications;
-  into.heartbeats_missed += counts.heartbeats_missed;
-}
-
 double value(std::uint64_t count) {
   return static_cast<double>(count);
 }
@@ -152,19 +143,17 @@ void add_server_families(Families& out, const ServerMetrics& server) {
 
 void SessionCounterLedger::observe(const session::SessionId& id,
                                    const session::SessionStats& stats) {
-  current_[id] =
-      SessionCounterTotals{stats.bytes_sent, stats.bytes_replayed,    stats.bytes_received,
-                           stats.resumes,    stats.reauthentications, stats.heartbeats_missed};
+  current_[id] = SessionCounterTotals::of(stats);
 }
 
 SessionCounterTotals SessionCounterLedger::finish() {
   for (const auto& [id, counts] : previous_) {
-    if (!current_.contains(id)) add(retired_, counts);
+    if (!current_.contains(id)) retired_.add(counts);
   }
   previous_.swap(current_);
   current_.clear();
   SessionCounterTotals totals = retired_;
-  for (const auto& [id, counts] : previous_) add(totals, counts);
+  for (const auto& [id, counts] : previous_) totals.add(counts);
   return totals;
 }
 
@@ -188,17 +177,12 @@ MetricsSnapshot server_metrics(ServerRuntime& runtime) {
   // Read through the const endpoint: a scrape does not make the server re-read sessions.
   const session::ServerEndpoint& core = runtime.endpoint();
   // Exact: what freed sessions carried (the endpoint adds it up as it frees them) plus the live.
-  const session::FreedSessionCounters& freed = core.stats().freed_sessions;
   SessionCounterTotals& totals = snapshot.totals;
-  totals = SessionCounterTotals{freed.bytes_sent, freed.bytes_replayed,    freed.bytes_received,
-                                freed.resumes,    freed.reauthentications, freed.heartbeats_missed};
+  totals = core.stats().freed_sessions;
   for (const auto& id : core.session_ids()) {
     if (const session::Session* session = core.find(id)) {
       count_session_state(*session, snapshot.sessions);
-      const session::SessionStats& stats = session->stats();
-      add(totals,
-          SessionCounterTotals{stats.bytes_sent, stats.bytes_replayed, stats.bytes_received,
-                               stats.resumes, stats.reauthentications, stats.heartbeats_missed});
+      totals.add(session->stats());
     }
   }
   ServerMetrics server;

@@ -39,14 +39,8 @@ struct SessionStateCounts {
 };
 
 // Per-session counters summed over every session this process has had.
-struct SessionCounterTotals {
-  std::uint64_t bytes_sent = 0;
-  std::uint64_t bytes_replayed = 0;
-  std::uint64_t bytes_received = 0;
-  std::uint64_t resumes = 0;
-  std::uint64_t reauthentications = 0;
-  std::uint64_t heartbeats_missed = 0;
-};
+// Per-session counters summed over sessions (the core's SessionCounters).
+using SessionCounterTotals = session::SessionCounters;
 
 // What a server adds: the endpoint's counters and how close it is to its bounds.
 struct ServerMetrics {

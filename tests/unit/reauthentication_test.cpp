@@ -642,7 +642,7 @@ TEST(Reauthentication, AFreedSessionsCountersStayInTheEndpointsTotals) {
   test.loop.client.close(test.loop.now);
   test.loop.advance(seconds(2));
   EXPECT_EQ(test.server_session(), nullptr);  // freed
-  const session::FreedSessionCounters& freed = test.loop.server.stats().freed_sessions;
+  const session::SessionCounters& freed = test.loop.server.stats().freed_sessions;
   EXPECT_EQ(freed.reauthentications, rounds);
   EXPECT_GE(freed.bytes_received, received);
 }

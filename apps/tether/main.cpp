@@ -22,6 +22,7 @@
 #include "auth/mechanism.hpp"
 #include "config_file.hpp"
 #include "crypto/primitives.hpp"
+#include "known_servers_command.hpp"
 #include "passwd_command.hpp"
 #include "transport/event_log.hpp"
 #include "transport/file_safety.hpp"
@@ -763,7 +764,9 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> client_auth
   return authenticator;
 }
 
-Expected<transport::ClientOptions, std::string> client_options(ClientArguments arguments) {
+// `pending_pin` receives a --fingerprint that is not yet the saved pin (PinningObserver saves it).
+Expected<transport::ClientOptions, std::string> client_options(
+    ClientArguments arguments, std::optional<app::PendingPin>* pending_pin) {
   if (!arguments.ca.empty() && !arguments.fingerprint.empty())
     return make_unexpected(std::string("pass either --ca or --fingerprint, not both"));
   auto server_address = tunnel::split_host_port(arguments.server);
@@ -799,13 +802,18 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
     auto parsed = transport::parse_fingerprint(fingerprint);
     if (!parsed) return make_unexpected("--fingerprint: " + parsed.error());
     fingerprint = *parsed;
-    if (auto remembered = known->lookup(arguments.server);
-        remembered && *remembered != fingerprint) {
-      spdlog::warn("{} was known with {}; now pinned to {}", arguments.server, *remembered,
-                   fingerprint);
+    // Saved only after a handshake verified it (PinningObserver): a typo never replaces a pin.
+    auto remembered = known->lookup(arguments.server);
+    if (remembered && *remembered != fingerprint) {
+      spdlog::warn(
+          "{} is known with {}; trying --fingerprint {}, saved only if the server "
+          "presents it",
+          arguments.server, *remembered, fingerprint);
     }
-    if (auto stored = known->remember(arguments.server, fingerprint); !stored)
-      spdlog::warn("{}", stored.error());
+    if (!remembered || *remembered != fingerprint) {
+      auto key = transport::normalize_host_port(arguments.server);
+      if (key) *pending_pin = app::PendingPin{arguments.known_servers, *key, fingerprint};
+    }
   } else if (arguments.ca.empty()) {
     auto remembered = known->lookup(arguments.server);
     if (!remembered) {
@@ -829,7 +837,8 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
 }
 
 int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tunnel_options) {
-  auto options = client_options(arguments);
+  std::optional<app::PendingPin> pending_pin;
+  auto options = client_options(arguments, &pending_pin);
   if (!options) {
     spdlog::error("{}", options.error());
     return tunnel::kExitUsage;
@@ -838,7 +847,8 @@ int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tun
   if (!stdio) tunnel_options.new_session_on_loss = !arguments.exit_on_session_loss;
   asio::io_context io;
   tunnel::ClientTunnel tunnel(io, std::move(tunnel_options));
-  transport::ClientRuntime runtime(io, *options, tunnel);
+  app::PinningObserver pinning(tunnel, std::move(pending_pin));
+  transport::ClientRuntime runtime(io, *options, pinning);
   tunnel.attach(runtime);
   if (auto started = tunnel.start(); !started) {
     spdlog::error("{}", started.error());
@@ -993,6 +1003,10 @@ int main(int argc, char** argv) {
   auto* passwd = tether::app::add_passwd_command(app, passwd_options);
   tether::app::AdminOptions admin_options;
   auto* admin = tether::app::add_admin_command(app, admin_options);
+  tether::app::FingerprintOptions fingerprint_options;
+  auto* fingerprint = tether::app::add_fingerprint_command(app, fingerprint_options);
+  tether::app::KnownServersOptions known_servers_options;
+  auto* known_servers = tether::app::add_known_servers_command(app, known_servers_options);
 
   try {
     app.parse(argc, argv);
@@ -1013,6 +1027,9 @@ int main(int argc, char** argv) {
   if (status->parsed()) return run_status(status_socket, status_json);
   if (passwd->parsed()) return tether::app::run_passwd(passwd_options);
   if (admin->parsed()) return tether::app::run_admin(*admin, admin_options);
+  if (fingerprint->parsed()) return tether::app::run_fingerprint(fingerprint_options);
+  if (known_servers->parsed())
+    return tether::app::run_known_servers(*known_servers, known_servers_options);
   if (server->parsed()) {
     if (!server_plain && (certificate.empty() || key.empty())) {
       spdlog::error(

@@ -22,6 +22,7 @@
 #include "auth/mechanism.hpp"
 #include "config_file.hpp"
 #include "crypto/primitives.hpp"
+#include "known_servers_command.hpp"
 #include "passwd_command.hpp"
 #include "transport/event_log.hpp"
 #include "transport/file_safety.hpp"
@@ -173,6 +174,7 @@ int run_status(const std::string& socket_path, bool json) {
     std::sort(sockets.begin(), sockets.end());
   }
   if (sockets.empty()) {
+    if (json) std::printf("[]\n");  // always a JSON document; the exit code says none was found
     std::fprintf(stderr, "tether status: no running tether found in %s\n",
                  transport::escape_for_log(directory.string()).c_str());
     return 1;
@@ -763,7 +765,9 @@ Expected<std::shared_ptr<session::ClientAuthenticator>, std::string> client_auth
   return authenticator;
 }
 
-Expected<transport::ClientOptions, std::string> client_options(ClientArguments arguments) {
+// `pending_pin` receives a --fingerprint that is not yet the saved pin (PinningObserver saves it).
+Expected<transport::ClientOptions, std::string> client_options(
+    ClientArguments arguments, std::optional<app::PendingPin>* pending_pin) {
   if (!arguments.ca.empty() && !arguments.fingerprint.empty())
     return make_unexpected(std::string("pass either --ca or --fingerprint, not both"));
   auto server_address = tunnel::split_host_port(arguments.server);
@@ -799,13 +803,18 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
     auto parsed = transport::parse_fingerprint(fingerprint);
     if (!parsed) return make_unexpected("--fingerprint: " + parsed.error());
     fingerprint = *parsed;
-    if (auto remembered = known->lookup(arguments.server);
-        remembered && *remembered != fingerprint) {
-      spdlog::warn("{} was known with {}; now pinned to {}", arguments.server, *remembered,
-                   fingerprint);
+    // Saved only after a handshake verified it (PinningObserver): a typo never replaces a pin.
+    auto remembered = known->lookup(arguments.server);
+    if (remembered && *remembered != fingerprint) {
+      spdlog::warn(
+          "{} is known with {}; trying --fingerprint {}, saved only if the server "
+          "presents it",
+          arguments.server, *remembered, fingerprint);
     }
-    if (auto stored = known->remember(arguments.server, fingerprint); !stored)
-      spdlog::warn("{}", stored.error());
+    if (!remembered || *remembered != fingerprint) {
+      auto key = transport::normalize_host_port(arguments.server);
+      if (key) *pending_pin = app::PendingPin{arguments.known_servers, *key, fingerprint};
+    }
   } else if (arguments.ca.empty()) {
     auto remembered = known->lookup(arguments.server);
     if (!remembered) {
@@ -829,7 +838,8 @@ Expected<transport::ClientOptions, std::string> client_options(ClientArguments a
 }
 
 int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tunnel_options) {
-  auto options = client_options(arguments);
+  std::optional<app::PendingPin> pending_pin;
+  auto options = client_options(arguments, &pending_pin);
   if (!options) {
     spdlog::error("{}", options.error());
     return tunnel::kExitUsage;
@@ -838,11 +848,13 @@ int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tun
   if (!stdio) tunnel_options.new_session_on_loss = !arguments.exit_on_session_loss;
   asio::io_context io;
   tunnel::ClientTunnel tunnel(io, std::move(tunnel_options));
-  transport::ClientRuntime runtime(io, *options, tunnel);
+  app::PinningObserver pinning(tunnel, std::move(pending_pin));
+  transport::ClientRuntime runtime(io, *options, pinning);
   tunnel.attach(runtime);
   if (auto started = tunnel.start(); !started) {
+    // A local listener that cannot be opened (port in use, address not bindable).
     spdlog::error("{}", started.error());
-    return 1;
+    return tunnel::kExitForwardFailed;
   }
   auto control = open_control_socket(
       io, stdio ? "stdio" : "client", arguments.control_socket,
@@ -872,11 +884,21 @@ int run_client(const ClientArguments& arguments, tunnel::ClientTunnelOptions tun
 int main(int argc, char** argv) {
   CLI::App app{
       "tether: connections that survive network changes and do not outlive their credentials"};
-  app.require_subcommand(1);
+  // At most one subcommand; none, or an unknown one, is reported after parsing (by its name).
+  app.require_subcommand(0, 1);
+  app.allow_extras();
   command_line::enable_config_file(
       app, transport::default_known_servers_path().parent_path() / "tether.toml");
+  // Logging options go before or after the subcommand (each subcommand falls through to these).
   bool verbose = false;
-  app.add_flag("-v,--verbose", verbose, "Log connection-level detail");
+  app.add_flag("-v,--verbose", verbose, "Log connection-level detail (--log-level debug)");
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "Log only errors (--log-level error)");
+  std::string log_level;
+  app.add_option("--log-level", log_level,
+                 "debug, info, warn, error or off (default info; `tether stdio` warn when standard "
+                 "error is a terminal: ssh's user sees no log lines per call)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
   std::string log_format = "text";
   app.add_option("--log-format", log_format,
                  "Standard error's log: 'text' lines, or 'json': one JSON object per line, session "
@@ -965,6 +987,10 @@ int main(int argc, char** argv) {
       "-D,--dynamic", dynamic_forwards,
       "[BIND:]PORT: a SOCKS5 proxy on local BIND:PORT; each CONNECT reaches its target from the "
       "server (IPv4, IPv6 and domain names); repeat as needed");
+  bool keep_going = false;
+  client->add_flag("--keep-going", keep_going,
+                   "Run on when the server refuses a -R forward (default: exit with status 2, "
+                   "as ssh's ExitOnForwardFailure)");
   client->add_flag(
       "--exit-on-session-loss", client_arguments.exit_on_session_loss,
       "Exit with status 4 when the server no longer has the session (default: start a new one)");
@@ -993,18 +1019,46 @@ int main(int argc, char** argv) {
   auto* passwd = tether::app::add_passwd_command(app, passwd_options);
   tether::app::AdminOptions admin_options;
   auto* admin = tether::app::add_admin_command(app, admin_options);
+  tether::app::FingerprintOptions fingerprint_options;
+  auto* fingerprint = tether::app::add_fingerprint_command(app, fingerprint_options);
+  tether::app::KnownServersOptions known_servers_options;
+  auto* known_servers = tether::app::add_known_servers_command(app, known_servers_options);
 
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; }))
+    command->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     // --help and --version exit 0; every mistake on the command line or in the file exits 2.
     return app.exit(error) == 0 ? 0 : tunnel::kExitUsage;
   }
+  if (const auto extras = app.remaining(); !extras.empty() || app.get_subcommands().empty()) {
+    if (app.get_subcommands().empty() && !extras.empty() && !extras.front().starts_with('-')) {
+      std::fprintf(stderr, "tether: unknown subcommand '%s' (see tether --help)\n",
+                   extras.front().c_str());
+    } else if (!extras.empty()) {
+      std::fprintf(stderr, "tether: unexpected argument '%s' (see tether --help)\n",
+                   extras.front().c_str());
+    } else {
+      std::fprintf(stderr, "tether: a subcommand is required (see tether --help)\n");
+    }
+    return tunnel::kExitUsage;
+  }
   // Logs go to standard error: standard output belongs to `tether stdio`'s stream and to the
   // output of keygen and status.
   spdlog::set_default_logger(spdlog::stderr_color_mt("tether"));
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
-  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  if (!log_level.empty()) {
+    spdlog::set_level(spdlog::level::from_str(log_level));
+  } else if (verbose) {
+    spdlog::set_level(spdlog::level::debug);
+  } else if (quiet) {
+    spdlog::set_level(spdlog::level::err);
+  } else if (stdio->parsed() && ::isatty(STDERR_FILENO) != 0) {
+    spdlog::set_level(spdlog::level::warn);
+  } else {
+    spdlog::set_level(spdlog::level::info);
+  }
   transport::set_log_format(
       transport::parse_log_format(log_format).value_or(transport::LogFormat::kText));
   std::signal(SIGPIPE, SIG_IGN);
@@ -1013,6 +1067,9 @@ int main(int argc, char** argv) {
   if (status->parsed()) return run_status(status_socket, status_json);
   if (passwd->parsed()) return tether::app::run_passwd(passwd_options);
   if (admin->parsed()) return tether::app::run_admin(*admin, admin_options);
+  if (fingerprint->parsed()) return tether::app::run_fingerprint(fingerprint_options);
+  if (known_servers->parsed())
+    return tether::app::run_known_servers(*known_servers, known_servers_options);
   if (server->parsed()) {
     if (!server_plain && (certificate.empty() || key.empty())) {
       spdlog::error(
@@ -1048,6 +1105,7 @@ int main(int argc, char** argv) {
       tunnel_options.forwards.push_back(*forward);
     }
   }
+  tunnel_options.exit_on_forward_failure = !keep_going;
   if (tunnel_options.forwards.empty()) {
     spdlog::error("tether client needs at least one -L, -R or -D forward");
     return tunnel::kExitUsage;

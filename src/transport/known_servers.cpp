@@ -177,6 +177,26 @@ Expected<void, std::string> KnownServers::remember(std::string_view host_port,
   return {};
 }
 
+Expected<bool, std::string> KnownServers::forget(std::string_view host_port) {
+  auto key = normalize_host_port(host_port);
+  if (!key) return make_unexpected(key.error());
+  auto current = load(path_);
+  if (!current) return make_unexpected(current.error());
+  KnownServers updated = std::move(*current);
+  const auto before = updated.lines_.size();
+  std::erase_if(updated.lines_, [&key](const Line& line) { return line.host_port == *key; });
+  if (updated.lines_.size() == before) {
+    *this = std::move(updated);
+    return false;
+  }
+  std::string text;
+  for (const Line& line : updated.lines_) text += line.text + "\n";
+  auto written = write_file_atomically(path_, text, fs::perms::owner_read | fs::perms::owner_write);
+  if (!written) return make_unexpected(written.error());
+  *this = std::move(updated);
+  return true;
+}
+
 fs::path default_known_servers_path() {
   const fs::path relative = fs::path("tether") / "known_servers";
   if (const char* config = std::getenv("XDG_CONFIG_HOME"); config != nullptr && config[0] == '/') {

@@ -36,6 +36,10 @@ class KnownServers {
   [[nodiscard]] Expected<void, std::string> remember(std::string_view host_port,
                                                      std::string_view fingerprint);
 
+  // Removes the entry for "host:port" (ssh-keygen -R), writing the file as remember() does.
+  // Returns whether there was one; when there was none, the file is not touched.
+  [[nodiscard]] Expected<bool, std::string> forget(std::string_view host_port);
+
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
   [[nodiscard]] std::size_t size() const;
 

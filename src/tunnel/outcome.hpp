@@ -19,6 +19,10 @@ inline constexpr int kExitTargetFailed = 7;  // stdio: the target was not allowe
 inline constexpr int kExitStreamReset = 8;   // stdio: the stream was reset (by either side)
 // The server refused the credentials (or we refused it), or an operator revoked the session.
 inline constexpr int kExitAuthFailed = 9;
+// A forward asked for could not be set up: a local port in use or not bindable, or a -R the server
+// refused (ssh's ExitOnForwardFailure; ClientTunnelOptions::exit_on_forward_failure): a
+// configuration error, the README's 2.
+inline constexpr int kExitForwardFailed = kExitUsage;
 
 struct ClientOutcome {
   bool new_session = false;       // start a new session and keep running

@@ -846,13 +846,23 @@ void ClientTunnel::request_listeners() {
     }
     const auto target = describe(forward.target.host, forward.target.port);
     auto bridge = new_bridge(*stream, "-R " + bind);
-    auto on_reply = [bind, target](const Reply& reply) {
+    auto on_reply = [this, bind, target](const Reply& reply) {
       if (reply.status == ReplyStatus::kConnected) {
         spdlog::info("client remote forward: server {}, to {}",
                      transport::escape_for_log(reply.message), transport::escape_for_log(target));
       } else {
-        spdlog::error("client remote forward {} refused by the server: {}",
-                      transport::escape_for_log(bind), transport::escape_for_log(reply.message));
+        spdlog::error("client remote forward {} refused by the server: {}{}",
+                      transport::escape_for_log(bind), transport::escape_for_log(reply.message),
+                      options_.exit_on_forward_failure ? "; exiting (--keep-going runs on)" : "");
+        if (options_.exit_on_forward_failure) {
+          // Not from inside the bridge's own callback: shutdown() destroys the bridges.
+          asio::post(io_, [this] {
+            if (runtime_ != nullptr)
+              (void)runtime_->session().abort(wire::Reason::kApplicationAbort,
+                                              session::Clock::now());
+            shutdown(kExitForwardFailed);
+          });
+        }
       }
       return std::vector<std::byte>{};
     };

@@ -168,6 +168,9 @@ struct ClientTunnelOptions {
   // it, or with a stdio stream (which cannot continue elsewhere), the client exits with
   // kExitSessionLost. client_outcome() says which ends are losses.
   bool new_session_on_loss = true;
+  // A -R the server refuses ends the client with kExitForwardFailed (--keep-going: it is logged
+  // and the client runs on without it). Local listeners that cannot be opened fail start().
+  bool exit_on_forward_failure = true;
 };
 
 class ClientTunnel final : public transport::SessionObserver {

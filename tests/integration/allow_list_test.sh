@@ -39,7 +39,7 @@ spawn "$tether" server --listen 127.0.0.1:$server_port "${server_options[@]}" \
 wait_for 10 listening $server_port || fail "server did not listen"
 wait_for 5 listening $echo_port || fail "echo service did not start"
 spawn "$tether" client --server 127.0.0.1:$server_port --fingerprint "$fingerprint" \
-  --known-servers "$work/known" --heartbeat-interval 500 \
+  --known-servers "$work/known" --heartbeat-interval 500 --keep-going \
   -L $local_name:localhost:$name_port -L $local_echo:127.0.0.1:$echo_port \
   -L $local_localhost:localhost:$echo_port -L $local_blackhole:127.0.0.1:$blackhole_port \
   -R 127.0.0.1:$remote_port:127.0.0.1:$echo_port >"$work/client.log" 2>&1
@@ -70,7 +70,7 @@ spawn "$tether" server --listen 127.0.0.1:$server2_port "${server_options[@]}" \
   >"$work/server2.log" 2>&1
 wait_for 10 listening $server2_port || fail "second server did not listen"
 spawn "$tether" client --server 127.0.0.1:$server2_port --fingerprint "$fingerprint" \
-  --known-servers "$work/known" --heartbeat-interval 500 \
+  --known-servers "$work/known" --heartbeat-interval 500 --keep-going \
   -R 127.0.0.1:$remote_port:127.0.0.1:$echo_port -R 127.0.0.1:25:127.0.0.1:$echo_port \
   >"$work/client2.log" 2>&1
 wait_for 10 grep -q "remote forward: server listening on 127.0.0.1:$remote_port" "$work/client2.log" ||

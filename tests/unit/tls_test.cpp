@@ -937,6 +937,32 @@ TEST(KnownServers, RememberUpdatesAndKeepsOtherLines) {
   EXPECT_EQ(reloaded->size(), 3u);
 }
 
+TEST(KnownServers, ForgetRemovesOnlyThatServerAndKeepsComments) {
+  TemporaryDirectory temporary;
+  const fs::path path = temporary.path() / "known_servers";
+  write_text(path, "# mine\nalpha:1 " + kFingerprintA + "\n[::1]:7000 " + kFingerprintB + "\n");
+  auto known = KnownServers::load(path);
+  ASSERT_TRUE(known.has_value()) << known.error();
+  auto removed = known->forget("[::1]:7000");
+  ASSERT_TRUE(removed.has_value()) << removed.error();
+  EXPECT_TRUE(*removed);
+  EXPECT_EQ(known->lookup("[::1]:7000"), std::nullopt);
+  EXPECT_EQ(known->lookup("alpha:1"), kFingerprintA);
+  EXPECT_EQ(read_text(path), "# mine\nalpha:1 " + kFingerprintA + "\n");
+  EXPECT_EQ(mode_of(path), 0600u);
+
+  // Not listed: nothing written; a malformed name is an error.
+  auto again = known->forget("ALPHA:2");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(read_text(path), "# mine\nalpha:1 " + kFingerprintA + "\n");
+  EXPECT_FALSE(known->forget("::1:7000").has_value());
+  auto upper = known->forget("Alpha:1");
+  ASSERT_TRUE(upper.has_value());
+  EXPECT_TRUE(*upper);
+  EXPECT_EQ(read_text(path), "# mine\n");
+}
+
 TEST(KnownServers, RememberKeepsEntriesAnotherProcessAdded) {
   TemporaryDirectory temporary;
   const fs::path path = temporary.path() / "known_servers";
